@@ -1,0 +1,247 @@
+"""One raw event in, one Snap v3 payload (or the reason there can be none) out.
+
+This is the per-event hot path of every task: shape, name, time, identifiers, custom data,
+dedup id and the preflight rules, in that order, with no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .event_input import NativeEvent, SourceEvent, to_native
+from .event_names import EventNameResolver, unknown_event_message
+from .normalize import UserDataNormalizer
+from .preflight import preflight
+
+INTEGRATION = "apify-snapchat-conversions-actor"
+ACTION_SOURCES = frozenset({"WEB", "MOBILE_APP", "OFFLINE"})
+#: Identifiers reported in a row's `matchKeys`, in the order Snap weighs them.
+MATCH_KEYS = (
+    "em", "ph", "madid", "idfv", "sc_click_id", "sc_cookie1", "client_ip_address",
+    "client_user_agent", "external_id", "fn", "ln", "ge", "db", "ct", "st", "zp", "country",
+)  # fmt: skip
+_CLICK_ID_PARAMS = frozenset({"sccid", "sscid"})
+_ID_SEPARATORS = re.compile(r"[,;]")
+_MS_THRESHOLD = 10**11  # 10**11 seconds is the year 5138; anything larger is milliseconds.
+
+
+class EventError(ValueError):
+    """Why an event cannot be sent; shown to the user as the row's `error`."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """A payload ready for Snap, and what its result row needs to say about it."""
+
+    index: int
+    asset_id: str
+    payload: dict[str, Any]
+    event_id: str
+    event_name: str
+    action_source: str
+    match_keys: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """An event that failed before any request: bad shape, unknown name, or a preflight rule."""
+
+    index: int
+    error: str
+    event_name: str | None = None
+    event_id: str | None = None
+    action_source: str | None = None
+    match_keys: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Destinations:
+    """Where each action source's events go: pixel for WEB/OFFLINE, Snap App ID for MOBILE_APP."""
+
+    pixel_id: str | None
+    snap_app_id: str | None
+
+    def asset_for(self, action_source: str) -> str:
+        if action_source == "MOBILE_APP":
+            if not self.snap_app_id:
+                raise EventError("MOBILE_APP events need snapAppId")
+            return self.snap_app_id
+        if not self.pixel_id:
+            raise EventError(f"{action_source} events need pixelId")
+        return self.pixel_id
+
+
+def parse_event_time(value: object, now: float) -> int:
+    """Unix seconds from Unix seconds or milliseconds (number or digits) or ISO 8601; none is now."""
+    if value is None or value == "":
+        return int(now)
+    if isinstance(value, bool):
+        raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date")
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return int(moment.timestamp())
+    return int(number / 1000 if number >= _MS_THRESHOLD else number)
+
+
+def click_id_from_url(url: str) -> str | None:
+    """The `ScCid` parameter of a landing URL, whatever the name's case; the value keeps its case."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return None
+    for name, value in parse_qsl(query):
+        if name.lower() in _CLICK_ID_PARAMS and value:
+            return value
+    return None
+
+
+def _number(value: object, field: str) -> float | int:
+    if isinstance(value, bool):
+        raise EventError(f"{field} must be a number")
+    if isinstance(value, int | float):
+        return value
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise EventError(f"{field} must be a number") from None
+    return int(number) if number.is_integer() and "." not in str(value) else number
+
+
+def tidy_custom_data(custom: Mapping[str, Any]) -> dict[str, Any]:
+    """Snap's types for the fields users most often give as text: value, currency, ids, counts."""
+    out = dict(custom)
+    if "value" in out:
+        out["value"] = _number(out["value"], "price")
+    if "currency" in out:
+        out["currency"] = str(out["currency"]).strip().upper()
+    if "content_ids" in out:
+        ids = out["content_ids"]
+        parts = _ID_SEPARATORS.split(ids) if isinstance(ids, str) else [str(item) for item in ids]
+        out["content_ids"] = [part.strip() for part in parts if part.strip()]
+    if "num_items" in out:
+        out["num_items"] = int(_number(out["num_items"], "numberOfItems"))
+    if "order_id" in out:
+        out["order_id"] = str(out["order_id"])
+    return out
+
+
+def content_event_id(payload: Mapping[str, Any]) -> str:
+    """A dedup id from the event's content, so that a retried or resumed send is deduplicated by Snap."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+class ConversionBuilder:
+    """Builds Snap payloads for one run; holds the run's settings so each call only sees its event."""
+
+    def __init__(
+        self,
+        *,
+        destinations: Destinations,
+        normalizer: UserDataNormalizer,
+        names: EventNameResolver,
+        defaults: Mapping[str, Any] | None = None,
+        limited_data_use: bool = False,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._destinations = destinations
+        self._normalizer = normalizer
+        self._names = names
+        self._defaults = dict(defaults or {})
+        self._limited_data_use = limited_data_use
+        self._now = now
+
+    def build(self, source: SourceEvent) -> PreparedEvent | RejectedEvent:
+        if source.data is None:
+            return RejectedEvent(source.index, source.error or "not an event object")
+        native = to_native(source.data, self._defaults)
+        try:
+            return self._build(source.index, native)
+        except EventError as error:
+            return _rejected(source.index, native, str(error))
+
+    def _build(self, index: int, native: NativeEvent) -> PreparedEvent | RejectedEvent:
+        raw = native.event
+        now = self._now()
+        raw_name = raw.get("event_name")
+        event_name = self._names.resolve(str(raw_name)) if raw_name else None
+        if event_name is None:
+            raise EventError(unknown_event_message(str(raw_name)) if raw_name else "eventType is missing")
+        action_source = str(raw.get("action_source") or "WEB").strip().upper()
+        if action_source not in ACTION_SOURCES:
+            raise EventError("actionSource must be WEB, MOBILE_APP or OFFLINE")
+        asset_id = self._destinations.asset_for(action_source)
+
+        user_data = raw.get("user_data") or {}
+        custom_data = raw.get("custom_data") or {}
+        if not isinstance(user_data, Mapping) or not isinstance(custom_data, Mapping):
+            raise EventError("user_data and custom_data must be JSON objects")
+        normalized = self._normalizer.normalize(user_data)
+        user = normalized.user_data
+        url = raw.get("event_source_url")
+        if url and "sc_click_id" not in user and (click_id := click_id_from_url(str(url))):
+            user["sc_click_id"] = click_id
+
+        payload: dict[str, Any] = {
+            "event_name": event_name,
+            "event_time": parse_event_time(raw.get("event_time"), now),
+            "action_source": action_source,
+            "user_data": user,
+            "integration": raw.get("integration") or INTEGRATION,
+        }
+        if url:
+            payload["event_source_url"] = str(url)
+        custom = tidy_custom_data(custom_data)
+        if custom:
+            payload["custom_data"] = custom
+        if raw.get("app_data"):
+            payload["app_data"] = raw["app_data"]
+        if self._limited_data_use or native.flags.get("limitedDataUse"):
+            payload["data_processing_options"] = ["LDU"]
+        elif raw.get("data_processing_options"):
+            payload["data_processing_options"] = raw["data_processing_options"]
+        event_id = str(raw.get("event_id") or custom.get("order_id") or content_event_id(payload))
+        payload["event_id"] = event_id
+
+        match_keys = tuple(key for key in MATCH_KEYS if key in user)
+        warnings = tuple(native.warnings + normalized.warnings)
+        reason = preflight(payload, now)
+        if reason is not None:
+            detail = f"{reason} ({'; '.join(normalized.warnings)})" if normalized.warnings else reason
+            return RejectedEvent(index, detail, event_name, event_id, action_source, match_keys, warnings)
+        return PreparedEvent(index, asset_id, payload, event_id, event_name, action_source, match_keys, warnings)
+
+
+def _rejected(index: int, native: NativeEvent, error: str) -> RejectedEvent:
+    raw = native.event
+    name = raw.get("event_name")
+    event_id = raw.get("event_id") or (raw.get("custom_data") or {}).get("order_id")
+    return RejectedEvent(
+        index,
+        error,
+        event_name=str(name) if name else None,
+        event_id=str(event_id) if event_id else None,
+        action_source=str(raw.get("action_source") or "WEB"),
+        warnings=tuple(native.warnings),
+    )

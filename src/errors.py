@@ -1,0 +1,40 @@
+"""The actor's errors. None of their messages may carry a token or a raw identifier."""
+
+from __future__ import annotations
+
+
+class ActorInputError(ValueError):
+    """Input the run cannot start with; the message names the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"Input field '{field}' {problem}")
+        self.field = field
+
+
+class SnapError(Exception):
+    """Snap answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SnapAuthError(SnapError):
+    """401/403: the token is wrong, expired, or lacks access. Nothing else can succeed."""
+
+
+class SnapNotFoundError(SnapError):
+    """404: the pixel or ad account does not exist or is not visible to the token."""
+
+
+class SnapRejectedError(SnapError):
+    """400: Snap refused the request. `event_index` is the offending event's index when Snap named one."""
+
+    def __init__(self, reason: str, *, event_index: int | None = None) -> None:
+        super().__init__(reason, status=400)
+        self.reason = reason
+        self.event_index = event_index
+
+
+class ServiceUnavailableError(SnapError):
+    """Rate limits, 5xx, time-outs or dropped connections outlasted every retry (Snap's or the webhook's)."""

@@ -1,0 +1,117 @@
+"""Events as users write them, in either accepted shape, brought into Snap's native v3 layout.
+
+An event object may use the single-event input names (`eventType`, `email`, `price`, ...) or
+Snap's own (`event_name`, `user_data`, `custom_data`, ...), even both at once. Values stay raw
+here; `conversion` normalizes and hashes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Single-event input name -> (section of the Snap event or None for the top level, Snap's key).
+FLAT_FIELDS: Mapping[str, tuple[str | None, str]] = {
+    "eventType": (None, "event_name"),
+    "eventTime": (None, "event_time"),
+    "actionSource": (None, "action_source"),
+    "eventSourceUrl": (None, "event_source_url"),
+    "eventId": (None, "event_id"),
+    "email": ("user_data", "em"),
+    "phone": ("user_data", "ph"),
+    "firstName": ("user_data", "fn"),
+    "lastName": ("user_data", "ln"),
+    "gender": ("user_data", "ge"),
+    "dateOfBirth": ("user_data", "db"),
+    "city": ("user_data", "ct"),
+    "state": ("user_data", "st"),
+    "zip": ("user_data", "zp"),
+    "country": ("user_data", "country"),
+    "externalId": ("user_data", "external_id"),
+    "mobileAdId": ("user_data", "madid"),
+    "idfv": ("user_data", "idfv"),
+    "scClickId": ("user_data", "sc_click_id"),
+    "uuid1": ("user_data", "sc_cookie1"),
+    "ipAddress": ("user_data", "client_ip_address"),
+    "userAgent": ("user_data", "client_user_agent"),
+    "price": ("custom_data", "value"),
+    "currency": ("custom_data", "currency"),
+    "transactionId": ("custom_data", "order_id"),
+    "itemCategory": ("custom_data", "content_category"),
+    "itemIds": ("custom_data", "content_ids"),
+    "numberOfItems": ("custom_data", "num_items"),
+}
+
+#: Per-event switches that are not part of Snap's event.
+FLAG_FIELDS = frozenset({"limitedDataUse"})
+
+NATIVE_FIELDS = frozenset(
+    {
+        "event_name", "event_time", "action_source", "event_source_url", "event_id", "user_data",
+        "custom_data", "app_data", "data_processing_options", "integration",
+    }
+)  # fmt: skip
+_SECTIONS = ("user_data", "custom_data", "app_data")
+
+
+@dataclass(slots=True)
+class SourceEvent:
+    """One event as read from the input, with where it came from for the result row."""
+
+    index: int
+    data: Mapping[str, Any] | None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class NativeEvent:
+    """A raw event in Snap's layout, plus what did not fit it."""
+
+    event: dict[str, Any]
+    flags: dict[str, Any]
+    warnings: list[str]
+
+
+def to_native(data: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> NativeEvent:
+    """Bring one event object into Snap's layout; `defaults` fill single-event names it lacks."""
+    event: dict[str, Any] = {}
+    flags: dict[str, Any] = {}
+    warnings: list[str] = []
+    for key, value in data.items():
+        if key in NATIVE_FIELDS:
+            event[key] = dict(value) if key in _SECTIONS and isinstance(value, Mapping) else value
+    for key, value in data.items():
+        if key in NATIVE_FIELDS:
+            continue
+        if key in FLAG_FIELDS:
+            flags[key] = value
+        elif key in FLAT_FIELDS:
+            _put(event, FLAT_FIELDS[key], value)
+        else:
+            warnings.append(f"field '{key}' is not an event field and was ignored")
+    for key, value in (defaults or {}).items():
+        _put(event, FLAT_FIELDS[key], value)
+    return NativeEvent(event, flags, warnings)
+
+
+def _put(event: dict[str, Any], where: tuple[str | None, str], value: Any) -> None:
+    """Set a value unless the event already has one: native keys and the event's own fields win."""
+    section, name = where
+    if value is None or value == "":
+        return
+    if section is None:
+        event.setdefault(name, value)
+        return
+    target = event.setdefault(section, {})
+    if isinstance(target, dict):
+        target.setdefault(name, value)
+
+
+async def iter_events(objects: Iterable[Any]) -> AsyncIterator[SourceEvent]:
+    """The `events` input (or the single event) as a stream, so that bulk sources fit the same pipeline."""
+    for index, data in enumerate(objects):
+        if isinstance(data, Mapping):
+            yield SourceEvent(index, data)
+        else:
+            yield SourceEvent(index, None, error=f"events[{index}] is not a JSON object")

@@ -1,0 +1,79 @@
+"""The actor's entry point: input -> task -> dataset rows -> OUTPUT -> webhook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apify import Actor
+
+from .actor_input import ActorInput, parse_input
+from .context import RunContext
+from .errors import ActorInputError, SnapError
+from .results import Progress, ResultSink, Summary
+from .snap_api import Endpoints
+from .tasks import TASKS
+from .webhook import post_results
+
+#: Up to this many rows travel in the webhook body; beyond it, a link to the dataset does.
+WEBHOOK_ROWS = 1000
+
+
+async def main() -> None:
+    async with Actor:
+        try:
+            actor_input = parse_input(await Actor.get_input())
+        except ActorInputError as error:
+            await Actor.set_value("OUTPUT", {"error": str(error)})
+            await Actor.fail(status_message=str(error))
+            return
+        await run(actor_input)
+
+
+async def run(actor_input: ActorInput) -> None:
+    summary = Summary(task=actor_input.task, demo=actor_input.is_demo)
+    sink = ResultSink(_push, summary, keep=WEBHOOK_ROWS)
+    progress = Progress(Actor.set_status_message, summary)
+    run_id = Actor.configuration.actor_run_id or "local"
+    ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, run_id)
+    if actor_input.is_demo:
+        Actor.log.info("Demo mode: sample data, nothing is sent to Snap and nothing is charged.")
+
+    failure: str | None = None
+    try:
+        await TASKS[actor_input.task](ctx)
+    except (ActorInputError, SnapError) as error:
+        failure = str(error)
+        Actor.log.error(failure)
+    finally:
+        await sink.flush()
+
+    output: dict[str, Any] = summary.to_output() | {"error": failure}
+    if actor_input.webhook_url:
+        output["webhook"] = await post_results(
+            actor_input.webhook_url, _webhook_body(output, sink), max_retries=actor_input.max_retries
+        )
+        if not output["webhook"]["delivered"]:
+            Actor.log.warning(f"Webhook delivery failed: {output['webhook']['error']}")
+    await Actor.set_value("OUTPUT", output)
+    if failure is not None:
+        await Actor.fail(status_message=failure)
+        return
+    await progress.set(f"Done. {progress.message()}")
+
+
+async def _push(rows: list[dict[str, Any]]) -> None:
+    await Actor.push_data(rows)
+
+
+def _webhook_body(output: dict[str, Any], sink: ResultSink) -> dict[str, Any]:
+    dataset_id = Actor.configuration.default_dataset_id
+    complete = output["rows"] <= len(sink.kept)
+    return {
+        "summary": output,
+        "rows": sink.kept if complete else [],
+        "rowsIncluded": complete,
+        "datasetId": dataset_id,
+        "datasetItemsUrl": f"https://api.apify.com/v2/datasets/{dataset_id}/items?format=json"
+        if Actor.is_at_home()
+        else None,
+    }

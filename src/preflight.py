@@ -1,0 +1,74 @@
+"""Snap's acceptance rules, checked locally so that a doomed event is never sent (or billed).
+
+Each rule looks at one finished event payload and returns the reason it would be rejected, or
+None. The messages use the input field names a user typed, not only Snap's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+MAX_AGE_SECONDS = 37 * 24 * 3600
+MAX_FUTURE_SECONDS = 3600
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+Payload = Mapping[str, Any]
+
+
+def check_time(event: Payload, now: float) -> str | None:
+    event_time = event["event_time"]
+    if event_time < now - MAX_AGE_SECONDS:
+        return "eventTime is older than Snap's 37-day window"
+    if event_time > now + MAX_FUTURE_SECONDS:
+        return "eventTime is in the future"
+    return None
+
+
+def check_match_keys(event: Payload, now: float) -> str | None:
+    user = event.get("user_data", {})
+    if "em" in user or "ph" in user:
+        return None
+    if event["action_source"] == "MOBILE_APP" and "madid" in user:
+        return None
+    if "client_ip_address" in user and "client_user_agent" in user:
+        return None
+    return (
+        "no identifier Snap can match on (Insufficient PII): give an email, a phone, a mobileAdId "
+        "for app events, or both ipAddress and userAgent"
+    )
+
+
+def check_purchase(event: Payload, now: float) -> str | None:
+    if event["event_name"] != "PURCHASE":
+        return None
+    custom = event.get("custom_data", {})
+    if "value" not in custom:
+        return "a PURCHASE needs a price (custom_data.value)"
+    if not _CURRENCY.fullmatch(str(custom.get("currency", ""))):
+        return "a PURCHASE needs an ISO 4217 currency such as USD (custom_data.currency)"
+    return None
+
+
+def check_web_url(event: Payload, now: float) -> str | None:
+    if event["action_source"] == "WEB" and not event.get("event_source_url"):
+        return "WEB events need eventSourceUrl"
+    return None
+
+
+RULES: tuple[Callable[[Payload, float], str | None], ...] = (
+    check_time,
+    check_match_keys,
+    check_purchase,
+    check_web_url,
+)
+
+
+def preflight(event: Payload, now: float) -> str | None:
+    """The first reason Snap would refuse this event, or None when it should be accepted."""
+    for rule in RULES:
+        reason = rule(event, now)
+        if reason is not None:
+            return reason
+    return None

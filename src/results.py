@@ -1,0 +1,148 @@
+"""Result rows, the run summary, and the sink that writes rows to the dataset in chunks.
+
+Rows carry hashes at most: ids, names, statuses and which identifiers were present, never an
+identifier's value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .conversion import PreparedEvent, RejectedEvent
+from .delivery import Outcome, Status
+from .match_quality import grade
+
+Row = dict[str, Any]
+PushFn = Callable[[list[Row]], Awaitable[None]]
+StatusFn = Callable[[str], Awaitable[object]]
+
+
+def event_row(
+    task: str,
+    event: PreparedEvent | RejectedEvent,
+    status: Status,
+    error: str | None = None,
+    *,
+    charged: bool = False,
+    warnings: Sequence[str] = (),
+) -> Row:
+    return {
+        "task": task,
+        "eventIndex": event.index,
+        "eventId": event.event_id,
+        "eventName": event.event_name,
+        "actionSource": event.action_source,
+        "status": status,
+        "error": error,
+        "charged": charged,
+        "matchKeys": list(event.match_keys),
+        "matchQuality": grade(event.match_keys),
+        "warnings": [*event.warnings, *warnings],
+    }
+
+
+def rejected_row(task: str, event: RejectedEvent) -> Row:
+    return event_row(task, event, "invalid", event.error)
+
+
+def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: int) -> list[Row]:
+    """Rows for a delivered batch; the first `charged` accepted events are the ones billed."""
+    rows = []
+    for outcome in outcomes:
+        billed = charged > 0 and outcome.status == "sent"
+        charged -= billed
+        rows.append(
+            event_row(task, outcome.event, outcome.status, outcome.error, charged=billed, warnings=outcome.warnings)
+        )
+    return rows
+
+
+@dataclass(slots=True)
+class Summary:
+    """Counts that grow with the run; the rows themselves go to the dataset and are let go."""
+
+    task: str
+    demo: bool
+    started: float = field(default_factory=time.monotonic)
+    counts: Counter[str] = field(default_factory=Counter)
+    charged: int = 0
+    read: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def add(self, rows: Sequence[Row], count_as: str | None = None) -> None:
+        for row in rows:
+            self.counts[count_as or row["status"]] += 1
+            self.charged += bool(row.get("charged"))
+            if row.get("error") and row["status"] in ("invalid", "failed"):
+                self.errors[str(row["error"])[:200]] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_output(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "demo": self.demo,
+            "rows": self.total,
+            "counts": dict(self.counts),
+            "charged": self.charged,
+            "durationSeconds": round(time.monotonic() - self.started, 3),
+            "topErrors": [{"error": error, "count": count} for error, count in self.errors.most_common(5)],
+        }
+
+
+class ResultSink:
+    """Buffers rows and pushes them in chunks; keeps the first few for the webhook."""
+
+    def __init__(self, push: PushFn, summary: Summary, *, chunk_size: int = 1000, keep: int = 1000) -> None:
+        self._push = push
+        self.summary = summary
+        self._chunk_size = chunk_size
+        self._keep = keep
+        self._buffer: list[Row] = []
+        self.kept: list[Row] = []
+
+    async def add(self, rows: Sequence[Row], *, count_as: str | None = None) -> None:
+        """`count_as` counts rows whose `status` is not a result status (a pixel's own status)."""
+        self.summary.add(rows, count_as)
+        if len(self.kept) < self._keep:
+            self.kept.extend(rows[: self._keep - len(self.kept)])
+        self._buffer.extend(rows)
+        if len(self._buffer) >= self._chunk_size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._buffer:
+            rows, self._buffer = self._buffer, []
+            await self._push(rows)
+
+
+class Progress:
+    """The run's one-line status in the Console, at most every `interval` seconds."""
+
+    def __init__(self, set_status: StatusFn, summary: Summary, *, interval: float = 5.0) -> None:
+        self._set_status = set_status
+        self._summary = summary
+        self._interval = interval
+        self._last = 0.0
+
+    async def set(self, message: str) -> None:
+        await self._set_status(message)
+
+    async def update(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= self._interval:
+            self._last = now
+            await self._set_status(self.message())
+
+    def message(self) -> str:
+        summary = self._summary
+        elapsed = max(time.monotonic() - summary.started, 1e-6)
+        parts = [f"{status} {count:,}" for status, count in sorted(summary.counts.items())]
+        rate = summary.total / elapsed
+        return f"{summary.task}: {summary.total:,} events done ({', '.join(parts) or 'none yet'}), {rate:,.0f}/s"

@@ -1,0 +1,22 @@
+"""One coroutine per task; each writes its rows to the run's sink."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from ..context import RunContext
+from .conversions import send_events, validate_events
+from .pixels import get_pixel_info, list_pixels
+from .test_events import get_test_event_logs, get_test_event_stats
+
+TaskFn = Callable[[RunContext], Awaitable[None]]
+
+TASKS: Mapping[str, TaskFn] = {
+    "send_event": send_events,
+    "send_batch_events": send_events,
+    "validate_events": validate_events,
+    "list_pixels": list_pixels,
+    "get_pixel_info": get_pixel_info,
+    "get_test_event_logs": get_test_event_logs,
+    "get_test_event_stats": get_test_event_stats,
+}

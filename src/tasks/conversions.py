@@ -1,0 +1,79 @@
+"""send_event, send_batch_events and validate_events: the same pipeline, three ways to deliver."""
+
+from __future__ import annotations
+
+from ..billing import Billing
+from ..context import RunContext
+from ..conversion import ConversionBuilder, Destinations
+from ..delivery import Delivery, DemoDelivery, SnapDelivery
+from ..demo import DEMO_PIXEL_ID
+from ..errors import ActorInputError
+from ..event_names import EventNameResolver
+from ..normalize import UserDataNormalizer
+from ..pipeline import Pipeline, PipelineSettings
+from ..snap_api import ConversionsApi
+from ..sources import event_source
+
+
+async def send_events(ctx: RunContext) -> None:
+    """Live sends; each event Snap accepts is charged once."""
+    await _run(ctx, validate=False)
+
+
+async def validate_events(ctx: RunContext) -> None:
+    """Snap's test endpoint: a verdict per event, nothing counted, nothing charged."""
+    await _run(ctx, validate=True)
+
+
+async def _run(ctx: RunContext, *, validate: bool) -> None:
+    actor_input = ctx.input
+    destinations = _destinations(ctx)
+    try:
+        names = EventNameResolver(actor_input.event_name_mapping)
+    except ValueError as error:
+        raise ActorInputError("eventNameMapping", str(error)) from None
+    source = event_source(actor_input)
+    builder = ConversionBuilder(
+        destinations=destinations,
+        normalizer=UserDataNormalizer(
+            default_phone_country=actor_input.default_phone_country,
+            already_hashed=actor_input.is_already_hashed,
+        ),
+        names=names,
+        defaults=source.defaults,
+        limited_data_use=actor_input.limited_data_use,
+    )
+    settings = PipelineSettings(
+        task=actor_input.task,
+        max_concurrency=actor_input.max_concurrency,
+        charge_key_prefix=ctx.run_id,
+    )
+    await ctx.progress.set(f"{actor_input.task}: starting on {source.description}")
+    if actor_input.is_demo:
+        await _pipeline(ctx, settings, builder, DemoDelivery(), Billing.free()).run(source.events)
+        return
+    async with ctx.transport() as transport:
+        api = ConversionsApi(transport, actor_input.token(), ctx.endpoints.capi)
+        billing = Billing.free() if validate else Billing.for_actor()
+        delivery = SnapDelivery(api, validate=validate)
+        await _pipeline(ctx, settings, builder, delivery, billing).run(source.events)
+
+
+def _pipeline(
+    ctx: RunContext,
+    settings: PipelineSettings,
+    builder: ConversionBuilder,
+    delivery: Delivery,
+    billing: Billing,
+) -> Pipeline:
+    return Pipeline(settings, builder=builder, delivery=delivery, billing=billing, sink=ctx.sink, progress=ctx.progress)
+
+
+def _destinations(ctx: RunContext) -> Destinations:
+    actor_input = ctx.input
+    if actor_input.is_demo:
+        return Destinations(actor_input.pixel_id or DEMO_PIXEL_ID, actor_input.snap_app_id or DEMO_PIXEL_ID)
+    actor_input.token()
+    if not actor_input.pixel_id and not actor_input.snap_app_id:
+        raise ActorInputError("pixelId", f"is required for {actor_input.task} (or snapAppId for MOBILE_APP events)")
+    return Destinations(actor_input.pixel_id, actor_input.snap_app_id)

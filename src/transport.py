@@ -1,0 +1,150 @@
+"""The one HTTP wrapper: retries with backoff, Retry-After, and no token in any message.
+
+Every request the actor makes (Snap's Conversions API, its Marketing API, OAuth, the user's
+webhook) goes through `Transport.request`, so retry policy and redaction live in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from .errors import ServiceUnavailableError
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_TOKEN_IN_TEXT = re.compile(r"(access_token|refresh_token|client_secret)=[^&\s\"']+", re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+# httpx logs every request URL at INFO, and the Conversions API token rides in that URL.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def redact(text: str) -> str:
+    """Text with any token in a query string or a Bearer header replaced by `***`."""
+    return _BEARER.sub(r"\1***", _TOKEN_IN_TEXT.sub(r"\1=***", text))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+
+    def delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """Snap's Retry-After when it sends one (capped), else exponential backoff with jitter."""
+        if response is not None and (header := response.headers.get("Retry-After")):
+            seconds = _retry_after_seconds(header)
+            if seconds is not None:
+                return float(min(seconds, self.retry_after_max))
+        ceiling: float = min(self.backoff_max, self.backoff_base * 2.0**attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _retry_after_seconds(header: str) -> float | None:
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+RetryHook = Callable[[str, float], Awaitable[None] | None]
+
+
+class Transport:
+    """An `httpx.AsyncClient` that retries what is worth retrying and describes failures safely."""
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        max_connections: int = 32,
+        client: httpx.AsyncClient | None = None,
+        on_retry: RetryHook | None = None,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers={"User-Agent": "apify-snapchat-conversions-actor/1.0"},
+        )
+        self._on_retry = on_retry
+        self.retries = 0
+
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send, retrying 408/425/429/5xx, time-outs and dropped connections up to `max_retries` times.
+
+        Any other answer, 4xx included, is returned to the caller to interpret. `what` names the
+        request in messages ("Snap Conversions API send"); the URL never appears in them.
+        """
+        attempt = 0
+        while True:
+            response: httpx.Response | None = None
+            try:
+                response = await self._client.request(
+                    method, url, params=params, json=json, content=content, data=data, headers=headers
+                )
+            except (httpx.TimeoutException, httpx.TransportError) as error:
+                problem = f"{type(error).__name__} ({redact(str(error)) or 'connection failed'})"
+            else:
+                if response.status_code not in RETRYABLE_STATUSES:
+                    return response
+                problem = f"HTTP {response.status_code}"
+            if attempt >= self.retry.max_retries:
+                raise ServiceUnavailableError(
+                    f"{what} failed after {attempt + 1} attempts: {problem}",
+                    status=response.status_code if response is not None else None,
+                )
+            delay = self.retry.delay(attempt, response)
+            attempt += 1
+            self.retries += 1
+            if self._on_retry is not None:
+                result = self._on_retry(f"{what}: {problem}; retry {attempt} in {delay:.1f}s", delay)
+                if result is not None:
+                    await result
+            await asyncio.sleep(delay)
+
+
+def response_json(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object, or `{}` when it is not one (HTML error pages, empty bodies)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
