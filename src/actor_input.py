@@ -81,7 +81,7 @@ class ActorInput(BaseModel):
     is_already_hashed: bool = False
     limited_data_use: bool = False
 
-    events: list[dict[str, Any]] | None = None
+    events: list[Any] | None = None
     event_name_mapping: dict[str, str] | None = None
 
     webhook_url: str | None = Field(default=None, pattern=r"^https?://")
