@@ -225,7 +225,7 @@ def test_demo_sends_nothing_and_charges_nothing(tmp_path: Path, snap: FakeSnap) 
     assert run.returncode == 0, run.stderr
     assert snap.requests == []
     assert {row["status"] for row in run.rows} == {"demo"}
-    assert run.charges == [] and run.output["demo"] is True
+    assert run.charged_conversions == 0 and run.output["demo"] is True
 
 
 def test_no_input_at_all_runs_a_demo(tmp_path: Path) -> None:
