@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from .errors import ActorInputError
@@ -105,11 +105,13 @@ class ActorInput(BaseModel):
             raise ValueError("must be a JSON array of event objects")
         return parsed
 
-    @field_validator("*", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _blank_is_absent(cls, value: object) -> object:
-        """The Console sends empty strings for cleared fields; they mean "not given"."""
-        return None if isinstance(value, str) and not value.strip() else value
+    def _blank_is_absent(cls, data: object) -> object:
+        """The Console sends empty strings for cleared fields; they mean "not given", so defaults apply."""
+        if not isinstance(data, dict):
+            return data
+        return {key: value for key, value in data.items() if not (isinstance(value, str) and not value.strip())}
 
     @property
     def is_demo(self) -> bool:

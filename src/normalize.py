@@ -235,6 +235,7 @@ class UserDataNormalizer:
         return NormalizedUserData(result, warnings)
 
     def _hash(self, rule: Rule, value: str) -> str:
+        value = value.strip()
         if is_sha256_hex(value):
             return value.lower()
         if self._already_hashed:

@@ -251,9 +251,7 @@ def _route(method: str, path: str) -> tuple[str | None, list[str]]:
             return "logs", [parts[1]]
         if method == "GET" and tail == ["validate", "stats"]:
             return "stats", [parts[1]]
-    elif (
-        method == "GET" and n == 4 and parts[:2] == ["v1", "adaccounts"] and parts[3] == "pixels" and parts[2]
-    ):
+    elif method == "GET" and n == 4 and parts[:2] == ["v1", "adaccounts"] and parts[3] == "pixels" and parts[2]:
         return "pixels", [parts[2]]
     elif method == "GET" and n == 3 and parts[:2] == ["v1", "pixels"] and parts[2]:
         return "pixel", [parts[2]]
@@ -549,9 +547,7 @@ class FakeSnap:
     ) -> _Response:
         if kind in _CAPI_KINDS:
             if query.get("access_token") != self.capi_token:
-                return _json_response(
-                    401, {"status": "INVALID", "reason": "Unauthorized: invalid access token"}
-                )
+                return _json_response(401, {"status": "INVALID", "reason": "Unauthorized: invalid access token"})
             if kind == "logs":
                 return self._logs(params[0])
             if kind == "stats":
@@ -663,9 +659,7 @@ class FakeSnap:
         logs, _ = self._recent_logs(asset_id)
         if not logs:
             return _json_response(200, {"status": "SUCCESS", "reason": "No logs found.", "logs": []})
-        return _json_response(
-            200, {"status": "SUCCESS", "reason": "Logs for asset id processed.", "logs": logs}
-        )
+        return _json_response(200, {"status": "SUCCESS", "reason": "Logs for asset id processed.", "logs": logs})
 
     def _stats(self, asset_id: str) -> _Response:
         logs, now_ms = self._recent_logs(asset_id)
@@ -710,9 +704,7 @@ class FakeSnap:
             page = [dict(p) for p in pixels[offset : offset + limit]] if pixels is not None else []
             total = len(pixels) if pixels is not None else 0
         if pixels is None:
-            return _json_response(
-                404, self._ads_error_payload(f"Ad account {ad_account_id} was not found", "E3003")
-            )
+            return _json_response(404, self._ads_error_payload(f"Ad account {ad_account_id} was not found", "E3003"))
         body: dict[str, Any] = {"request_status": "SUCCESS", "request_id": uuid.uuid4().hex}
         if offset + limit < total:
             next_cursor = base64.urlsafe_b64encode(f"offset:{offset + limit}".encode()).decode()
@@ -725,9 +717,7 @@ class FakeSnap:
 
     def _get_pixel(self, pixel_id: str) -> _Response:
         with self._lock:
-            found = next(
-                (dict(p) for ps in self.pixels.values() for p in ps if p.get("id") == pixel_id), None
-            )
+            found = next((dict(p) for ps in self.pixels.values() for p in ps if p.get("id") == pixel_id), None)
         if found is None:
             return _json_response(404, self._ads_error_payload(f"Pixel {pixel_id} was not found", "E3003"))
         return _json_response(

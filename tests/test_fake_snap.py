@@ -51,9 +51,7 @@ def client() -> Iterator[httpx.Client]:
 
 
 def send(client: httpx.Client, snap: FakeSnap, events: list[Any], *, path: str = "events") -> httpx.Response:
-    return client.post(
-        f"{snap.base_url}/v3/{PIXEL}/{path}", params={"access_token": TOKEN}, json={"data": events}
-    )
+    return client.post(f"{snap.base_url}/v3/{PIXEL}/{path}", params={"access_token": TOKEN}, json={"data": events})
 
 
 def test_accepts_and_records(snap: FakeSnap, client: httpx.Client) -> None:
@@ -148,9 +146,7 @@ def test_validate_rules_off_skips_checks() -> None:
 
 
 def test_unauthorized(snap: FakeSnap, client: httpx.Client) -> None:
-    bad = client.post(
-        f"{snap.base_url}/v3/{PIXEL}/events", params={"access_token": "wrong"}, json={"data": []}
-    )
+    bad = client.post(f"{snap.base_url}/v3/{PIXEL}/events", params={"access_token": "wrong"}, json={"data": []})
     assert bad.status_code == 401
     assert bad.json() == {"status": "INVALID", "reason": "Unauthorized: invalid access token"}
     assert "wrong" not in bad.text
@@ -200,9 +196,7 @@ def test_delay_fault(snap: FakeSnap, client: httpx.Client) -> None:
 
 def test_token_refresh(snap: FakeSnap, client: httpx.Client) -> None:
     form = {"grant_type": "refresh_token", "client_id": "cid", "client_secret": "csecret"}
-    resp = client.post(
-        f"{snap.base_url}/login/oauth2/access_token", data={**form, "refresh_token": "refresh-secret"}
-    )
+    resp = client.post(f"{snap.base_url}/login/oauth2/access_token", data={**form, "refresh_token": "refresh-secret"})
     assert resp.status_code == 200
     assert resp.json()["access_token"] == OAUTH
     assert resp.json()["expires_in"] == 1800

@@ -170,11 +170,6 @@ def test_uppercase_sha256_hex_is_lowercased_not_rehashed() -> None:
     assert warnings == []
 
 
-@pytest.mark.xfail(
-    reason="normalize.py UserDataNormalizer._hash checks is_sha256_hex before trimming: a padded "
-    "digest is rehashed (fn) or dropped as a bad email (em)",
-    strict=True,
-)
 def test_sha256_hex_with_surrounding_spaces_is_not_rehashed() -> None:
     user, warnings = normalize({"em": f" {PUBLISHED_EMAIL.upper()} ", "fn": f"{PUBLISHED_NAME}\n"})
     assert user == {"em": PUBLISHED_EMAIL, "fn": PUBLISHED_NAME}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import CAPI_TOKEN, run_actor
-from fake_snap import Fault, FakeSnap
+from fake_snap import FakeSnap, Fault
 
 PIXEL = "pixel-123"
 EMAIL_SHA = "542d240129883c019e106e3b1b2d3f3cb3537c43c425364de8e951d5a3083345"  # Person@Example.com
@@ -220,7 +220,10 @@ def test_max_charge_caps_what_is_sent(tmp_path: Path, snap: FakeSnap) -> None:
 
 def test_demo_sends_nothing_and_charges_nothing(tmp_path: Path, snap: FakeSnap) -> None:
     run = run_actor(
-        tmp_path, {"task": "send_batch_events", "eventSourceUrl": "https://a.example", "events": batch(3)}, snap=snap, ppe=True
+        tmp_path,
+        {"task": "send_batch_events", "eventSourceUrl": "https://a.example", "events": batch(3)},
+        snap=snap,
+        ppe=True,
     )
     assert run.returncode == 0, run.stderr
     assert snap.requests == []

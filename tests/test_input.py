@@ -1,0 +1,251 @@
+"""The actor's input (src/actor_input.py): the seed's field names, validation errors naming the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from src.actor_input import ActorInput, parse_input
+from src.errors import ActorInputError
+
+SEED_EXAMPLE: dict[str, Any] = {
+    "demoMode": False,
+    "task": "send_event",
+    "accessToken": "YOUR_API_KEY_HERE",
+    "eventType": "PURCHASE",
+    "eventSourceUrl": "https://example.com",
+    "currency": "USD",
+    "numberOfItems": 1,
+    "isAlreadyHashed": False,
+}
+
+EVENTS = [
+    {"eventType": "PURCHASE", "email": "a@example.com", "price": 10, "currency": "USD"},
+    {"event_name": "PAGE_VIEW", "user_data": {"em": "b@example.com"}},
+]
+
+
+def input_error(raw: dict[str, Any]) -> ActorInputError:
+    with pytest.raises(ActorInputError) as caught:
+        parse_input(raw)
+    return caught.value
+
+
+# --- The seed's example ------------------------------------------------------------------------
+
+
+def test_seed_example_input_parses() -> None:
+    settings = parse_input(SEED_EXAMPLE)
+    assert isinstance(settings, ActorInput)
+    assert settings.task == "send_event"
+    assert settings.is_demo is False
+    assert settings.token() == "YOUR_API_KEY_HERE"
+    assert settings.event_type == "PURCHASE"
+    assert settings.event_source_url == "https://example.com"
+    assert settings.currency == "USD"
+    assert settings.number_of_items == 1
+    assert settings.is_already_hashed is False
+    assert settings.events is None
+
+
+def test_seed_example_single_event_uses_input_names() -> None:
+    assert parse_input(SEED_EXAMPLE).single_event() == {
+        "eventType": "PURCHASE",
+        "actionSource": "WEB",
+        "eventSourceUrl": "https://example.com",
+        "currency": "USD",
+        "numberOfItems": 1,
+    }
+
+
+def test_seed_example_token_is_not_shown_in_repr_or_dump() -> None:
+    settings = parse_input(SEED_EXAMPLE)
+    assert "YOUR_API_KEY_HERE" not in repr(settings)
+    assert "YOUR_API_KEY_HERE" not in str(settings.model_dump())
+
+
+def test_seed_demo_example_input_parses() -> None:
+    settings = parse_input({"demoMode": True, "eventSourceUrl": "https://example.com"})
+    assert settings.is_demo is True
+
+
+@pytest.mark.parametrize("raw", [None, {}])
+def test_empty_input_is_a_demo_with_defaults(raw: dict[str, Any] | None) -> None:
+    settings = parse_input(raw)
+    assert settings.is_demo is True
+    assert settings.task == "send_event"
+    assert settings.event_type == "PURCHASE"
+    assert settings.action_source == "WEB"
+
+
+def test_unknown_input_fields_are_ignored() -> None:
+    assert parse_input({**SEED_EXAMPLE, "someOldField": 1}).task == "send_event"
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "events", [EVENTS, json.dumps(EVENTS), json.dumps(EVENTS, indent=2)], ids=["array", "json", "pretty"]
+)
+def test_events_as_array_or_json_string(events: Any) -> None:
+    assert parse_input({"task": "send_batch_events", "events": events}).events == EVENTS
+
+
+@pytest.mark.parametrize("text", ['[{"eventType": "PURCHASE", "email": "secret@example.com"', "{not json}", "[1, 2,]"])
+def test_malformed_events_json_names_events_without_echoing_it(text: str) -> None:
+    error = input_error({"task": "send_batch_events", "events": text})
+    assert error.field == "events"
+    assert "'events'" in str(error)
+    assert "JSON" in str(error)
+    assert text not in str(error)
+    assert "secret@example.com" not in str(error)
+
+
+def test_events_json_that_is_not_an_array_is_refused() -> None:
+    error = input_error({"events": '{"email": "secret@example.com"}'})
+    assert error.field == "events"
+    assert "array" in str(error)
+    assert "secret@example.com" not in str(error)
+
+
+# --- Wrong types -------------------------------------------------------------------------------
+
+EMAILISH = "private.person@example.com"
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["numberOfItems", "price", "isAlreadyHashed", "demoMode", "maxRetries", "defaultPhoneCountry", "webhookUrl",
+     "actionSource", "task", "events"],
+)  # fmt: skip
+def test_wrong_typed_field_is_named_and_its_value_not_echoed(field: str) -> None:
+    error = input_error({**SEED_EXAMPLE, field: EMAILISH})
+    assert error.field == field
+    assert f"'{field}'" in str(error)
+    assert EMAILISH not in str(error)
+    assert "private.person" not in str(error)
+
+
+@pytest.mark.parametrize("field", ["email", "phone", "firstName"])
+def test_object_where_text_is_expected_is_named_without_echo(field: str) -> None:
+    error = input_error({field: {"value": EMAILISH}})
+    assert error.field.split(".")[0] == field
+    assert EMAILISH not in str(error)
+
+
+@pytest.mark.parametrize(("field", "value"), [("maxRetries", 11), ("maxConcurrency", 0), ("numberOfItems", -1)])
+def test_out_of_range_numbers_are_named(field: str, value: int) -> None:
+    assert input_error({field: value}).field == field
+
+
+def test_email_list_is_accepted() -> None:
+    assert parse_input({"email": ["a@example.com", "b@example.com"]}).email == ["a@example.com", "b@example.com"]
+
+
+# --- Demo mode ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "demo"),
+    [
+        ({"demoMode": True, "accessToken": "tok"}, True),  # explicit wins
+        ({"demoMode": False, "accessToken": "tok"}, False),
+        ({"demoMode": False}, False),  # explicit wins even without a token
+        ({"demoMode": True}, True),
+        ({}, True),  # absent and no token: demo
+        ({"accessToken": "tok"}, False),  # absent and a token: real
+    ],
+)
+def test_demo_resolution(raw: dict[str, Any], demo: bool) -> None:
+    assert parse_input(raw).is_demo is demo
+
+
+def test_real_run_without_token_names_access_token() -> None:
+    settings = parse_input({"demoMode": False})
+    with pytest.raises(ActorInputError) as caught:
+        settings.token()
+    assert caught.value.field == "accessToken"
+
+
+# --- Blank strings mean "not given" ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\n"])
+def test_blank_token_is_absent_so_the_run_is_a_demo(blank: str) -> None:
+    settings = parse_input({"accessToken": blank})
+    assert settings.access_token is None
+    assert settings.is_demo is True
+
+
+@pytest.mark.parametrize(
+    ("field", "attribute"),
+    [
+        ("pixelId", "pixel_id"),
+        ("email", "email"),
+        ("phone", "phone"),
+        ("eventSourceUrl", "event_source_url"),
+        ("events", "events"),
+        ("eventNameMapping", "event_name_mapping"),
+        ("defaultPhoneCountry", "default_phone_country"),
+        ("webhookUrl", "webhook_url"),
+        ("price", "price"),
+        ("demoMode", "demo_mode"),
+    ],
+)
+def test_blank_optional_fields_are_absent(field: str, attribute: str) -> None:
+    assert getattr(parse_input({field: " "}), attribute) is None
+
+
+def test_blank_fields_are_left_out_of_the_single_event() -> None:
+    event = parse_input({**SEED_EXAMPLE, "email": "", "phone": " ", "transactionId": ""}).single_event()
+    assert "email" not in event
+    assert "phone" not in event
+    assert "transactionId" not in event
+
+
+@pytest.mark.parametrize(
+    ("field", "attribute", "default"),
+    [
+        ("currency", "currency", "USD"),
+        ("eventType", "event_type", "PURCHASE"),
+        ("actionSource", "action_source", "WEB"),
+        ("task", "task", "send_event"),
+        ("maxRetries", "max_retries", 5),
+    ],
+)
+def test_blank_field_with_a_default_takes_the_default(field: str, attribute: str, default: Any) -> None:
+    assert getattr(parse_input({**SEED_EXAMPLE, field: ""}), attribute) == default
+
+
+# --- Batch defaults ----------------------------------------------------------------------------
+
+
+def test_event_defaults_carry_event_settings_but_never_identifiers() -> None:
+    settings = parse_input(
+        {
+            "eventType": "SIGN_UP",
+            "eventSourceUrl": "https://example.com",
+            "currency": "EUR",
+            "email": "owner@example.com",
+            "phone": "+44 844 412 4653",
+            "externalId": "u-1",
+            "mobileAdId": "maid",
+            "ipAddress": "10.0.0.1",
+            "userAgent": "UA",
+            "scClickId": "click",
+            "uuid1": "cookie",
+            "transactionId": "T-1",
+            "eventId": "E-1",
+            "price": 9.5,
+            "events": EVENTS,
+        }
+    )
+    assert settings.event_defaults() == {
+        "eventType": "SIGN_UP",
+        "actionSource": "WEB",
+        "eventSourceUrl": "https://example.com",
+        "currency": "EUR",
+    }

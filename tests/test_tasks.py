@@ -1,0 +1,169 @@
+"""validate_events, the pixel tasks, input errors and the webhook, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CAPI_TOKEN, OAUTH_TOKEN, WebhookReceiver, run_actor
+from fake_snap import FakeSnap, Fault, make_pixel
+
+PIXEL = "pixel-123"
+ACCOUNT = "acct-9"
+
+
+def test_validate_events_answers_per_event_and_is_free(tmp_path: Path, snap: FakeSnap) -> None:
+    events = [
+        {"eventType": "PURCHASE", "email": "a@example.com", "price": 3, "eventId": "ok-1"},
+        {"eventType": "PURCHASE", "email": "b@example.com", "price": 4, "eventId": "bad-1"},
+        {"eventType": "PAGE_VIEW", "ipAddress": "203.0.113.1", "eventId": "local-bad"},
+    ]
+    snap.reject_event_ids({"bad-1": "Invalid currency for this pixel"})
+    run = run_actor(
+        tmp_path,
+        {"task": "validate_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
+         "events": events},
+        snap=snap,
+        ppe=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert snap.accepted == []
+    assert [e["event_id"] for e in snap.validated] == ["ok-1", "bad-1"]
+    assert {r.path for r in snap.requests} == {f"/v3/{PIXEL}/events/validate"}
+    status = {row["eventId"]: (row["status"], row["error"]) for row in run.rows}
+    assert status["ok-1"] == ("valid", None)
+    assert status["bad-1"][0] == "invalid" and "Invalid currency" in status["bad-1"][1]
+    assert status["local-bad"][0] == "invalid" and "Insufficient PII" in status["local-bad"][1]
+    assert run.charged_conversions == 0
+    assert all(row["charged"] is False for row in run.rows)
+
+
+def test_list_pixels_follows_paging_to_the_end(tmp_path: Path) -> None:
+    pixels = {
+        ACCOUNT: [make_pixel(f"px-{i:04d}", ACCOUNT) for i in range(2300)],
+        "other": [make_pixel("px-x", "other")],
+    }
+    with FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN, pixels=pixels) as snap:
+        run = run_actor(
+            tmp_path, {"task": "list_pixels", "accessToken": OAUTH_TOKEN, "adAccountId": ACCOUNT}, snap=snap
+        )
+        pages = [r for r in snap.requests if r.kind == "pixels"]
+    assert run.returncode == 0, run.stderr
+    assert len(pages) == 3
+    assert all(r.headers["authorization"] == f"Bearer {OAUTH_TOKEN}" for r in pages)
+    ids = [row["id"] for row in run.rows]
+    assert sorted(ids) == [f"px-{i:04d}" for i in range(2300)]
+    row = run.rows[0]
+    assert row["adAccountId"] == ACCOUNT and row["status"] == "ACTIVE"
+    assert {"name", "effectiveStatus", "createdAt", "updatedAt"} <= set(row)
+    assert run.output["counts"] == {"found": 2300}
+    assert OAUTH_TOKEN not in run.everything_written()
+
+
+def test_get_pixel_info_and_not_found(tmp_path: Path) -> None:
+    pixels = {ACCOUNT: [make_pixel(PIXEL, ACCOUNT, name="Shop pixel")]}
+    with FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN, pixels=pixels) as snap:
+        found = run_actor(tmp_path / "a", {"task": "get_pixel_info", "accessToken": OAUTH_TOKEN, "pixelId": PIXEL},
+                          snap=snap)  # fmt: skip
+        missing = run_actor(tmp_path / "b", {"task": "get_pixel_info", "accessToken": OAUTH_TOKEN, "pixelId": "nope"},
+                            snap=snap)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    [row] = found.rows
+    assert (row["id"], row["name"], row["adAccountId"]) == (PIXEL, "Shop pixel", ACCOUNT)
+    assert missing.returncode != 0
+    assert "not found" in missing.output["error"]
+    assert missing.rows == []
+
+
+def test_expired_oauth_token_is_refreshed_once(tmp_path: Path) -> None:
+    pixels = {ACCOUNT: [make_pixel(PIXEL, ACCOUNT)]}
+    with FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN, pixels=pixels,
+                  refresh_token="rt-1", client_id="cid", client_secret="cs-1") as snap:  # fmt: skip
+        run = run_actor(
+            tmp_path,
+            {"task": "list_pixels", "accessToken": "expired", "adAccountId": ACCOUNT, "refreshToken": "rt-1",
+             "clientId": "cid", "clientSecret": "cs-1"},
+            snap=snap,
+        )  # fmt: skip
+        kinds = [(r.kind, r.status) for r in snap.requests]
+    assert run.returncode == 0, run.stderr
+    assert kinds == [("pixels", 401), ("token", 200), ("pixels", 200)]
+    assert [row["id"] for row in run.rows] == [PIXEL]
+    written = run.everything_written()
+    assert "cs-1" not in written and "rt-1" not in written and OAUTH_TOKEN not in written
+
+
+@pytest.mark.parametrize(
+    ("actor_input", "field"),
+    [
+        ({"demoMode": False, "task": "send_event", "pixelId": PIXEL, "email": "a@example.com"}, "accessToken"),
+        ({"task": "send_event", "accessToken": CAPI_TOKEN, "email": "a@example.com"}, "pixelId"),
+        ({"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "events": "[{oops"}, "events"),
+        ({"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL}, "events"),
+        ({"task": "list_pixels", "accessToken": OAUTH_TOKEN}, "adAccountId"),
+        ({"task": "get_pixel_info", "accessToken": OAUTH_TOKEN}, "pixelId"),
+        ({"task": "send_event", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "price": "a@example.com"}, "price"),
+        ({"task": "fly_to_moon"}, "task"),
+    ],
+)
+def test_bad_input_fails_naming_the_field_and_sends_nothing(
+    tmp_path: Path, snap: FakeSnap, actor_input: dict[str, Any], field: str
+) -> None:
+    run = run_actor(tmp_path, actor_input, snap=snap, ppe=True)
+    assert run.returncode != 0
+    assert f"'{field}'" in run.output["error"]
+    assert f"'{field}'" in run.stderr  # the terminal status message
+    assert snap.requests == []
+    assert run.charged_conversions == 0
+    assert CAPI_TOKEN not in run.everything_written()
+    assert "a@example.com" not in run.everything_written()
+
+
+def test_webhook_gets_summary_and_rows_after_a_retry(tmp_path: Path, snap: FakeSnap, webhook: WebhookReceiver) -> None:
+    webhook.statuses = [503]
+    run = run_actor(
+        tmp_path,
+        {"task": "send_event", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
+         "email": "a@example.com", "price": 5, "webhookUrl": webhook.url},
+        snap=snap,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert len(webhook.bodies) == 2  # the 503, then the delivery
+    body = webhook.bodies[-1]
+    assert body["summary"]["counts"] == {"sent": 1}
+    assert body["rowsIncluded"] is True and [r["status"] for r in body["rows"]] == ["sent"]
+    assert run.output["webhook"] == {"delivered": True, "statusCode": 200, "error": None}
+    assert CAPI_TOKEN not in str(body) and "a@example.com" not in str(body)
+
+
+def test_failed_webhook_is_recorded_and_does_not_fail_the_run(
+    tmp_path: Path, snap: FakeSnap, webhook: WebhookReceiver
+) -> None:
+    webhook.statuses = [500] * 10
+    run = run_actor(tmp_path, {"webhookUrl": webhook.url, "maxRetries": 1}, snap=snap)
+    assert run.returncode == 0, run.stderr
+    assert len(webhook.bodies) == 2
+    assert run.output["webhook"]["delivered"] is False
+    assert "HTTP 500" in run.output["webhook"]["error"]
+    assert "secret=abc" not in run.output["webhook"]["error"]
+
+
+def test_demo_pixel_tasks_return_sample_rows(tmp_path: Path, snap: FakeSnap) -> None:
+    run = run_actor(tmp_path, {"task": "list_pixels"}, snap=snap)
+    assert run.returncode == 0, run.stderr
+    assert snap.requests == []
+    assert len(run.rows) == 2 and all(row["demo"] for row in run.rows)
+
+
+def test_capi_outage_on_validate_marks_events_failed(tmp_path: Path, snap: FakeSnap) -> None:
+    snap.add_faults("validate", Fault.status(502), Fault.status(502))
+    run = run_actor(
+        tmp_path,
+        {"task": "validate_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
+         "email": "a@example.com", "eventType": "SIGN_UP", "maxRetries": 1},
+        snap=snap,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    [row] = run.rows
+    assert row["status"] == "failed" and "HTTP 502" in row["error"]
