@@ -236,7 +236,8 @@ class ConversionBuilder:
 def _rejected(index: int, native: NativeEvent, error: str) -> RejectedEvent:
     raw = native.event
     name = raw.get("event_name")
-    event_id = raw.get("event_id") or (raw.get("custom_data") or {}).get("order_id")
+    custom = raw.get("custom_data")
+    event_id = raw.get("event_id") or (custom.get("order_id") if isinstance(custom, Mapping) else None)
     return RejectedEvent(
         index,
         error,
