@@ -46,7 +46,7 @@ def event_row(
 
 
 def rejected_row(task: str, event: RejectedEvent) -> Row:
-    return event_row(task, event, "invalid", event.error)
+    return event_row(task, event, event.status, event.error)
 
 
 def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: int) -> list[Row]:
