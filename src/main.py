@@ -50,7 +50,7 @@ async def run(actor_input: ActorInput) -> None:
 
     output: dict[str, Any] = summary.to_output() | {"error": failure}
     if actor_input.task in CONVERSION_TASKS:
-        output |= await _save_report(summary)
+        output |= await _save_report(summary, failure)
     if actor_input.webhook_url:
         output["webhook"] = await post_results(
             actor_input.webhook_url, _webhook_body(output, sink), max_retries=actor_input.max_retries
@@ -64,9 +64,9 @@ async def run(actor_input: ActorInput) -> None:
     await progress.set(f"Done. {progress.message()}")
 
 
-async def _save_report(summary: Summary) -> dict[str, Any]:
+async def _save_report(summary: Summary, failure: str | None) -> dict[str, Any]:
     """Store the HTML run report; OUTPUT links it (by URL too when on the platform)."""
-    await Actor.set_value(REPORT_KEY, render_report(summary), content_type=CONTENT_TYPE)
+    await Actor.set_value(REPORT_KEY, render_report(summary, error=failure), content_type=CONTENT_TYPE)
     store_id = Actor.configuration.default_key_value_store_id
     base = Actor.configuration.api_public_base_url
     url = f"{base}/v2/key-value-stores/{store_id}/records/{REPORT_KEY}" if Actor.is_at_home() else None

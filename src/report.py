@@ -59,6 +59,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .legend{display:flex;flex-wrap:wrap;gap:14px;margin:6px 0 0;font-size:13px;color:#444}
 .legend svg{display:inline-block;vertical-align:middle}
 footer{color:#666;font-size:13px;margin-top:24px}
+.stop{background:#fdecea;color:#8a1c1c;border-left:5px solid #c62828;padding:10px 14px;border-radius:6px}
 """
 
 
@@ -231,13 +232,17 @@ def _cards(summary: Summary) -> str:
     )
 
 
-def render_report(summary: Summary, *, generated: datetime | None = None) -> str:
-    """The whole page as one string; the CSP allows only this page's own style block."""
+def render_report(summary: Summary, *, error: str | None = None, generated: datetime | None = None) -> str:
+    """The whole page as one string; the CSP allows only this page's own style block.
+
+    `error` is why the run stopped early (a refused token, say), shown above the counts.
+    """
     moment = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     style_hash = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
     policy = f"default-src 'none'; style-src 'sha256-{style_hash}'; img-src data:; base-uri 'none'; form-action 'none'"
     mode = "demo run, nothing sent or charged" if summary.demo else "live run"
-    body = [_cards(summary), _statuses(summary)]
+    body = [f'<p class="stop">The run stopped early: {escape(error)}</p>'] if error else []
+    body += [_cards(summary), _statuses(summary)]
     if summary.events:
         body += [_names(summary), _coverage(summary), _quality(summary)]
     body.append(_reasons(summary))

@@ -101,6 +101,16 @@ def test_demo_runs_have_a_report_and_lookups_do_not(tmp_path: Path) -> None:
     assert not report_of(pixels).exists()
 
 
+def test_a_run_stopped_by_snap_says_so_in_its_report(tmp_path: Path, snap: FakeSnap) -> None:
+    actor_input = {"accessToken": "wrong-token-77", "pixelId": PIXEL, "task": "send_event", "eventType": "SIGN_UP",
+                   "email": "a@example.com", "eventSourceUrl": "https://a.example"}  # fmt: skip
+    run = run_actor(tmp_path, actor_input, snap=snap)
+    assert run.returncode != 0
+    page = report_of(run).read_text()
+    assert "The run stopped early" in page
+    assert "wrong-token-77" not in page
+
+
 def test_the_summary_stays_small_for_many_distinct_names_and_reasons() -> None:
     summary = Summary(task="send_batch_events", demo=True)
     for i in range(5000):
