@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import CAPI_TOKEN, run_actor
-from fake_snap import Fault, FakeSnap
+from fake_snap import FakeSnap, Fault
 
 PIXEL = "pixel-123"
 EMAIL_SHA = "542d240129883c019e106e3b1b2d3f3cb3537c43c425364de8e951d5a3083345"  # Person@Example.com
@@ -54,7 +54,8 @@ def test_send_event_delivers_hashed_identifiers_and_charges_once(tmp_path: Path,
     [event] = snap.accepted
     assert event["event_name"] == "PURCHASE"
     assert event["action_source"] == "WEB"
-    assert isinstance(event["event_time"], int) and event["event_time"] < 10**11
+    assert isinstance(event["event_time"], int)
+    assert event["event_time"] < 10**11
     user = event["user_data"]
     assert user["em"] == EMAIL_SHA
     assert user["ph"] == PHONE_SHA
@@ -71,11 +72,14 @@ def test_send_event_delivers_hashed_identifiers_and_charges_once(tmp_path: Path,
     assert snap.requests[-1].path == f"/v3/{PIXEL}/events"
 
     [row] = run.rows
-    assert row["status"] == "sent" and row["charged"] is True and row["error"] is None
+    assert row["status"] == "sent"
+    assert row["charged"] is True
+    assert row["error"] is None
     assert row["eventId"] == "order-77"
     assert set(row["matchKeys"]) >= {"em", "ph", "sc_click_id", "client_ip_address", "client_user_agent"}
     assert run.charged_conversions == 1
-    assert run.output["counts"]["sent"] == 1 and run.output["charged"] == 1
+    assert run.output["counts"]["sent"] == 1
+    assert run.output["charged"] == 1
     written = run.everything_written()
     for secret in (CAPI_TOKEN, "Person@Example.com", "person@example.com", "844 412 4653", "448444124653"):
         assert secret not in written
@@ -124,7 +128,8 @@ def test_bad_events_are_reported_and_never_sent(tmp_path: Path, snap: FakeSnap) 
     invalid = {row["eventIndex"]: row["error"] for row in run.rows_by_status("invalid")}
     assert set(invalid) == {1, 3, 4, 5}
     assert "Insufficient PII" in invalid[1]
-    assert "NOT_AN_EVENT" in invalid[3] and "PURCHASE" in invalid[3]
+    assert "NOT_AN_EVENT" in invalid[3]
+    assert "PURCHASE" in invalid[3]
     assert "37-day" in invalid[4]
     assert "not a JSON object" in invalid[5]
     assert run.charged_conversions == 2
@@ -190,7 +195,8 @@ def test_retries_exhausted_reports_failed_and_charges_nothing(tmp_path: Path, sn
     assert run.returncode == 0, run.stderr
     assert snap.accepted == []
     failed = run.rows_by_status("failed")
-    assert len(failed) == 4 and all("HTTP 500" in row["error"] for row in failed)
+    assert len(failed) == 4
+    assert all("HTTP 500" in row["error"] for row in failed)
     assert run.charged_conversions == 0
     assert run.output["counts"] == {"failed": 4}
 
@@ -214,24 +220,26 @@ def test_max_charge_caps_what_is_sent(tmp_path: Path, snap: FakeSnap) -> None:
     assert len(snap.accepted) == 5
     assert run.charged_conversions == 5
     skipped = run.rows_by_status("skipped")
-    assert len(skipped) == 7 and all("maximum charge" in row["error"] for row in skipped)
+    assert len(skipped) == 7
+    assert all("maximum charge" in row["error"] for row in skipped)
     assert sorted(r["eventId"] for r in run.rows_by_status("sent")) == sorted(snap.accepted_event_ids())
 
 
 def test_demo_sends_nothing_and_charges_nothing(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(
-        tmp_path, {"task": "send_batch_events", "eventSourceUrl": "https://a.example", "events": batch(3)}, snap=snap, ppe=True
-    )
+    demo_input = {"task": "send_batch_events", "eventSourceUrl": "https://a.example", "events": batch(3)}
+    run = run_actor(tmp_path, demo_input, snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert snap.requests == []
     assert {row["status"] for row in run.rows} == {"demo"}
-    assert run.charged_conversions == 0 and run.output["demo"] is True
+    assert run.charged_conversions == 0
+    assert run.output["demo"] is True
 
 
 def test_no_input_at_all_runs_a_demo(tmp_path: Path) -> None:
     run = run_actor(tmp_path, None)
     assert run.returncode == 0, run.stderr
-    assert len(run.rows) == 3 and {row["status"] for row in run.rows} == {"demo"}
+    assert len(run.rows) == 3
+    assert {row["status"] for row in run.rows} == {"demo"}
     assert run.output["counts"] == {"demo": 3}
     assert "person@example.com" not in run.everything_written().lower()
 
