@@ -31,7 +31,8 @@ SINGLE_EVENT_FIELDS = (
     "price", "currency", "itemCategory", "itemIds", "numberOfItems", "email", "phone",
     "firstName", "lastName", "gender", "dateOfBirth", "city", "state", "zip", "country",
     "externalId", "mobileAdId", "idfv", "scClickId", "uuid1", "ipAddress", "userAgent",
-    "limitedDataUse",
+    "limitedDataUse", "optOut", "contents", "brands", "searchString", "signUpMethod",
+    "advertiserTrackingEnabled", "extinfo", "appId",
 )  # fmt: skip
 
 
@@ -59,6 +60,13 @@ class ActorInput(BaseModel):
     item_category: str | None = None
     item_ids: str | list[str] | None = None
     number_of_items: int | None = Field(default=1, ge=0)
+    contents: list[dict[str, Any]] | None = None
+    brands: str | list[str] | None = None
+    search_string: str | None = None
+    sign_up_method: str | None = None
+    advertiser_tracking_enabled: bool | None = None
+    extinfo: list[str] | None = None
+    app_id: str | None = None
 
     email: str | list[str] | None = None
     phone: str | list[str] | None = None
@@ -80,6 +88,8 @@ class ActorInput(BaseModel):
     user_agent: str | None = None
     is_already_hashed: bool = False
     limited_data_use: bool = False
+    opt_out: bool = False
+    send_opted_out_events: bool = False
 
     events: list[Any] | None = None
     event_name_mapping: dict[str, str] | None = None
@@ -126,8 +136,9 @@ class ActorInput(BaseModel):
     def single_event(self) -> dict[str, Any]:
         """The `send_event` fields in their input names, unset ones left out."""
         data = self.model_dump(by_alias=True, include=_single_event_attrs(), exclude_none=True)
-        if not self.limited_data_use:
-            data.pop("limitedDataUse", None)
+        for switch in ("limitedDataUse", "optOut"):
+            if not data.get(switch):
+                data.pop(switch, None)
         return data
 
     def event_defaults(self) -> dict[str, Any]:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from .event_data import FieldError, tidy_app_data, tidy_custom_data
 from .event_input import NativeEvent, SourceEvent, to_native
 from .event_names import EventNameResolver, unknown_event_message
 from .normalize import UserDataNormalizer
@@ -29,8 +29,9 @@ MATCH_KEYS = (
     "client_user_agent", "external_id", "fn", "ln", "ge", "db", "ct", "st", "zp", "country",
 )  # fmt: skip
 _CLICK_ID_PARAMS = frozenset({"sccid", "sscid"})
-_ID_SEPARATORS = re.compile(r"[,;]")
 _MS_THRESHOLD = 10**11  # 10**11 seconds is the year 5138; anything larger is milliseconds.
+_YES = frozenset({"true", "1", "yes"})
+OPTED_OUT = "not sent: the event is marked opted out (optOut); set sendOptedOutEvents to send it with limited data use"
 
 
 class EventError(ValueError):
@@ -53,7 +54,7 @@ class PreparedEvent:
 
 @dataclass(frozen=True, slots=True)
 class RejectedEvent:
-    """An event that failed before any request: bad shape, unknown name, or a preflight rule."""
+    """An event that is not sent: bad shape, unknown name or a preflight rule (`invalid`), or opted out (`skipped`)."""
 
     index: int
     error: str
@@ -62,6 +63,7 @@ class RejectedEvent:
     action_source: str | None = None
     match_keys: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    status: Literal["invalid", "skipped"] = "invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,36 +118,6 @@ def click_id_from_url(url: str) -> str | None:
     return None
 
 
-def _number(value: object, field: str) -> float | int:
-    if isinstance(value, bool):
-        raise EventError(f"{field} must be a number")
-    if isinstance(value, int | float):
-        return value
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise EventError(f"{field} must be a number") from None
-    return int(number) if number.is_integer() and "." not in str(value) else number
-
-
-def tidy_custom_data(custom: Mapping[str, Any]) -> dict[str, Any]:
-    """Snap's types for the fields users most often give as text: value, currency, ids, counts."""
-    out = dict(custom)
-    if "value" in out:
-        out["value"] = _number(out["value"], "price")
-    if "currency" in out:
-        out["currency"] = str(out["currency"]).strip().upper()
-    if "content_ids" in out:
-        ids = out["content_ids"]
-        parts = _ID_SEPARATORS.split(ids) if isinstance(ids, str) else [str(item) for item in ids]
-        out["content_ids"] = [part.strip() for part in parts if part.strip()]
-    if "num_items" in out:
-        out["num_items"] = int(_number(out["num_items"], "numberOfItems"))
-    if "order_id" in out:
-        out["order_id"] = str(out["order_id"])
-    return out
-
-
 def content_event_id(payload: Mapping[str, Any]) -> str:
     """A dedup id from the event's content, so that a retried or resumed send is deduplicated by Snap."""
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
@@ -163,6 +135,7 @@ class ConversionBuilder:
         names: EventNameResolver,
         defaults: Mapping[str, Any] | None = None,
         limited_data_use: bool = False,
+        send_opted_out: bool = False,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._destinations = destinations
@@ -170,6 +143,7 @@ class ConversionBuilder:
         self._names = names
         self._defaults = dict(defaults or {})
         self._limited_data_use = limited_data_use
+        self._send_opted_out = send_opted_out
         self._now = now
 
     def build(self, source: SourceEvent) -> PreparedEvent | RejectedEvent:
@@ -178,7 +152,7 @@ class ConversionBuilder:
         native = to_native(source.data, self._defaults)
         try:
             return self._build(source.index, native)
-        except EventError as error:
+        except (EventError, FieldError) as error:
             return _rejected(source.index, native, str(error))
 
     def _build(self, index: int, native: NativeEvent) -> PreparedEvent | RejectedEvent:
@@ -192,11 +166,15 @@ class ConversionBuilder:
         if action_source not in ACTION_SOURCES:
             raise EventError("actionSource must be WEB, MOBILE_APP or OFFLINE")
         asset_id = self._destinations.asset_for(action_source)
+        opted_out = is_yes(native.flags.get("optOut"))
+        if opted_out and not self._send_opted_out:
+            return _rejected(index, native, OPTED_OUT, event_name=event_name, status="skipped")
 
         user_data = raw.get("user_data") or {}
         custom_data = raw.get("custom_data") or {}
-        if not isinstance(user_data, Mapping) or not isinstance(custom_data, Mapping):
-            raise EventError("user_data and custom_data must be JSON objects")
+        app_data = raw.get("app_data") or {}
+        if not all(isinstance(section, Mapping) for section in (user_data, custom_data, app_data)):
+            raise EventError("user_data, custom_data and app_data must be JSON objects")
         normalized = self._normalizer.normalize(user_data)
         user = normalized.user_data
         url = raw.get("event_source_url")
@@ -215,9 +193,14 @@ class ConversionBuilder:
         custom = tidy_custom_data(custom_data)
         if custom:
             payload["custom_data"] = custom
-        if raw.get("app_data"):
-            payload["app_data"] = raw["app_data"]
-        if self._limited_data_use or native.flags.get("limitedDataUse"):
+        app = tidy_app_data(app_data) if action_source == "MOBILE_APP" else {}
+        if app_data and action_source != "MOBILE_APP":
+            native.warnings.append("app_data is for MOBILE_APP events and was left out")
+        if opted_out and action_source == "MOBILE_APP":
+            app.setdefault("advertiser_tracking_enabled", False)
+        if app:
+            payload["app_data"] = app
+        if self._limited_data_use or opted_out or is_yes(native.flags.get("limitedDataUse")):
             payload["data_processing_options"] = ["LDU"]
         elif raw.get("data_processing_options"):
             payload["data_processing_options"] = raw["data_processing_options"]
@@ -233,9 +216,21 @@ class ConversionBuilder:
         return PreparedEvent(index, asset_id, payload, event_id, event_name, action_source, match_keys, warnings)
 
 
-def _rejected(index: int, native: NativeEvent, error: str) -> RejectedEvent:
+def is_yes(flag: object) -> bool:
+    """A per-event switch given as a boolean, 1, or text such as "true"; anything else is off."""
+    return flag is True or (isinstance(flag, int | str) and str(flag).strip().lower() in _YES)
+
+
+def _rejected(
+    index: int,
+    native: NativeEvent,
+    error: str,
+    *,
+    event_name: str | None = None,
+    status: Literal["invalid", "skipped"] = "invalid",
+) -> RejectedEvent:
     raw = native.event
-    name = raw.get("event_name")
+    name = event_name or raw.get("event_name")
     custom = raw.get("custom_data")
     event_id = raw.get("event_id") or (custom.get("order_id") if isinstance(custom, Mapping) else None)
     return RejectedEvent(
@@ -245,4 +240,5 @@ def _rejected(index: int, native: NativeEvent, error: str) -> RejectedEvent:
         event_id=str(event_id) if event_id else None,
         action_source=str(raw.get("action_source") or "WEB"),
         warnings=tuple(native.warnings),
+        status=status,
     )

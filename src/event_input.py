@@ -41,10 +41,17 @@ FLAT_FIELDS: Mapping[str, tuple[str | None, str]] = {
     "itemCategory": ("custom_data", "content_category"),
     "itemIds": ("custom_data", "content_ids"),
     "numberOfItems": ("custom_data", "num_items"),
+    "contents": ("custom_data", "contents"),
+    "brands": ("custom_data", "brands"),
+    "searchString": ("custom_data", "search_string"),
+    "signUpMethod": ("custom_data", "sign_up_method"),
+    "advertiserTrackingEnabled": ("app_data", "advertiser_tracking_enabled"),
+    "extinfo": ("app_data", "extinfo"),
+    "appId": ("app_data", "app_id"),
 }
 
-#: Per-event switches that are not part of Snap's event.
-FLAG_FIELDS = frozenset({"limitedDataUse"})
+#: Per-event switches that are not part of Snap's event (`optOut`: see `conversion.OPTED_OUT`).
+FLAG_FIELDS = frozenset({"limitedDataUse", "optOut"})
 
 NATIVE_FIELDS = frozenset(
     {

@@ -9,9 +9,10 @@ from apify import Actor
 from .actor_input import ActorInput, parse_input
 from .context import RunContext
 from .errors import ActorInputError, SnapError
+from .report import CONTENT_TYPE, REPORT_KEY, render_report
 from .results import Progress, ResultSink, Summary
 from .snap_api import Endpoints
-from .tasks import TASKS
+from .tasks import CONVERSION_TASKS, TASKS
 from .webhook import post_results
 
 #: Up to this many rows travel in the webhook body; beyond it, a link to the dataset does.
@@ -48,6 +49,8 @@ async def run(actor_input: ActorInput) -> None:
         await sink.flush()
 
     output: dict[str, Any] = summary.to_output() | {"error": failure}
+    if actor_input.task in CONVERSION_TASKS:
+        output |= await _save_report(summary, failure)
     if actor_input.webhook_url:
         output["webhook"] = await post_results(
             actor_input.webhook_url, _webhook_body(output, sink), max_retries=actor_input.max_retries
@@ -59,6 +62,15 @@ async def run(actor_input: ActorInput) -> None:
         await Actor.fail(status_message=failure)
         return
     await progress.set(f"Done. {progress.message()}")
+
+
+async def _save_report(summary: Summary, failure: str | None) -> dict[str, Any]:
+    """Store the HTML run report; OUTPUT links it (by URL too when on the platform)."""
+    await Actor.set_value(REPORT_KEY, render_report(summary, error=failure), content_type=CONTENT_TYPE)
+    store_id = Actor.configuration.default_key_value_store_id
+    base = Actor.configuration.api_public_base_url
+    url = f"{base}/v2/key-value-stores/{store_id}/records/{REPORT_KEY}" if Actor.is_at_home() else None
+    return {"reportKey": REPORT_KEY, "reportUrl": url}
 
 
 async def _push(rows: list[dict[str, Any]]) -> None:

@@ -46,7 +46,7 @@ def event_row(
 
 
 def rejected_row(task: str, event: RejectedEvent) -> Row:
-    return event_row(task, event, "invalid", event.error)
+    return event_row(task, event, event.status, event.error)
 
 
 def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: int) -> list[Row]:
@@ -61,9 +61,26 @@ def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: int) -> list[R
     return rows
 
 
+#: Distinct event names and reasons a summary tells apart; the rest are counted under `OTHER`, so
+#: that a million events with a million made-up names still take constant memory.
+DISTINCT_LIMIT = 200
+OTHER = "(other)"
+#: Statuses whose `error` says why an event was not accepted.
+NOT_ACCEPTED = ("invalid", "failed", "skipped")
+
+
+def count_into(counter: Counter[str], key: str, amount: int = 1) -> None:
+    """Count `key`, or `OTHER` once the counter already tells `DISTINCT_LIMIT` keys apart."""
+    counter[key if key in counter or len(counter) < DISTINCT_LIMIT else OTHER] += amount
+
+
 @dataclass(slots=True)
 class Summary:
-    """Counts that grow with the run; the rows themselves go to the dataset and are let go."""
+    """Counts that grow with the run; the rows themselves go to the dataset and are let go.
+
+    Everything here is a bounded counter (never a row or a value), so the summary is the same size
+    for ten events and for a million; the run report is drawn from it.
+    """
 
     task: str
     demo: bool
@@ -72,13 +89,31 @@ class Summary:
     charged: int = 0
     read: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    #: Event rows (those with match keys): the denominator of identifier coverage.
+    events: int = 0
+    identifiers: Counter[str] = field(default_factory=Counter)
+    quality: Counter[str] = field(default_factory=Counter)
+    #: event name -> status -> count.
+    by_name: dict[str, Counter[str]] = field(default_factory=dict)
 
     def add(self, rows: Sequence[Row], count_as: str | None = None) -> None:
         for row in rows:
-            self.counts[count_as or row["status"]] += 1
+            status = count_as or row["status"]
+            self.counts[status] += 1
             self.charged += bool(row.get("charged"))
-            if row.get("error") and row["status"] in ("invalid", "failed"):
-                self.errors[str(row["error"])[:200]] += 1
+            if row.get("error") and status in NOT_ACCEPTED:
+                count_into(self.errors, str(row["error"])[:200])
+            if "matchKeys" in row:
+                self._add_event(row, status)
+
+    def _add_event(self, row: Row, status: str) -> None:
+        self.events += 1
+        self.identifiers.update(row["matchKeys"])
+        self.quality[row["matchQuality"]] += 1
+        name = str(row.get("eventName") or "(no name)")
+        if name not in self.by_name and len(self.by_name) >= DISTINCT_LIMIT:
+            name = OTHER
+        self.by_name.setdefault(name, Counter())[status] += 1
 
     @property
     def total(self) -> int:

@@ -20,3 +20,6 @@ TASKS: Mapping[str, TaskFn] = {
     "get_test_event_logs": get_test_event_logs,
     "get_test_event_stats": get_test_event_stats,
 }
+
+#: Tasks that run events through the pipeline; each leaves a run report.
+CONVERSION_TASKS = frozenset(name for name, task in TASKS.items() if task in (send_events, validate_events))

@@ -42,6 +42,7 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
         names=names,
         defaults=source.defaults,
         limited_data_use=actor_input.limited_data_use,
+        send_opted_out=actor_input.send_opted_out_events,
     )
     settings = PipelineSettings(
         task=actor_input.task,

@@ -1,0 +1,176 @@
+"""Snap's types for `custom_data` and `app_data`: one small pure rule per field, as for `user_data`.
+
+Users give these fields as text, numbers or lists, in whatever shape their data has; Snap wants
+fixed types (a number for `value`, a list of strings for `content_ids`, a 16-string `extinfo`).
+Each rule coerces one field or raises `FieldError` with the input name of the field, never its
+value. Fields without a rule go to Snap as given.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Coerce = Callable[[object], object]
+
+_ID_SEPARATORS = re.compile(r"[,;]")
+EXTINFO_LENGTH = 16
+#: `extinfo[0]` is the version tag: `a2` for Android, `i2` for iOS (Snap's and Meta's format).
+EXTINFO_VERSIONS = frozenset({"a2", "i2"})
+
+
+class FieldError(ValueError):
+    """A field Snap would refuse. The message names the field and never contains the value."""
+
+
+def as_number(value: object, field: str = "price") -> float | int:
+    """A JSON number from a number or numeric text; `"42"` stays an int, `"42.0"` a float."""
+    if isinstance(value, bool):
+        raise FieldError(f"{field} must be a number")
+    if isinstance(value, int | float):
+        return value
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise FieldError(f"{field} must be a number") from None
+    return int(number) if number.is_integer() and "." not in str(value) else number
+
+
+def _count(value: object, field: str, minimum: int) -> int:
+    number = as_number(value, field)
+    if number != int(number) or number < minimum:
+        raise FieldError(f"{field} must be a whole number of at least {minimum}")
+    return int(number)
+
+
+def _text(value: object, field: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise FieldError(f"{field} must be text")
+    return str(value).strip()
+
+
+def _text_list(value: object, field: str, *, split: bool) -> list[str]:
+    """A list of non-empty strings; text is one item, or comma/semicolon-separated items when `split`."""
+    if isinstance(value, str):
+        items: list[object] = list(_ID_SEPARATORS.split(value)) if split else [value]
+    elif isinstance(value, list):
+        items = value
+    else:
+        items = [value]
+    texts = (_text(item, field) for item in items)
+    return [text for text in texts if text]
+
+
+def content_ids(value: object) -> list[str]:
+    return _text_list(value, "itemIds (content_ids)", split=True)
+
+
+def brands(value: object) -> list[str]:
+    """Brand names may contain commas, so text is one brand; give several as a list."""
+    return _text_list(value, "brands", split=False)
+
+
+def currency(value: object) -> str:
+    return _text(value, "currency").upper()
+
+
+def order_id(value: object) -> str:
+    return _text(value, "transactionId (order_id)")
+
+
+def num_items(value: object) -> int:
+    return _count(value, "numberOfItems (num_items)", 0)
+
+
+def value(value: object) -> float | int:
+    return as_number(value, "price")
+
+
+_CONTENT_RULES: Mapping[str, Callable[[object, str], object]] = {
+    "id": _text,
+    "quantity": lambda item, field: _count(item, field, 1),
+    "item_price": as_number,
+    "brand": _text,
+    "category": _text,
+}
+
+
+def contents(items: object) -> list[dict[str, Any]]:
+    """Line items `{id, quantity, item_price, brand, category}`; each needs an id or is refused."""
+    if not isinstance(items, list):
+        raise FieldError("contents must be an array of objects with id, quantity and item_price")
+    out: list[dict[str, Any]] = []
+    for position, item in enumerate(items):
+        where = f"contents[{position}]"
+        if not isinstance(item, Mapping):
+            raise FieldError(f"{where} must be an object with id, quantity and item_price")
+        tidy = dict(item)
+        for key, rule in _CONTENT_RULES.items():
+            if key in tidy:
+                tidy[key] = rule(tidy[key], f"{where}.{key}")
+        if not tidy.get("id"):
+            raise FieldError(f"{where}.id is missing")
+        out.append(tidy)
+    return out
+
+
+#: `custom_data` fields and the rule that gives each Snap's type.
+CUSTOM_RULES: Mapping[str, Coerce] = {
+    "value": value,
+    "currency": currency,
+    "order_id": order_id,
+    "content_ids": content_ids,
+    "contents": contents,
+    "num_items": num_items,
+    "content_category": lambda item: _text(item, "itemCategory (content_category)"),
+    "brands": brands,
+    "search_string": lambda item: _text(item, "searchString (search_string)"),
+    "sign_up_method": lambda item: _text(item, "signUpMethod (sign_up_method)"),
+}
+
+_TRACKING = {
+    "true": True, "1": True, "yes": True, "authorized": True,
+    "false": False, "0": False, "no": False, "denied": False, "restricted": False,
+    "not_determined": False, "notdetermined": False,
+}  # fmt: skip
+
+
+def tracking_enabled(status: object) -> bool:
+    """iOS ATT status as Snap's boolean: a bool, 1/0, or the ATT names (`authorized` is the only yes)."""
+    if isinstance(status, bool):
+        return status
+    found = _TRACKING.get(str(status).strip().lower()) if isinstance(status, str | int) else None
+    if found is None:
+        raise FieldError("advertiserTrackingEnabled must be true/false, 1/0 or an ATT status such as authorized")
+    return found
+
+
+def extinfo(items: object) -> list[str]:
+    """The device array Snap requires for app events: 16 strings, the first `a2` (Android) or `i2` (iOS)."""
+    if not isinstance(items, list) or len(items) != EXTINFO_LENGTH:
+        raise FieldError(f"extinfo must be an array of exactly {EXTINFO_LENGTH} device strings")
+    texts = [_text(item, f"extinfo[{position}]") for position, item in enumerate(items)]
+    if texts[0] not in EXTINFO_VERSIONS:
+        raise FieldError("extinfo[0] must be 'a2' (Android) or 'i2' (iOS)")
+    return texts
+
+
+#: `app_data` fields (MOBILE_APP events only) and their rules.
+APP_RULES: Mapping[str, Coerce] = {
+    "advertiser_tracking_enabled": tracking_enabled,
+    "extinfo": extinfo,
+    "app_id": lambda item: _text(item, "appId (app_id)"),
+}
+
+
+def _apply(rules: Mapping[str, Coerce], data: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: rules[key](item) if key in rules else item for key, item in data.items() if item is not None}
+
+
+def tidy_custom_data(custom: Mapping[str, Any]) -> dict[str, Any]:
+    return _apply(CUSTOM_RULES, custom)
+
+
+def tidy_app_data(app: Mapping[str, Any]) -> dict[str, Any]:
+    return _apply(APP_RULES, app)
