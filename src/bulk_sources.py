@@ -60,13 +60,13 @@ class FieldMapping:
         return self._map.get(name, name.strip())
 
 
-def _inside_quotes(text: str) -> bool:
-    """Whether a CSV record ends inside a quoted field, so that the next line continues it."""
+def _csv_state(text: str) -> str:
+    """`open` when a CSV record ends inside a quoted field (the next line continues it), else `ok` or `bad`."""
     try:
         next(csv.reader([text], strict=True))
     except csv.Error as error:
-        return "unexpected end of data" in str(error)
-    return False
+        return "open" if "unexpected end of data" in str(error) else "bad"
+    return "ok"
 
 
 def _record(index: int, data: object, where: str, mapping: FieldMapping) -> SourceEvent:
@@ -182,23 +182,21 @@ class CsvParser:
             line = queue.popleft()
             self._line += 1
             if not self._pending:
-                self._pending_line = self._line
-                if line.count('"') % 2 == 0 or not _inside_quotes(line):
+                if line.count('"') % 2 == 0 or _csv_state(line) != "open":
                     records.append((self._line, line))
-                    continue
-            else:
-                self._pending.append(line)
-                if not _inside_quotes("\n".join(self._pending)):
-                    records.append((self._pending_line, "\n".join(self._pending)))
-                    self._pending = []
-                elif len(self._pending) > MAX_RECORD_LINES:
-                    # A quote that never closes: report its line, read the lines after it afresh.
-                    records.append((self._pending_line, self._pending[0]))
-                    queue.extendleft(reversed(self._pending[1:]))
-                    self._line = self._pending_line
-                    self._pending = []
+                else:
+                    self._pending_line, self._pending = self._line, [line]
                 continue
-            self._pending = [line]
+            self._pending.append(line)
+            state = _csv_state("\n".join(self._pending))
+            if state == "ok":
+                records.append((self._pending_line, "\n".join(self._pending)))
+                self._pending = []
+            elif state == "bad" or len(self._pending) > MAX_RECORD_LINES:
+                # A stray quote, not a field spanning lines: report its line, read the lines after it afresh.
+                records.append((self._pending_line, self._pending[0]))
+                queue.extendleft(reversed(self._pending[1:]))
+                self._line, self._pending = self._pending_line, []
         return records
 
     def _records(self, records: list[tuple[int, str]]) -> Iterator[SourceEvent]:
