@@ -62,9 +62,7 @@ def raise_for_snap(response: httpx.Response, what: str, *, advice: str) -> dict[
         return body
     reason = _reason(body, response)
     if status in (401, 403):
-        raise SnapAuthError(
-            f"{what}: Snap refused the access token (HTTP {status}: {reason}). {advice}", status=status
-        )
+        raise SnapAuthError(f"{what}: Snap refused the access token (HTTP {status}: {reason}). {advice}", status=status)
     if status == 404:
         raise SnapNotFoundError(f"{what}: not found (HTTP 404: {reason})", status=status)
     if status == 400:
