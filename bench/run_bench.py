@@ -60,6 +60,34 @@ def plain_loop(path: Path) -> float:
     return time.perf_counter() - started
 
 
+PUSH_SCRIPT = """
+import asyncio, sys, time
+from apify import Actor
+async def main():
+    async with Actor:
+        row = {"task": "send_batch_events", "eventId": "order-1", "eventName": "PURCHASE", "actionSource": "WEB",
+               "status": "sent", "error": None, "charged": False, "matchQuality": "high", "warnings": [],
+               "matchKeys": ["em", "ph", "client_ip_address", "client_user_agent"]}
+        n = int(sys.argv[1])
+        started = time.perf_counter()
+        for start in range(0, n, 1000):
+            await Actor.push_data([dict(row, eventIndex=i) for i in range(start, min(n, start + 1000))])
+        print(n / (time.perf_counter() - started))
+asyncio.run(main())
+"""
+
+
+def local_push_rate(workdir: Path, rows: int) -> float:
+    """Rows/s of `Actor.push_data` alone on local storage (one file per row), in chunks of 1,000 as the actor does."""
+    storage = workdir / "push-storage"
+    shutil.rmtree(storage, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APIFY_", "ACTOR_", "CRAWLEE_"))}
+    done = subprocess.run([sys.executable, "-c", PUSH_SCRIPT, str(rows)], env=env | {"APIFY_LOCAL_STORAGE_DIR":
+                          str(storage)}, capture_output=True, text=True, check=True)  # fmt: skip
+    shutil.rmtree(storage, ignore_errors=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def start_fake_snap() -> tuple[subprocess.Popen[str], str]:
     fake = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "fake_snap.py"), "--port", "0", "--token", TOKEN, "--no-validate"],
@@ -108,6 +136,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--push-sample", type=int, default=20_000, help="rows for the local dataset push figure")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -132,6 +161,8 @@ def main() -> None:
     print(f"first request at the fake Snap after {result['first_request']:.2f} s")
     print(f"fake Snap: {stats}; actor reported sent: {result['sent']:,}")
     print(f"ratio actor / plain loop: {rate / (n / plain_s):.2f}")
+    push_rate = local_push_rate(workdir, args.push_sample)
+    print(f"local dataset push alone (Actor.push_data, {args.push_sample:,} rows): {push_rate:,.0f} rows/s")
 
 
 if __name__ == "__main__":
