@@ -92,6 +92,9 @@ class ActorInput(BaseModel):
     send_opted_out_events: bool = False
 
     events: list[Any] | None = None
+    events_dataset_id: str | None = None
+    events_url: str | None = Field(default=None, pattern=r"^https?://")
+    field_mapping: dict[str, str] | None = None
     event_name_mapping: dict[str, str] | None = None
 
     webhook_url: str | None = Field(default=None, pattern=r"^https?://")

@@ -22,4 +22,5 @@ class RunContext:
         return Transport(
             retry=RetryPolicy(max_retries=self.input.max_retries),
             max_connections=max(8, 2 * self.input.max_concurrency),
+            max_requests_per_second=self.input.max_requests_per_second,
         )

@@ -38,3 +38,7 @@ class SnapRejectedError(SnapError):
 
 class ServiceUnavailableError(SnapError):
     """Rate limits, 5xx, time-outs or dropped connections outlasted every retry (Snap's or the webhook's)."""
+
+
+class SourceError(Exception):
+    """A bulk source cannot be read as a whole (unreachable, not the format it claims, cut short)."""

@@ -8,7 +8,7 @@ from apify import Actor
 
 from .actor_input import ActorInput, parse_input
 from .context import RunContext
-from .errors import ActorInputError, SnapError
+from .errors import ActorInputError, SnapError, SourceError
 from .report import CONTENT_TYPE, REPORT_KEY, render_report
 from .results import Progress, ResultSink, Summary
 from .snap_api import Endpoints
@@ -42,7 +42,7 @@ async def run(actor_input: ActorInput) -> None:
     failure: str | None = None
     try:
         await TASKS[actor_input.task](ctx)
-    except (ActorInputError, SnapError) as error:
+    except (ActorInputError, SnapError, SourceError) as error:
         failure = str(error)
         Actor.log.error(failure)
     finally:

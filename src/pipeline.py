@@ -5,22 +5,30 @@ source (async iterator) -> build (normalize, hash, preflight) -> batches of up t
 
 It streams: memory holds the batches in flight, not the run. Reading waits while
 `max_concurrency` batches are out, so a fast source cannot outrun Snap.
+
+With a `Checkpoint`, every finished batch is committed (rows pushed, then the finished indexes
+saved), events an earlier attempt finished are skipped, and the run can be stopped (abort: finish
+what is in flight and end) or paused (migration: the same, then wait to be moved) cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from .billing import Billing
+from .checkpoint import Checkpoint
 from .conversion import ConversionBuilder, PreparedEvent, RejectedEvent
 from .delivery import Delivery, Outcome
 from .errors import SnapAuthError
 from .event_input import SourceEvent
-from .results import Progress, ResultSink, event_row, outcome_rows, rejected_row
+from .results import Progress, ResultSink, Row, Summary, event_row, outcome_rows, rejected_row
 
 MAX_BATCH = 2000
+#: A migration that has not moved the run after this long was a false alarm: reading resumes.
+MIGRATION_GRACE_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,7 @@ class Pipeline:
         billing: Billing,
         sink: ResultSink,
         progress: Progress,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self._settings = settings
         self._builder = builder
@@ -51,16 +60,42 @@ class Pipeline:
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self.stopped_by: SnapAuthError | None = None
+        self._checkpoint = checkpoint
+        summary = sink.summary
+        self._committed = Summary(summary.task, summary.demo)
+        if checkpoint is not None and checkpoint.restored is not None:
+            summary.restore(checkpoint.restored)
+            self._committed.restore(checkpoint.restored)
+            progress.resumed()
+        self._uncommitted: list[Row] = []
+        self._interrupted: str | None = None
+        self._running = asyncio.Event()
+        self._running.set()
 
-    async def run(self, source: AsyncIterable[SourceEvent]) -> None:
-        """Deliver every event of `source`; each one ends as exactly one result row."""
+    def stop(self, reason: str) -> None:
+        """Read no more; batches in flight finish and are committed (the platform is aborting the run)."""
+        self._interrupted = reason
+        self._running.set()
+
+    def pause(self) -> None:
+        """Dispatch no more until the platform moves the run (migration); resume if it has not after a while."""
+        self._running.clear()
+        asyncio.get_running_loop().call_later(MIGRATION_GRACE_S, self._running.set)
+
+    async def run(self, source: AsyncIterator[SourceEvent]) -> None:
+        """Deliver every event of `source` not finished before; each one ends as exactly one result row."""
         pending: dict[str, list[PreparedEvent]] = {}
+        ticker = asyncio.create_task(self._tick())
         try:
             async for item in source:
+                if self._interrupted is not None:
+                    break
+                if self._checkpoint is not None and self._checkpoint.is_done(item.index):
+                    continue
                 self._sink.summary.read += 1
                 built = self._builder.build(item)
                 if isinstance(built, RejectedEvent):
-                    await self._sink.add([rejected_row(self._settings.task, built)])
+                    await self._add_rows([rejected_row(self._settings.task, built)])
                     continue
                 if self.stopped_by is not None:
                     await self._not_sent([built])
@@ -69,13 +104,20 @@ class Pipeline:
                 batch.append(built)
                 if len(batch) >= self._settings.batch_size:
                     await self._dispatch(pending.pop(built.asset_id))
-            for batch in pending.values():
-                await self._dispatch(batch)
+            if self._interrupted is None:
+                for batch in pending.values():
+                    await self._dispatch(batch)
             await self._drain()
         finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            if aclose := getattr(source, "aclose", None):
+                await aclose()
             await self._drain()
-            await self._sink.flush()
+            await self._commit()
             await self._progress.update(force=True)
+        self._sink.summary.interrupted = self._interrupted
         if self.stopped_by is not None:
             raise self.stopped_by
 
@@ -83,6 +125,11 @@ class Pipeline:
         if self.stopped_by is not None:
             await self._not_sent(batch)
             return
+        if not self._running.is_set():
+            await self._drain()
+            await self._commit()
+            await self._progress.set(f"{self._progress.message()} (paused: the run is being migrated)")
+            await self._running.wait()
         await self._slots.acquire()
         task = asyncio.create_task(self._deliver(batch))
         self._tasks.add(task)
@@ -108,11 +155,30 @@ class Pipeline:
             rows = outcome_rows(self._settings.task, outcomes, charged)
             reason = "not sent: the run's maximum charge (max total charge USD) is used up"
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)
-            await self._sink.add(rows)
-            await self._progress.update()
+            await self._add_rows(rows)
+            await self._commit()
         finally:
             self._slots.release()
 
     async def _not_sent(self, events: list[PreparedEvent]) -> None:
         reason = f"not sent: {self.stopped_by}"
-        await self._sink.add([event_row(self._settings.task, event, "failed", reason) for event in events])
+        await self._add_rows([event_row(self._settings.task, event, "failed", reason) for event in events])
+
+    async def _add_rows(self, rows: list[Row]) -> None:
+        self._uncommitted.extend(rows)
+        await self._sink.add(rows)
+
+    async def _commit(self) -> None:
+        """Rows first, then the checkpoint: an event is only ever marked finished once its row is stored."""
+        rows, self._uncommitted = self._uncommitted, []
+        await self._sink.flush()
+        if self._checkpoint is not None and rows:
+            self._checkpoint.mark(row["eventIndex"] for row in rows)
+            self._committed.add(rows)
+            await self._checkpoint.save(self._committed)
+
+    async def _tick(self) -> None:
+        """The status line moves every few seconds even while a batch waits on retries."""
+        while True:
+            await asyncio.sleep(self._progress.interval)
+            await self._progress.update()

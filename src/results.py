@@ -6,6 +6,8 @@ identifier's value.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +21,7 @@ from .match_quality import grade
 Row = dict[str, Any]
 PushFn = Callable[[list[Row]], Awaitable[None]]
 StatusFn = Callable[[str], Awaitable[object]]
+_LINE_PREFIX = re.compile(r"^line \d+: (element \d+ )?")
 
 
 def event_row(
@@ -95,6 +98,7 @@ class Summary:
     quality: Counter[str] = field(default_factory=Counter)
     #: event name -> status -> count.
     by_name: dict[str, Counter[str]] = field(default_factory=dict)
+    interrupted: str | None = None
 
     def add(self, rows: Sequence[Row], count_as: str | None = None) -> None:
         for row in rows:
@@ -102,7 +106,8 @@ class Summary:
             self.counts[status] += 1
             self.charged += bool(row.get("charged"))
             if row.get("error") and status in NOT_ACCEPTED:
-                count_into(self.errors, str(row["error"])[:200])
+                # Grouped without the line number, so a file of bad lines makes a few entries, not one each.
+                count_into(self.errors, _LINE_PREFIX.sub("", str(row["error"]))[:200])
             if "matchKeys" in row:
                 self._add_event(row, status)
 
@@ -114,6 +119,28 @@ class Summary:
         if name not in self.by_name and len(self.by_name) >= DISTINCT_LIMIT:
             name = OTHER
         self.by_name.setdefault(name, Counter())[status] += 1
+
+    def to_state(self) -> dict[str, Any]:
+        """The counts a resumed attempt starts from (see `checkpoint`); all bounded in size."""
+        return {
+            "counts": dict(self.counts),
+            "charged": self.charged,
+            "errors": dict(self.errors),
+            "events": self.events,
+            "identifiers": dict(self.identifiers),
+            "quality": dict(self.quality),
+            "byName": {name: dict(statuses) for name, statuses in self.by_name.items()},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.counts = Counter(state.get("counts") or {})
+        self.charged = int(state.get("charged") or 0)
+        self.errors = Counter(state.get("errors") or {})
+        self.events = int(state.get("events") or 0)
+        self.identifiers = Counter(state.get("identifiers") or {})
+        self.quality = Counter(state.get("quality") or {})
+        self.by_name = {name: Counter(statuses) for name, statuses in (state.get("byName") or {}).items()}
+        self.read = self.total
 
     @property
     def total(self) -> int:
@@ -128,7 +155,7 @@ class Summary:
             "charged": self.charged,
             "durationSeconds": round(time.monotonic() - self.started, 3),
             "topErrors": [{"error": error, "count": count} for error, count in self.errors.most_common(5)],
-        }
+        } | ({"interrupted": self.interrupted} if self.interrupted else {})
 
 
 class ResultSink:
@@ -140,6 +167,7 @@ class ResultSink:
         self._chunk_size = chunk_size
         self._keep = keep
         self._buffer: list[Row] = []
+        self._lock = asyncio.Lock()
         self.kept: list[Row] = []
 
     async def add(self, rows: Sequence[Row], *, count_as: str | None = None) -> None:
@@ -152,9 +180,11 @@ class ResultSink:
             await self.flush()
 
     async def flush(self) -> None:
-        if self._buffer:
-            rows, self._buffer = self._buffer, []
-            await self._push(rows)
+        """Push what is buffered. Pushes never overlap: once `flush` returns, every row added before it is stored."""
+        async with self._lock:
+            if self._buffer:
+                rows, self._buffer = self._buffer, []
+                await self._push(rows)
 
 
 class Progress:
@@ -163,21 +193,27 @@ class Progress:
     def __init__(self, set_status: StatusFn, summary: Summary, *, interval: float = 5.0) -> None:
         self._set_status = set_status
         self._summary = summary
-        self._interval = interval
+        self.interval = interval
         self._last = 0.0
+        self._done_before = 0
 
     async def set(self, message: str) -> None:
         await self._set_status(message)
 
     async def update(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if force or now - self._last >= self._interval:
+        if force or now - self._last >= self.interval:
             self._last = now
             await self._set_status(self.message())
 
+    def resumed(self) -> None:
+        """Events an earlier attempt finished do not count towards this attempt's rate."""
+        self._done_before = self._summary.total
+
     def message(self) -> str:
+        """Read, then each status (sent, invalid, failed, ...), then this attempt's rate."""
         summary = self._summary
         elapsed = max(time.monotonic() - summary.started, 1e-6)
         parts = [f"{status} {count:,}" for status, count in sorted(summary.counts.items())]
-        rate = summary.total / elapsed
-        return f"{summary.task}: {summary.total:,} events done ({', '.join(parts) or 'none yet'}), {rate:,.0f}/s"
+        rate = (summary.total - self._done_before) / elapsed
+        return f"{summary.task}: read {summary.read:,}, {', '.join(parts) or 'none done yet'}; {rate:,.0f} events/s"

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+import orjson
 
 from .errors import SnapAuthError, SnapError, SnapNotFoundError, SnapRejectedError
 from .transport import Transport, redact, response_json
@@ -62,9 +63,7 @@ def raise_for_snap(response: httpx.Response, what: str, *, advice: str) -> dict[
         return body
     reason = _reason(body, response)
     if status in (401, 403):
-        raise SnapAuthError(
-            f"{what}: Snap refused the access token (HTTP {status}: {reason}). {advice}", status=status
-        )
+        raise SnapAuthError(f"{what}: Snap refused the access token (HTTP {status}: {reason}). {advice}", status=status)
     if status == 404:
         raise SnapNotFoundError(f"{what}: not found (HTTP 404: {reason})", status=status)
     if status == 400:
@@ -83,6 +82,15 @@ MARKETING_AUTH_ADVICE = (
 )
 
 
+def encode_body(events: Sequence[dict[str, Any]]) -> bytes:
+    """`{"data": [...]}` as compact UTF-8 JSON. orjson is several times faster than `json` on a 2,000-event
+    body; what it cannot encode (integers beyond 64 bits) goes through `json`."""
+    try:
+        return orjson.dumps({"data": list(events)})
+    except orjson.JSONEncodeError:
+        return json.dumps({"data": list(events)}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 class ConversionsApi:
     """`/v3/{asset_id}/events` and its test-event tools. The token rides in the query string."""
 
@@ -94,7 +102,7 @@ class ConversionsApi:
     async def send(self, asset_id: str, events: Sequence[dict[str, Any]], *, validate: bool = False) -> dict[str, Any]:
         suffix = "/events/validate" if validate else "/events"
         what = "Snap Conversions API validate" if validate else "Snap Conversions API send"
-        body = json.dumps({"data": list(events)}, separators=(",", ":"), ensure_ascii=False).encode()
+        body = encode_body(events)
         response = await self._transport.request(
             "POST",
             f"{self._base}/v3/{quote(asset_id, safe='')}{suffix}",

@@ -10,7 +10,9 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -63,6 +65,25 @@ def _retry_after_seconds(header: str) -> float | None:
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
+class RateLimiter:
+    """Spaces request attempts at least `1 / rate` seconds apart, retries included, with no burst.
+
+    Concurrent batches share it, so `maxConcurrency` decides how many requests overlap and this
+    decides how many start per second: the two knobs Snap's guidance is about.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        start = max(now, self._next)
+        self._next = start + self._interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
 RetryHook = Callable[[str, float], Awaitable[None] | None]
 
 
@@ -77,6 +98,7 @@ class Transport:
         max_connections: int = 32,
         client: httpx.AsyncClient | None = None,
         on_retry: RetryHook | None = None,
+        max_requests_per_second: float | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
         self._client = client or httpx.AsyncClient(
@@ -85,6 +107,7 @@ class Transport:
             headers={"User-Agent": "apify-snapchat-conversions-actor/1.0"},
         )
         self._on_retry = on_retry
+        self._limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
         self.retries = 0
 
     async def __aenter__(self) -> Transport:
@@ -113,18 +136,37 @@ class Transport:
         Any other answer, 4xx included, is returned to the caller to interpret. `what` names the
         request in messages ("Snap Conversions API send"); the URL never appears in them.
         """
+        request = self._client.build_request(
+            method, url, params=params, json=json, content=content, data=data, headers=headers
+        )
+        return await self._send(request, what=what, stream=False)
+
+    @asynccontextmanager
+    async def stream(
+        self, url: str, *, what: str, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """GET with the same retries, the body left unread: for files too big to hold in memory."""
+        response = await self._send(self._client.build_request("GET", url, headers=headers), what=what, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _send(self, request: httpx.Request, *, what: str, stream: bool) -> httpx.Response:
         attempt = 0
         while True:
+            if self._limiter is not None:
+                await self._limiter.wait()
             response: httpx.Response | None = None
             try:
-                response = await self._client.request(
-                    method, url, params=params, json=json, content=content, data=data, headers=headers
-                )
+                response = await self._client.send(request, stream=stream)
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 problem = f"{type(error).__name__} ({redact(str(error)) or 'connection failed'})"
             else:
                 if response.status_code not in RETRYABLE_STATUSES:
                     return response
+                if stream:
+                    await response.aclose()
                 problem = f"HTTP {response.status_code}"
             if attempt >= self.retry.max_retries:
                 raise ServiceUnavailableError(

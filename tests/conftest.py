@@ -67,22 +67,15 @@ def _read_items(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in files]
 
 
-def run_actor(
-    workdir: Path,
-    actor_input: dict[str, Any] | None,
+def actor_env(
+    storage: Path,
     *,
     snap: FakeSnap | None = None,
     ppe: bool = False,
     max_charge_usd: float | None = None,
     env: dict[str, str] | None = None,
-    timeout: float = 180,
-    storage: Path | None = None,
-) -> ActorRun:
-    storage = storage or workdir / "storage"
-    store = storage / "key_value_stores" / "default"
-    store.mkdir(parents=True, exist_ok=True)
-    if actor_input is not None:
-        (store / "INPUT.json").write_text(json.dumps(actor_input))
+) -> dict[str, str]:
+    """The environment `python -m src` runs in: local storage, the loopback Snap, optional PPE pricing."""
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(("APIFY_", "ACTOR_", "SNAP_", "CRAWLEE_"))}
     run_env |= {"APIFY_LOCAL_STORAGE_DIR": str(storage), "PYTHONPATH": str(ROOT), "APIFY_LOG_LEVEL": "DEBUG"}
     if snap is not None:
@@ -108,7 +101,30 @@ def run_actor(
         }
         if max_charge_usd is not None:
             run_env["ACTOR_MAX_TOTAL_CHARGE_USD"] = str(max_charge_usd)
-    run_env |= env or {}
+    return run_env | (env or {})
+
+
+def write_input(storage: Path, actor_input: dict[str, Any] | None) -> None:
+    store = storage / "key_value_stores" / "default"
+    store.mkdir(parents=True, exist_ok=True)
+    if actor_input is not None:
+        (store / "INPUT.json").write_text(json.dumps(actor_input))
+
+
+def run_actor(
+    workdir: Path,
+    actor_input: dict[str, Any] | None,
+    *,
+    snap: FakeSnap | None = None,
+    ppe: bool = False,
+    max_charge_usd: float | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+    storage: Path | None = None,
+) -> ActorRun:
+    storage = storage or workdir / "storage"
+    write_input(storage, actor_input)
+    run_env = actor_env(storage, snap=snap, ppe=ppe, max_charge_usd=max_charge_usd, env=env)
     done = subprocess.run(
         [sys.executable, "-m", "src"],
         cwd=workdir,
@@ -119,6 +135,23 @@ def run_actor(
         check=False,
     )
     return ActorRun(done.returncode, done.stdout, done.stderr, storage)
+
+
+def start_actor(
+    workdir: Path, actor_input: dict[str, Any] | None, *, storage: Path | None = None, **env_options: Any
+) -> subprocess.Popen[str]:
+    """`python -m src` started, not awaited: for tests that kill or signal the run. Logs go to `actor.log`."""
+    storage = storage or workdir / "storage"
+    write_input(storage, actor_input)
+    with (workdir / "actor.log").open("a") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "src"],
+            cwd=workdir,
+            env=actor_env(storage, **env_options),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from apify import Actor, Event
+
 from ..billing import Billing
+from ..checkpoint import STATE_KEY, Checkpoint
 from ..context import RunContext
 from ..conversion import ConversionBuilder, Destinations
 from ..delivery import Delivery, DemoDelivery, SnapDelivery
@@ -32,7 +35,8 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
         names = EventNameResolver(actor_input.event_name_mapping)
     except ValueError as error:
         raise ActorInputError("eventNameMapping", str(error)) from None
-    source = event_source(actor_input)
+    checkpoint = None if actor_input.is_demo else await _checkpoint(ctx)
+    source = event_source(actor_input, start=checkpoint.watermark if checkpoint else 0)
     builder = ConversionBuilder(
         destinations=destinations,
         normalizer=UserDataNormalizer(
@@ -57,7 +61,19 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
         api = ConversionsApi(transport, actor_input.token(), ctx.endpoints.capi)
         billing = Billing.free() if validate else Billing.for_actor()
         delivery = SnapDelivery(api, validate=validate)
-        await _pipeline(ctx, settings, builder, delivery, billing).run(source.events)
+        pipeline = _pipeline(ctx, settings, builder, delivery, billing, checkpoint)
+        Actor.on(Event.ABORTING, lambda _: pipeline.stop("the run was aborted; events not reached were not sent"))
+        Actor.on(Event.MIGRATING, lambda _: pipeline.pause())
+        await pipeline.run(source.events)
+
+
+async def _checkpoint(ctx: RunContext) -> Checkpoint:
+    """Progress an earlier attempt of this run saved (migration, resurrection, crash), if the input is the same."""
+    fingerprint = Checkpoint.fingerprint(ctx.run_id, ctx.input.model_dump_json())
+    checkpoint = Checkpoint(Actor.set_value, fingerprint, await Actor.get_value(STATE_KEY))
+    if checkpoint.resumed:
+        Actor.log.info(f"Resuming: events before #{checkpoint.watermark:,} and others already finished are skipped.")
+    return checkpoint
 
 
 def _pipeline(
@@ -66,8 +82,17 @@ def _pipeline(
     builder: ConversionBuilder,
     delivery: Delivery,
     billing: Billing,
+    checkpoint: Checkpoint | None = None,
 ) -> Pipeline:
-    return Pipeline(settings, builder=builder, delivery=delivery, billing=billing, sink=ctx.sink, progress=ctx.progress)
+    return Pipeline(
+        settings,
+        builder=builder,
+        delivery=delivery,
+        billing=billing,
+        sink=ctx.sink,
+        progress=ctx.progress,
+        checkpoint=checkpoint,
+    )
 
 
 def _destinations(ctx: RunContext) -> Destinations:

@@ -1,0 +1,422 @@
+"""Bulk event sources: an Apify dataset, or a CSV / JSON Lines / JSON array file at a URL.
+
+Both stream: a dataset is read a page at a time, a file a chunk at a time through incremental
+parsers, so memory holds one page or chunk whatever the file's size. Every record gets the same
+0-based index on every read of the same source, which is what lets a resumed run skip the events
+a previous attempt finished (`start`: records below it are counted, not parsed). A record that
+cannot be read becomes a `SourceEvent` without data whose error names its line (or item): one bad
+line never stops the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import csv
+import json
+import re
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from apify import Actor
+
+from .errors import ActorInputError, SourceError
+from .event_input import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SourceEvent
+from .transport import RetryPolicy, Transport
+
+EVENT_FIELDS = frozenset(FLAT_FIELDS) | FLAG_FIELDS | NATIVE_FIELDS
+DATASET_PAGE = 1000
+CHUNK_BYTES = 1 << 16
+#: A JSON element still open after this many characters stops the run: the file is not JSON.
+MAX_RECORD_CHARS = 1 << 20
+#: A CSV quoted field still open after this many lines is a stray quote: its line is reported.
+MAX_RECORD_LINES = 100
+_GZIP_MAGIC = b"\x1f\x8b"
+_TRUE = frozenset({"true", "1", "yes", "y"})
+
+
+class FieldMapping:
+    """A file's own column names -> the single-event input names (`{"Email Address": "email"}`)."""
+
+    def __init__(self, mapping: Mapping[str, str] | None) -> None:
+        self._map = dict(mapping or {})
+        for column, target in self._map.items():
+            if target not in EVENT_FIELDS:
+                raise ActorInputError("fieldMapping", f"maps '{column}' to '{target}', which is not an event field")
+
+    def rename(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not self._map:
+            return data
+        renamed = {key: value for key, value in data.items() if key not in self._map}
+        renamed.update((self._map[key], value) for key, value in data.items() if key in self._map)
+        return renamed
+
+    def column(self, name: str) -> str:
+        return self._map.get(name, name.strip())
+
+
+def _csv_state(text: str) -> str:
+    """`open` when a CSV record ends inside a quoted field (the next line continues it), else `ok` or `bad`."""
+    try:
+        next(csv.reader([text], strict=True))
+    except csv.Error as error:
+        return "open" if "unexpected end of data" in str(error) else "bad"
+    return "ok"
+
+
+def _record(index: int, data: object, where: str, mapping: FieldMapping) -> SourceEvent:
+    if isinstance(data, Mapping):
+        return SourceEvent(index, mapping.rename(data))
+    return SourceEvent(index, None, error=f"{where} is not a JSON object")
+
+
+# ----- Apify dataset -----
+
+
+async def dataset_events(dataset: str, mapping: FieldMapping, start: int = 0) -> AsyncIterator[SourceEvent]:
+    """Items of a dataset (id or name) a page at a time; an item's index is its offset."""
+    try:
+        opened = await Actor.open_dataset(id=dataset)
+    except ValueError:
+        opened = await Actor.open_dataset(name=dataset)
+    offset = start
+    while True:
+        page = await opened.get_data(offset=offset, limit=DATASET_PAGE)
+        if not page.items:
+            if offset == 0:
+                raise ActorInputError("eventsDatasetId", "names a dataset with no items")
+            return
+        for item in page.items:
+            yield _record(offset, item, f"dataset item {offset}", mapping)
+            offset += 1
+
+
+# ----- files at a URL -----
+
+
+class RecordParser(Protocol):
+    """Turns decoded text, fed in chunks of any size, into events; `end` flushes what is left."""
+
+    def feed(self, text: str) -> Iterator[SourceEvent]: ...
+
+    def end(self) -> Iterator[SourceEvent]: ...
+
+
+class JsonLinesParser:
+    """One JSON object per line; blank lines are not events."""
+
+    def __init__(self, mapping: FieldMapping, start: int = 0) -> None:
+        self._mapping = mapping
+        self._start = start
+        self._tail = ""
+        self._line = 0
+        self._index = 0
+
+    def feed(self, text: str) -> Iterator[SourceEvent]:
+        lines = (self._tail + text).split("\n")
+        self._tail = lines.pop()
+        return self._lines(lines)
+
+    def end(self) -> Iterator[SourceEvent]:
+        tail, self._tail = self._tail, ""
+        return self._lines([tail])
+
+    def _lines(self, lines: list[str]) -> Iterator[SourceEvent]:
+        for line in lines:
+            self._line += 1
+            if not line.strip():
+                continue
+            index = self._index
+            self._index += 1
+            if index < self._start:
+                continue
+            try:
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                yield SourceEvent(index, None, error=f"line {self._line}: not valid JSON")
+                continue
+            yield _record(index, data, f"line {self._line}", self._mapping)
+
+
+class CsvParser:
+    """A header row naming the fields (or `fieldMapping` keys), then one event per record.
+
+    Quoted fields may span lines: a record is complete when its quotes balance.
+    """
+
+    def __init__(self, mapping: FieldMapping, start: int = 0) -> None:
+        self._mapping = mapping
+        self._start = start
+        self._tail = ""
+        self._pending: list[str] = []
+        self._pending_line = 0
+        self._line = 0
+        self._index = 0
+        self._columns: list[str | None] | None = None
+
+    def feed(self, text: str) -> Iterator[SourceEvent]:
+        lines = (self._tail + text).split("\n")
+        self._tail = lines.pop()
+        return self._records(self._complete(lines))
+
+    def end(self) -> Iterator[SourceEvent]:
+        tail, self._tail = self._tail, ""
+        records = self._complete([tail] if tail else [])
+        while self._pending:  # a quote still open at the end: report its line, read the rest afresh
+            stray, rest = self._pending[0], self._pending[1:]
+            records.append((self._pending_line, stray))
+            self._line, self._pending = self._pending_line, []
+            records.extend(self._complete(rest))
+        return self._records(records)
+
+    def _complete(self, lines: list[str]) -> list[tuple[int, str]]:
+        """Physical lines grouped into whole records, each with the line it starts on."""
+        records: list[tuple[int, str]] = []
+        queue = deque(lines)
+        while queue:
+            line = queue.popleft()
+            self._line += 1
+            if not self._pending:
+                if line.count('"') % 2 == 0 or _csv_state(line) != "open":
+                    records.append((self._line, line))
+                else:
+                    self._pending_line, self._pending = self._line, [line]
+                continue
+            self._pending.append(line)
+            state = _csv_state("\n".join(self._pending))
+            if state == "ok":
+                records.append((self._pending_line, "\n".join(self._pending)))
+                self._pending = []
+            elif state == "bad" or len(self._pending) > MAX_RECORD_LINES:
+                # A stray quote, not a field spanning lines: report its line, read the lines after it afresh.
+                records.append((self._pending_line, self._pending[0]))
+                queue.extendleft(reversed(self._pending[1:]))
+                self._line, self._pending = self._pending_line, []
+        return records
+
+    def _records(self, records: list[tuple[int, str]]) -> Iterator[SourceEvent]:
+        for line, text in records:
+            if not text.strip():
+                continue
+            if self._columns is None:
+                self._columns = self._header(text)
+                continue
+            index = self._index
+            self._index += 1
+            if index < self._start:
+                continue
+            yield self._event(index, line, text)
+
+    def _header(self, text: str) -> list[str | None]:
+        names = next(csv.reader([text.removesuffix("\r")]))
+        columns = [self._mapping.column(name) for name in names]
+        ignored = [name for name, column in zip(names, columns, strict=True) if column not in EVENT_FIELDS]
+        if ignored:
+            Actor.log.warning(f"CSV columns that are not event fields are ignored: {', '.join(ignored)[:500]}")
+        return [column if column in EVENT_FIELDS else None for column in columns]
+
+    def _event(self, index: int, line: int, text: str) -> SourceEvent:
+        columns = self._columns or []
+        try:
+            values = next(csv.reader([text.removesuffix("\r")], strict=True))
+        except csv.Error:
+            return SourceEvent(index, None, error=f"line {line}: not a valid CSV record")
+        if len(values) != len(columns):
+            return SourceEvent(
+                index, None, error=f"line {line}: has {len(values)} fields, the header has {len(columns)}"
+            )
+        data: dict[str, Any] = {}
+        for column, value in zip(columns, values, strict=True):
+            if column is not None and value != "":
+                data[column] = value.strip().lower() in _TRUE if column in FLAG_FIELDS else value
+        return SourceEvent(index, data)
+
+
+class JsonArrayParser:
+    """A top-level JSON array of event objects, one element at a time.
+
+    The standard decoder parses each element where it starts; an element it cannot parse is
+    skipped up to the next top-level comma by a bracket-and-string scanner and reported.
+    """
+
+    _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|"|[\[\]{},]', re.DOTALL)
+    _SPACE = re.compile(r"\s*")
+
+    def __init__(self, mapping: FieldMapping, start: int = 0) -> None:
+        self._mapping = mapping
+        self._start = start
+        self._decoder = json.JSONDecoder()
+        self._buffer = ""
+        self._line = 1
+        self._index = 0
+        self._state = "before"  # "before" the "[", "inside" the array, "after" the "]"
+
+    def feed(self, text: str) -> Iterator[SourceEvent]:
+        self._buffer += text
+        return self._elements(final=False)
+
+    def end(self) -> Iterator[SourceEvent]:
+        return self._elements(final=True)
+
+    def _elements(self, *, final: bool) -> Iterator[SourceEvent]:
+        buffer, pos = self._buffer, 0
+        while True:
+            pos = self._skip(buffer, pos)
+            if pos >= len(buffer) or self._state == "after":
+                break
+            if self._state == "before":
+                if buffer[pos] != "[":
+                    raise SourceError(f"line {self._line}: the file is not a JSON array")
+                self._state, pos = "inside", pos + 1
+                continue
+            if buffer[pos] == ",":
+                pos += 1
+                continue
+            if buffer[pos] == "]":
+                self._state = "after"
+                break
+            end, event = self._element(buffer, pos, final=final)
+            if end is None:
+                if len(buffer) - pos > MAX_RECORD_CHARS:
+                    raise SourceError(f"line {self._line}: an element is over {MAX_RECORD_CHARS:,} characters")
+                break
+            if event is not None:
+                yield event
+            self._line += buffer.count("\n", pos, end)
+            pos = end
+        self._buffer = buffer[pos:]
+        if final and self._state != "after":
+            raise SourceError(f"line {self._line}: the JSON array is not closed")
+
+    def _skip(self, buffer: str, pos: int) -> int:
+        match = self._SPACE.match(buffer, pos)
+        end = match.end() if match else pos
+        self._line += buffer.count("\n", pos, end)
+        return end
+
+    def _element(self, buffer: str, pos: int, *, final: bool) -> tuple[int | None, SourceEvent | None]:
+        """Where the element at `pos` ends (None: not all here yet) and its event (None: skipped)."""
+        index = self._index
+        try:
+            data, end = self._decoder.raw_decode(buffer, pos)
+        except json.JSONDecodeError:
+            scanned = self._scan_end(buffer, pos, final=final)
+            if scanned is None:
+                return None, None
+            self._index += 1
+            error = f"line {self._line}: element {index} is not valid JSON"
+            return scanned, (SourceEvent(index, None, error=error) if index >= self._start else None)
+        if end >= len(buffer) and not final:
+            return None, None  # a number or literal cut at the chunk's end may go on
+        self._index += 1
+        if index < self._start:
+            return end, None
+        return end, _record(index, data, f"line {self._line}: element {index}", self._mapping)
+
+    def _scan_end(self, buffer: str, pos: int, *, final: bool) -> int | None:
+        depth = 0
+        for match in self._TOKEN.finditer(buffer, pos):
+            char = match.group()
+            if char == '"':
+                break  # an unterminated string: the rest has not arrived
+            if char in "[{":
+                depth += 1
+            elif char in "]}":
+                if depth == 0:
+                    return match.start()
+                depth -= 1
+            elif char == "," and depth == 0:
+                return match.start()
+        return len(buffer) if final else None
+
+
+PARSERS: Mapping[str, type[JsonLinesParser] | type[CsvParser] | type[JsonArrayParser]] = {
+    "jsonl": JsonLinesParser,
+    "csv": CsvParser,
+    "json": JsonArrayParser,
+}
+
+
+def file_format(url: str, content_type: str, first_char: str) -> str:
+    """`csv`, `jsonl` or `json`: by extension, then content type; JSON vs JSON Lines by the first character."""
+    path = urlsplit(url).path.lower().removesuffix(".gz")
+    kind = content_type.split(";")[0].strip().lower()
+    if path.endswith(".csv") or kind in ("text/csv", "application/csv"):
+        return "csv"
+    if path.endswith((".jsonl", ".ndjson")) or "ndjson" in kind or "jsonl" in kind or "jsonlines" in kind:
+        return "jsonl"
+    if path.endswith(".json") or "json" in kind or first_char in "[{":
+        return "json" if first_char == "[" else "jsonl"
+    return "csv"
+
+
+class _Decoder:
+    """Bytes -> text: gunzips when the body is still gzip after HTTP decoding (a `.gz` file), then UTF-8."""
+
+    def __init__(self) -> None:
+        self._gunzip: Any = None
+        self._sniffed = False
+        self._text = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        if not self._sniffed:
+            self._sniffed = True
+            if data.startswith(_GZIP_MAGIC):
+                self._gunzip = zlib.decompressobj(wbits=47)
+        if self._gunzip is not None:
+            data = self._gunzip.decompress(data)
+        return self._text.decode(data)
+
+    def end(self) -> str:
+        tail = self._gunzip.flush() if self._gunzip is not None else b""
+        return self._text.decode(tail, final=True)
+
+
+async def url_events(
+    url: str, mapping: FieldMapping, start: int = 0, *, retry: RetryPolicy | None = None
+) -> AsyncIterator[SourceEvent]:
+    """A file's events, streamed; a connection lost mid-file is reopened past the records already read."""
+    retry = retry or RetryPolicy()
+    next_index, attempt = start, 0
+    async with Transport(retry=retry, timeout=120.0, max_connections=2) as transport:
+        while True:
+            try:
+                async for event in _download(transport, url, mapping, next_index):
+                    next_index = event.index + 1
+                    yield event
+                return
+            except (httpx.TransportError, zlib.error) as error:
+                if attempt >= retry.max_retries:
+                    raise SourceError(f"eventsUrl: the download failed ({type(error).__name__})") from None
+                Actor.log.warning(f"eventsUrl: the download broke off ({type(error).__name__}); resuming")
+                await asyncio.sleep(retry.delay(attempt, None))
+                attempt += 1
+
+
+async def _download(transport: Transport, url: str, mapping: FieldMapping, start: int) -> AsyncIterator[SourceEvent]:
+    async with transport.stream(url, what="eventsUrl download") as response:
+        if response.status_code != 200:
+            raise SourceError(f"eventsUrl: the server answered HTTP {response.status_code}")
+        decoder = _Decoder()
+        parser: RecordParser | None = None
+        async for chunk in response.aiter_bytes(CHUNK_BYTES):
+            text = decoder.feed(chunk)
+            if parser is None:
+                if not text.strip():
+                    continue
+                kind = file_format(url, response.headers.get("content-type", ""), text.lstrip()[0])
+                parser = PARSERS[kind](mapping, start)
+            for event in parser.feed(text):
+                yield event
+        text = decoder.end()
+        if parser is None:
+            raise SourceError("eventsUrl: the file is empty")
+        for event in parser.feed(text):
+            yield event
+        for event in parser.end():
+            yield event
