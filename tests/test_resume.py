@@ -127,7 +127,8 @@ async def _resumed_for_the_same_input() -> None:
     again = Checkpoint(save, "input-a", state)
     assert again.resumed
     assert again.watermark == 10
-    assert again.restored == {"counts": {"sent": 10}, "charged": 10, "errors": {}}
+    assert again.restored is not None
+    assert (again.restored["counts"], again.restored["charged"], again.restored["errors"]) == ({"sent": 10}, 10, {})
     assert not Checkpoint(save, "input-b", state).resumed
 
 
