@@ -130,6 +130,8 @@ class Pipeline:
             await self._commit()
             await self._progress.set(f"{self._progress.message()} (paused: the run is being migrated)")
             await self._running.wait()
+        if self._interrupted is not None:
+            return  # aborted while paused: these events stay unfinished, for a resurrected run
         await self._slots.acquire()
         task = asyncio.create_task(self._deliver(batch))
         self._tasks.add(task)
