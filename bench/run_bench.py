@@ -6,7 +6,10 @@ and the same figures for a plain in-process loop that only normalizes, hashes an
 events (the project's own `ConversionBuilder`, then the request body's JSON encoding): the ceiling.
 No assertions: figures only. Run from the repository root:
 
-    python bench/run_bench.py --events 200000
+    python bench/run_bench.py --events 200000 --repeat 3
+
+The actor runs once per `--result-rows` mode per repeat: `all` writes a dataset row per event (locally one
+JSON file each, the SDK's storage), `problems` writes rows only for events not accepted; medians are printed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -99,13 +103,14 @@ def start_fake_snap() -> tuple[subprocess.Popen[str], str]:
     return fake, line.removeprefix("LISTENING ")
 
 
-def run_actor(workdir: Path, url: str, snap_url: str, concurrency: int) -> dict[str, float]:
+def run_actor(workdir: Path, url: str, snap_url: str, concurrency: int, result_rows: str) -> dict[str, float]:
     storage = workdir / "storage"
     shutil.rmtree(storage, ignore_errors=True)
     store = storage / "key_value_stores" / "default"
     store.mkdir(parents=True)
     actor_input = {"task": "send_batch_events", "accessToken": TOKEN, "pixelId": PIXEL, "eventSourceUrl": SOURCE_URL,
-                   "eventsUrl": url, "maxConcurrency": concurrency, "maxRequestsPerSecond": 1000}  # fmt: skip
+                   "eventsUrl": url, "maxConcurrency": concurrency, "maxRequestsPerSecond": 1000,
+                   "resultRows": result_rows}  # fmt: skip
     (store / "INPUT.json").write_text(json.dumps(actor_input))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APIFY_", "ACTOR_", "SNAP_", "CRAWLEE_"))}
     env |= {"APIFY_LOCAL_STORAGE_DIR": str(storage), "PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url}
@@ -135,6 +140,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per mode; medians are printed")
+    parser.add_argument("--result-rows", default="all,problems", help="comma-separated resultRows modes to run")
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--push-sample", type=int, default=20_000, help="rows for the local dataset push figure")
     args = parser.parse_args()
@@ -144,23 +151,30 @@ def main() -> None:
     n = args.events
     print(f"events: {n:,} ({source.stat().st_size / 2**20:,.1f} MiB of JSON Lines), cores: {os.cpu_count()}")
 
-    plain_s = plain_loop(source)
-    print(f"plain loop (normalize + hash + serialize): {plain_s:,.1f} s, {n / plain_s:,.0f} events/s")
+    plain = statistics.median(plain_loop(source) for _ in range(args.repeat))
+    print(
+        f"plain loop (normalize + hash + serialize), median of {args.repeat}: {plain:,.1f} s, {n / plain:,.0f} events/s"
+    )
 
-    fake, snap_url = start_fake_snap()
-    try:
-        with FileServer() as files:
-            url = files.add("/events.jsonl", source, "application/x-ndjson")
-            result = run_actor(workdir, url, snap_url, args.concurrency)
-    finally:
-        fake.terminate()
-        stats = json.loads((fake.communicate(timeout=30)[0] or "{}").strip().splitlines()[-1])
-    rate = n / result["wall"]
-    print(f"actor end to end: {result['wall']:,.1f} s, {rate:,.0f} events/s, exit code {result['returncode']}")
-    print(f"actor peak RSS: {result['peak_mb']:,.0f} MB")
-    print(f"first request at the fake Snap after {result['first_request']:.2f} s")
-    print(f"fake Snap: {stats}; actor reported sent: {result['sent']:,}")
-    print(f"ratio actor / plain loop: {rate / (n / plain_s):.2f}")
+    for mode in args.result_rows.split(","):
+        runs = []
+        for _ in range(args.repeat):
+            fake, snap_url = start_fake_snap()
+            try:
+                with FileServer() as files:
+                    url = files.add("/events.jsonl", source, "application/x-ndjson")
+                    runs.append(run_actor(workdir, url, snap_url, args.concurrency, mode))
+            finally:
+                fake.terminate()
+                stats = json.loads((fake.communicate(timeout=30)[0] or "{}").strip().splitlines()[-1])
+            print(f"  [{mode}] {runs[-1]['wall']:,.1f} s, exit code {runs[-1]['returncode']}, fake Snap: {stats}, "
+                  f"actor reported sent: {runs[-1]['sent']:,}")  # fmt: skip
+        wall = statistics.median(r["wall"] for r in runs)
+        rate = n / wall
+        print(f"actor end to end, resultRows={mode}, median of {args.repeat}: {wall:,.1f} s, {rate:,.0f} events/s")
+        print(f"  peak RSS (max over runs): {max(r['peak_mb'] for r in runs):,.0f} MB")
+        print(f"  first request at the fake Snap after {statistics.median(r['first_request'] for r in runs):.2f} s")
+        print(f"  ratio actor / plain loop: {rate / (n / plain):.2f}")
     push_rate = local_push_rate(workdir, args.push_sample)
     print(f"local dataset push alone (Actor.push_data, {args.push_sample:,} rows): {push_rate:,.0f} rows/s")
 

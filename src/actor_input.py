@@ -98,6 +98,7 @@ class ActorInput(BaseModel):
     event_name_mapping: dict[str, str] | None = None
 
     webhook_url: str | None = Field(default=None, pattern=r"^https?://")
+    result_rows: Literal["all", "problems"] = "all"
     max_retries: int = Field(default=5, ge=0, le=10)
     max_concurrency: int = Field(default=4, ge=1, le=16)
     max_requests_per_second: float = Field(default=50, gt=0, le=1000)

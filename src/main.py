@@ -10,7 +10,7 @@ from .actor_input import ActorInput, parse_input
 from .context import RunContext
 from .errors import ActorInputError, SnapError, SourceError
 from .report import CONTENT_TYPE, REPORT_KEY, render_report
-from .results import Progress, ResultSink, Summary
+from .results import NOT_ACCEPTED, Progress, ResultSink, Summary
 from .snap_api import Endpoints
 from .tasks import CONVERSION_TASKS, TASKS
 from .webhook import post_results
@@ -32,7 +32,8 @@ async def main() -> None:
 
 async def run(actor_input: ActorInput) -> None:
     summary = Summary(task=actor_input.task, demo=actor_input.is_demo)
-    sink = ResultSink(_push, summary, keep=WEBHOOK_ROWS)
+    only = NOT_ACCEPTED if actor_input.result_rows == "problems" and actor_input.task in CONVERSION_TASKS else None
+    sink = ResultSink(_push, summary, keep=WEBHOOK_ROWS, only=only)
     progress = Progress(Actor.set_status_message, summary)
     run_id = Actor.configuration.actor_run_id or "local"
     ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, run_id)
@@ -48,7 +49,7 @@ async def run(actor_input: ActorInput) -> None:
     finally:
         await sink.flush()
 
-    output: dict[str, Any] = summary.to_output() | {"error": failure}
+    output: dict[str, Any] = summary.to_output() | {"datasetRows": sink.stored, "error": failure}
     if actor_input.task in CONVERSION_TASKS:
         output |= await _save_report(summary, failure)
     if actor_input.webhook_url:
@@ -79,7 +80,7 @@ async def _push(rows: list[dict[str, Any]]) -> None:
 
 def _webhook_body(output: dict[str, Any], sink: ResultSink) -> dict[str, Any]:
     dataset_id = Actor.configuration.default_dataset_id
-    complete = output["rows"] <= len(sink.kept)
+    complete = sink.stored <= len(sink.kept)
     return {
         "summary": output,
         "rows": sink.kept if complete else [],

@@ -10,7 +10,7 @@ import asyncio
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,20 +159,37 @@ class Summary:
 
 
 class ResultSink:
-    """Buffers rows and pushes them in chunks; keeps the first few for the webhook."""
+    """Buffers rows and pushes them in chunks; keeps the first few for the webhook.
 
-    def __init__(self, push: PushFn, summary: Summary, *, chunk_size: int = 1000, keep: int = 1000) -> None:
+    Every row is counted in the summary; with `only`, just the rows of those statuses are stored,
+    so a big export can keep the dataset to the events that need attention.
+    """
+
+    def __init__(
+        self,
+        push: PushFn,
+        summary: Summary,
+        *,
+        chunk_size: int = 1000,
+        keep: int = 1000,
+        only: Collection[str] | None = None,
+    ) -> None:
         self._push = push
         self.summary = summary
         self._chunk_size = chunk_size
         self._keep = keep
+        self._only = only
         self._buffer: list[Row] = []
         self._lock = asyncio.Lock()
         self.kept: list[Row] = []
+        self.stored = 0
 
     async def add(self, rows: Sequence[Row], *, count_as: str | None = None) -> None:
         """`count_as` counts rows whose `status` is not a result status (a pixel's own status)."""
         self.summary.add(rows, count_as)
+        if self._only is not None:
+            rows = [row for row in rows if row["status"] in self._only]
+        self.stored += len(rows)
         if len(self.kept) < self._keep:
             self.kept.extend(rows[: self._keep - len(self.kept)])
         self._buffer.extend(rows)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import CAPI_TOKEN, run_actor
+from conftest import CAPI_TOKEN, WebhookReceiver, run_actor
 from fake_snap import FakeSnap, Fault
 
 PIXEL = "pixel-123"
@@ -241,3 +241,27 @@ def test_no_input_at_all_runs_a_demo(tmp_path: Path) -> None:
 
 def test_expected_hash_helper_matches_published_vector() -> None:
     assert hashlib.sha256(b"person@example.com").hexdigest() == EMAIL_SHA
+
+
+def test_result_rows_problems_stores_only_events_not_accepted(
+    tmp_path: Path, snap: FakeSnap, webhook: WebhookReceiver
+) -> None:
+    events = batch(10)
+    events[4] = {"eventType": "PURCHASE", "price": 1}  # no identifier
+    snap.reject_event_ids({"order-7": "Invalid order"})
+    run = run_actor(
+        tmp_path,
+        real(task="send_batch_events", events=events, resultRows="problems", webhookUrl=webhook.url),
+        snap=snap,
+        ppe=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert len(snap.accepted) == 8
+    assert run.charged_conversions == 8
+    assert sorted(row["eventIndex"] for row in run.rows) == [4, 7]
+    assert {row["status"] for row in run.rows} == {"invalid"}
+    assert run.output["counts"] == {"sent": 8, "invalid": 2}
+    assert run.output["datasetRows"] == 2
+    body = webhook.bodies[-1]
+    assert body["rowsIncluded"] is True
+    assert sorted(row["eventIndex"] for row in body["rows"]) == [4, 7]
