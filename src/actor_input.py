@@ -146,6 +146,8 @@ class ActorInput(BaseModel):
         return data
 
     def event_defaults(self) -> dict[str, Any]:
+        """Top-level fields batch events fall back on, defaults included: the platform fills schema
+        defaults into every run's input, so a local run must read them the same way."""
         data = self.model_dump(by_alias=True, exclude_none=True)
         return {name: data[name] for name in INHERITED_EVENT_FIELDS if name in data}
 

@@ -7,6 +7,7 @@ validation, pixel tasks, invalid, failed and skipped events are never charged.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from apify import Actor
@@ -25,11 +26,20 @@ def billable_count(outcomes: Sequence[Outcome]) -> int:
 
 
 class Billing:
-    def __init__(self, *, limit: LimitFn, charge: ChargeFn | None) -> None:
+    """Reservations against the budget, and charges for what Snap accepted.
+
+    `prepaid` covers a resumed run: conversions an earlier attempt charged for but did not get to
+    record (it died between the charge and its checkpoint). Snap deduplicates their resend by
+    `event_id`; here they are marked paid instead of being charged a second time.
+    """
+
+    def __init__(self, *, limit: LimitFn, charge: ChargeFn | None, prepaid: int = 0) -> None:
         self._limit = limit
         self._charge = charge
+        self._prepaid = prepaid
         self._reserved = 0
-        self.charged = 0
+        # One charge at a time: while the SDK records a charge, a reservation must not count it twice.
+        self._lock = asyncio.Lock()
 
     @classmethod
     def free(cls) -> Billing:
@@ -37,36 +47,48 @@ class Billing:
         return cls(limit=lambda: None, charge=None)
 
     @classmethod
-    def for_actor(cls) -> Billing:
-        """Charges through the Apify SDK, which also enforces the run's maximum total charge."""
+    def for_actor(cls, *, recorded_charges: int | None = None) -> Billing:
+        """Charges through the Apify SDK, which also enforces the run's maximum total charge.
+
+        `recorded_charges` is, for a resumed run, how many conversions its checkpoint says were
+        charged; the platform's own count beyond that was paid by an earlier attempt and not recorded.
+        """
         manager = Actor.get_charging_manager()
 
         async def charge(count: int, key: str) -> int:
             result = await Actor.charge(CONVERSION_EVENT, count=count, idempotency_key=key)
             return result.charged_count
 
+        charged_before = manager.get_charged_event_count(CONVERSION_EVENT)
+        prepaid = 0 if recorded_charges is None else max(0, charged_before - recorded_charges)
+        if prepaid:
+            Actor.log.info(f"{prepaid} conversions were charged by an earlier attempt and are not charged again.")
         return cls(
             limit=lambda: manager.calculate_max_event_charge_count_within_limit(CONVERSION_EVENT),
             charge=charge,
+            prepaid=prepaid,
         )
 
-    def reserve(self, wanted: int) -> int:
+    async def reserve(self, wanted: int) -> int:
         """How many of `wanted` conversions may be sent now without outrunning the budget."""
         if self._charge is None:
             return wanted
-        limit = self._limit()
-        allowed = wanted if limit is None else max(0, min(wanted, limit - self._reserved))
-        self._reserved += allowed
-        return allowed
+        async with self._lock:
+            limit = self._limit()
+            allowed = wanted if limit is None else max(0, min(wanted, limit + self._prepaid - self._reserved))
+            self._reserved += allowed
+            return allowed
 
     async def settle(self, reserved: int, outcomes: Sequence[Outcome], key: str) -> int:
-        """Charge for the accepted events of a reservation; returns how many were charged."""
+        """Charge for the accepted events of a reservation; returns how many of them are paid for."""
         if self._charge is None:
             return 0
-        try:
-            accepted = billable_count(outcomes)
-            charged = await self._charge(accepted, key) if accepted else 0
-        finally:
-            self._reserved -= reserved
-        self.charged += charged
-        return charged
+        accepted = billable_count(outcomes)
+        async with self._lock:
+            try:
+                prepaid = min(self._prepaid, accepted)
+                self._prepaid -= prepaid
+                charged = await self._charge(accepted - prepaid, key) if accepted > prepaid else 0
+            finally:
+                self._reserved -= reserved
+        return prepaid + charged

@@ -215,10 +215,13 @@ class CsvParser:
     def _header(self, text: str) -> list[str | None]:
         names = next(csv.reader([text.removesuffix("\r")]))
         columns = [self._mapping.column(name) for name in names]
-        ignored = [name for name, column in zip(names, columns, strict=True) if column not in EVENT_FIELDS]
-        if ignored:
-            Actor.log.warning(f"CSV columns that are not event fields are ignored: {', '.join(ignored)[:500]}")
-        return [column if column in EVENT_FIELDS else None for column in columns]
+        known = [column if column in EVENT_FIELDS else None for column in columns]
+        if not any(known):
+            # Names are not echoed: without a header, this line is a person's data.
+            raise SourceError("eventsUrl: the CSV's first line names no event field; is its header row missing?")
+        if ignored := sum(column is None for column in known):
+            Actor.log.warning(f"{ignored} CSV column(s) are not event fields and are ignored (see fieldMapping)")
+        return known
 
     def _event(self, index: int, line: int, text: str) -> SourceEvent:
         columns = self._columns or []

@@ -118,8 +118,14 @@ def click_id_from_url(url: str) -> str | None:
     return None
 
 
-def content_event_id(payload: Mapping[str, Any]) -> str:
-    """A dedup id from the event's content, so that a retried or resumed send is deduplicated by Snap."""
+def content_event_id(payload: Mapping[str, Any], *, time_given: bool = True) -> str:
+    """A dedup id from the event's content, so that a retried or resumed send is deduplicated by Snap.
+
+    A time the event did not give (it defaults to now) is left out: a resumed run must come up with
+    the same id as the attempt before it.
+    """
+    if not time_given:
+        payload = {key: value for key, value in payload.items() if key != "event_time"}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -204,7 +210,11 @@ class ConversionBuilder:
             payload["data_processing_options"] = ["LDU"]
         elif raw.get("data_processing_options"):
             payload["data_processing_options"] = raw["data_processing_options"]
-        event_id = str(raw.get("event_id") or custom.get("order_id") or content_event_id(payload))
+        event_id = str(
+            raw.get("event_id")
+            or custom.get("order_id")
+            or content_event_id(payload, time_given=raw.get("event_time") not in (None, ""))
+        )
         payload["event_id"] = event_id
 
         match_keys = tuple(key for key in MATCH_KEYS if key in user)

@@ -27,6 +27,16 @@ class Outcome:
     warnings: tuple[str, ...] = ()
 
 
+class DeliveryStoppedError(Exception):
+    """Snap refused the token part-way through a batch. `outcomes` still answers for every event of it:
+    what Snap accepted before the refusal stays `sent` (and is billed), the rest is `failed`."""
+
+    def __init__(self, cause: SnapAuthError, outcomes: list[Outcome]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.outcomes = outcomes
+
+
 class Delivery(Protocol):
     """Sends one batch bound for one asset (pixel or Snap App ID) and answers for every event in it."""
 
@@ -61,13 +71,17 @@ class SnapDelivery:
                     outcomes.append(Outcome(pending.pop(), "invalid", f"Snap rejected the event: {error.reason}"))
                 else:
                     half = len(pending) // 2
-                    outcomes.extend(await self(asset_id, pending[:half]))
-                    pending = pending[half:]
+                    first, pending = pending[:half], pending[half:]
+                    try:
+                        outcomes.extend(await self(asset_id, first))
+                    except DeliveryStoppedError as stopped:
+                        learned = [*outcomes, *stopped.outcomes, *_failed(pending, stopped.cause)]
+                        raise DeliveryStoppedError(stopped.cause, learned) from stopped.cause
                 continue
-            except SnapAuthError:
-                raise
+            except SnapAuthError as error:
+                raise DeliveryStoppedError(error, [*outcomes, *_failed(pending, error)]) from error
             except SnapError as error:
-                outcomes.extend(Outcome(event, "failed", str(error)) for event in pending)
+                outcomes.extend(_failed(pending, error))
                 break
             outcomes.extend(self._validated(pending, body) if self._validate else _all(pending, "sent"))
             break
@@ -100,3 +114,7 @@ class SnapDelivery:
 
 def _all(events: Sequence[PreparedEvent], status: Status) -> list[Outcome]:
     return [Outcome(event, status) for event in events]
+
+
+def _failed(events: Sequence[PreparedEvent], error: Exception) -> list[Outcome]:
+    return [Outcome(event, "failed", str(error)) for event in events]

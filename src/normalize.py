@@ -22,7 +22,6 @@ from .geo import country_code, us_state_code
 Rule = Callable[[str], str]
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-_NOT_DIGITS = re.compile(r"\D+")
 _SPACES = re.compile(r"\s+")
 
 
@@ -53,8 +52,8 @@ def normalize_email(value: str) -> str:
 def normalize_phone(value: str, default_country: str | None = None) -> str:
     """Digits with the country code: no `+`, no `00` prefix, no trunk `0`, no punctuation.
 
-    A number written without a country code takes `default_country`; with none given it must
-    already start with a valid country code, so +1 is never assumed.
+    A number written without `+` or `00` takes `default_country`; with none given it is refused:
+    neither +1 nor any other country is guessed from the digits.
     """
     text = value.strip()
     if text.startswith("00"):
@@ -65,9 +64,7 @@ def normalize_phone(value: str, default_country: str | None = None) -> str:
         elif default_country:
             number = phonenumbers.parse(text, default_country.upper())
         else:
-            number = phonenumbers.parse("+" + _NOT_DIGITS.sub("", text), None)
-            if not phonenumbers.is_valid_number(number):
-                raise IdentifierError("has no country code; set defaultPhoneCountry")
+            raise IdentifierError("has no country code (+ or 00); set defaultPhoneCountry")
     except phonenumbers.NumberParseException as error:
         raise IdentifierError("is not a phone number") from error
     if not phonenumbers.is_possible_number(number):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .billing import Billing
 from .checkpoint import Checkpoint
 from .conversion import ConversionBuilder, PreparedEvent, RejectedEvent
-from .delivery import Delivery, Outcome
+from .delivery import Delivery, DeliveryStoppedError, Outcome
 from .errors import SnapAuthError
 from .event_input import SourceEvent
 from .results import Progress, ResultSink, Row, Summary, event_row, outcome_rows, rejected_row
@@ -143,15 +143,15 @@ class Pipeline:
 
     async def _deliver(self, batch: list[PreparedEvent]) -> None:
         try:
-            allowed = self._billing.reserve(len(batch))
+            allowed = await self._billing.reserve(len(batch))
             sending, over_budget = batch[:allowed], batch[allowed:]
             outcomes: list[Outcome] = []
             try:
                 if sending:
                     outcomes = await self._delivery(sending[0].asset_id, sending)
-            except SnapAuthError as error:
-                self.stopped_by = self.stopped_by or error
-                outcomes = [Outcome(event, "failed", str(error)) for event in sending]
+            except DeliveryStoppedError as stopped:
+                self.stopped_by = self.stopped_by or stopped.cause
+                outcomes = stopped.outcomes
             key = f"{self._settings.charge_key_prefix}:{batch[0].asset_id}:{batch[0].index}-{batch[-1].index}"
             charged = await self._billing.settle(allowed, outcomes, key)
             rows = outcome_rows(self._settings.task, outcomes, charged)

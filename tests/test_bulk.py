@@ -200,3 +200,18 @@ def test_concurrent_batches_with_faults_lose_nothing_and_charge_exactly(
     assert len(rows) == n
     assert sorted(row["eventIndex"] for row in rows) == list(range(n))
     assert sum(row["charged"] for row in rows) == n
+
+
+def test_csv_without_a_header_row_stops_without_logging_its_data(
+    tmp_path: Path, snap: FakeSnap, files: FileServer
+) -> None:
+    url = files.add(
+        "/no-header.csv", "jane.doe@example.com,+14155550123,Jane\nx@example.com,+14155550124,X\n", "text/csv"
+    )
+    run = run_actor(tmp_path, bulk(eventsUrl=url), snap=snap, ppe=True)
+    assert run.returncode != 0
+    assert "header row" in run.output["error"]
+    assert snap.requests == []
+    written = run.everything_written()
+    assert "jane.doe@example.com" not in written
+    assert "4155550123" not in written

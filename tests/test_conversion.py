@@ -294,6 +294,14 @@ def test_content_event_id_differs_for_different_payloads(change: dict[str, Any])
     assert content_event_id(base) != content_event_id({**base, **change})
 
 
+def test_content_event_id_ignores_a_defaulted_time() -> None:
+    """A resumed run rebuilds an event without a time at a later `now`: the id must not change."""
+    base = {"event_name": "SIGN_UP", "event_time": 1, "user_data": {"em": "a" * 64}}
+    later = {**base, "event_time": 999}
+    assert content_event_id(base, time_given=False) == content_event_id(later, time_given=False)
+    assert content_event_id(base) != content_event_id(later)
+
+
 def test_event_without_ids_gets_a_content_id_stable_across_builds() -> None:
     first = prepared(page_view(eventTime=1_699_999_000))
     again = prepared(page_view(eventTime=1_699_999_000))

@@ -113,9 +113,17 @@ def test_national_phone_without_default_country_is_left_out_never_assumed_us(raw
     assert raw not in warnings[0]
 
 
-def test_phone_given_as_a_json_number_with_country_code() -> None:
-    user, _ = normalize({"ph": 448444124653})
+def test_phone_given_as_a_json_number_takes_the_default_country() -> None:
+    user, _ = normalize({"ph": 448444124653}, default_phone_country="GB")
     assert user == {"ph": PUBLISHED_PHONE}
+
+
+@pytest.mark.parametrize("raw", ["448444124653", "2708326229"])
+def test_digits_without_plus_or_default_country_are_never_guessed(raw: str) -> None:
+    """`2708326229` is a valid US number that also parses as South African (+27 0832...)."""
+    user, warnings = normalize({"ph": raw})
+    assert user == {}
+    assert "no country code" in warnings[0]
 
 
 # --- Raw fields: IP, user agent, click id, cookie --------------------------------------------

@@ -265,3 +265,25 @@ def test_result_rows_problems_stores_only_events_not_accepted(
     body = webhook.bodies[-1]
     assert body["rowsIncluded"] is True
     assert sorted(row["eventIndex"] for row in body["rows"]) == [4, 7]
+
+
+def test_token_refused_mid_isolation_keeps_and_charges_what_snap_accepted(tmp_path: Path, snap: FakeSnap) -> None:
+    """400 naming no event -> split; Snap accepts the first half; then the token is revoked."""
+    snap.add_faults(
+        "events",
+        Fault.status(400, {"status": "INVALID", "reason": "Bad request"}),
+        Fault.delay(0),  # the first half goes through normally
+        Fault.status(401),
+    )
+    run = run_actor(tmp_path, real(task="send_batch_events", events=batch(4)), snap=snap, ppe=True)
+    assert run.returncode != 0
+    assert sorted(snap.accepted_event_ids()) == ["order-0", "order-1"]
+    status = {row["eventId"]: (row["status"], row["charged"]) for row in run.rows}
+    assert status == {
+        "order-0": ("sent", True),
+        "order-1": ("sent", True),
+        "order-2": ("failed", False),
+        "order-3": ("failed", False),
+    }
+    assert run.charged_conversions == 2
+    assert "refused the access token" in run.output["error"]

@@ -59,7 +59,8 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
         return
     async with ctx.transport() as transport:
         api = ConversionsApi(transport, actor_input.token(), ctx.endpoints.capi)
-        billing = Billing.free() if validate else Billing.for_actor()
+        recorded = int(checkpoint.restored.get("charged", 0)) if checkpoint and checkpoint.restored else None
+        billing = Billing.free() if validate else Billing.for_actor(recorded_charges=recorded)
         delivery = SnapDelivery(api, validate=validate)
         pipeline = _pipeline(ctx, settings, builder, delivery, billing, checkpoint)
         Actor.on(Event.ABORTING, lambda _: pipeline.stop("the run was aborted; events not reached were not sent"))
