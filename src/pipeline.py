@@ -22,7 +22,7 @@ from .billing import Billing
 from .checkpoint import Checkpoint
 from .conversion import ConversionBuilder, PreparedEvent, RejectedEvent
 from .delivery import Delivery, DeliveryStoppedError, Outcome
-from .errors import SnapAuthError
+from .errors import SnapAuthError, SourceError
 from .event_input import SourceEvent
 from .results import Progress, ResultSink, Row, Summary, event_row, outcome_rows, rejected_row
 
@@ -85,25 +85,13 @@ class Pipeline:
     async def run(self, source: AsyncIterator[SourceEvent]) -> None:
         """Deliver every event of `source` not finished before; each one ends as exactly one result row."""
         pending: dict[str, list[PreparedEvent]] = {}
+        source_error: SourceError | None = None
         ticker = asyncio.create_task(self._tick())
         try:
-            async for item in source:
-                if self._interrupted is not None:
-                    break
-                if self._checkpoint is not None and self._checkpoint.is_done(item.index):
-                    continue
-                self._sink.summary.read += 1
-                built = self._builder.build(item)
-                if isinstance(built, RejectedEvent):
-                    await self._add_rows([rejected_row(self._settings.task, built)])
-                    continue
-                if self.stopped_by is not None:
-                    await self._not_sent([built])
-                    continue
-                batch = pending.setdefault(built.asset_id, [])
-                batch.append(built)
-                if len(batch) >= self._settings.batch_size:
-                    await self._dispatch(pending.pop(built.asset_id))
+            try:
+                await self._read(source, pending)
+            except SourceError as error:
+                source_error = error  # what was read before the source broke is still delivered
             if self._interrupted is None:
                 for batch in pending.values():
                     await self._dispatch(batch)
@@ -120,6 +108,28 @@ class Pipeline:
         self._sink.summary.interrupted = self._interrupted
         if self.stopped_by is not None:
             raise self.stopped_by
+        if source_error is not None:
+            raise source_error
+
+    async def _read(self, source: AsyncIterator[SourceEvent], pending: dict[str, list[PreparedEvent]]) -> None:
+        """Build every event; full batches are dispatched, the rest stays in `pending`."""
+        async for item in source:
+            if self._interrupted is not None:
+                break
+            if self._checkpoint is not None and self._checkpoint.is_done(item.index):
+                continue
+            self._sink.summary.read += 1
+            built = self._builder.build(item)
+            if isinstance(built, RejectedEvent):
+                await self._add_rows([rejected_row(self._settings.task, built)])
+                continue
+            if self.stopped_by is not None:
+                await self._not_sent([built])
+                continue
+            batch = pending.setdefault(built.asset_id, [])
+            batch.append(built)
+            if len(batch) >= self._settings.batch_size:
+                await self._dispatch(pending.pop(built.asset_id))
 
     async def _dispatch(self, batch: list[PreparedEvent]) -> None:
         if self.stopped_by is not None:

@@ -11,7 +11,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +25,9 @@ from .errors import ServiceUnavailableError
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _TOKEN_IN_TEXT = re.compile(r"(access_token|refresh_token|client_secret)=[^&\s\"']+", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+#: The Apify SDK's logger, so retries show in the run log like the actor's own lines.
+_log = logging.getLogger("apify")
 
 # httpx logs every request URL at INFO, and the Conversions API token rides in that URL.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -84,8 +87,6 @@ class RateLimiter:
             await asyncio.sleep(start - now)
 
 
-RetryHook = Callable[[str, float], Awaitable[None] | None]
-
 
 class Transport:
     """An `httpx.AsyncClient` that retries what is worth retrying and describes failures safely."""
@@ -97,7 +98,6 @@ class Transport:
         timeout: float = 60.0,
         max_connections: int = 32,
         client: httpx.AsyncClient | None = None,
-        on_retry: RetryHook | None = None,
         max_requests_per_second: float | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
@@ -106,9 +106,7 @@ class Transport:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={"User-Agent": "apify-snapchat-conversions-actor/1.0"},
         )
-        self._on_retry = on_retry
         self._limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
-        self.retries = 0
 
     async def __aenter__(self) -> Transport:
         return self
@@ -175,11 +173,7 @@ class Transport:
                 )
             delay = self.retry.delay(attempt, response)
             attempt += 1
-            self.retries += 1
-            if self._on_retry is not None:
-                result = self._on_retry(f"{what}: {problem}; retry {attempt} in {delay:.1f}s", delay)
-                if result is not None:
-                    await result
+            _log.warning(f"{what}: {problem}; retry {attempt} of {self.retry.max_retries} in {delay:.1f} s")
             await asyncio.sleep(delay)
 
 

@@ -215,3 +215,16 @@ def test_csv_without_a_header_row_stops_without_logging_its_data(
     written = run.everything_written()
     assert "jane.doe@example.com" not in written
     assert "4155550123" not in written
+
+
+def test_a_truncated_json_array_delivers_what_was_read_then_fails(
+    tmp_path: Path, snap: FakeSnap, files: FileServer
+) -> None:
+    body = "[" + ",".join(json.dumps(event) for event in conversions(5))  # the closing ] never comes
+    url = files.add("/cut.json", body, "application/json")
+    run = run_actor(tmp_path, bulk(eventsUrl=url), snap=snap, ppe=True)
+    assert run.returncode != 0
+    assert "not closed" in run.output["error"]
+    assert sorted(snap.accepted_event_ids()) == order_ids(range(5))
+    assert run.charged_conversions == 5
+    assert [row["status"] for row in run.rows] == ["sent"] * 5
