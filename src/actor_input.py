@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from .errors import ActorInputError
+from .errors import ActorInputError, MissingInputError
 
 Task = Literal[
     "send_event",
@@ -34,6 +34,34 @@ SINGLE_EVENT_FIELDS = (
     "limitedDataUse", "optOut", "contents", "brands", "searchString", "signUpMethod",
     "advertiserTrackingEnabled", "extinfo", "appId",
 )  # fmt: skip
+
+
+#: Fields every task reads.
+_COMMON = frozenset({"task", "demoMode", "accessToken", "webhookUrl", "maxRetries"})
+#: Fields of the send and validate tasks, whatever their source of events.
+_CONVERSION = _COMMON | {
+    "pixelId", "snapAppId", "defaultPhoneCountry", "isAlreadyHashed", "eventNameMapping",
+    "sendOptedOutEvents", "limitedDataUse", "maxConcurrency", "maxRequestsPerSecond",
+}  # fmt: skip
+#: Where the batch tasks read their events from; `send_event` never reads them.
+BATCH_SOURCE_FIELDS = ("events", "eventsDatasetId", "eventsUrl")
+_BATCH = _CONVERSION | {*BATCH_SOURCE_FIELDS, "fieldMapping", "resultRows", *INHERITED_EVENT_FIELDS}
+_OAUTH = frozenset({"refreshToken", "clientId", "clientSecret"})
+
+#: The input fields each task reads, by input name; any other field a run is given is ignored.
+TASK_FIELDS: dict[str, frozenset[str]] = {
+    "send_event": _CONVERSION | set(SINGLE_EVENT_FIELDS),
+    "send_batch_events": _BATCH,
+    "validate_events": _BATCH,
+    "list_pixels": _COMMON | _OAUTH | {"adAccountId"},
+    "get_pixel_info": _COMMON | _OAUTH | {"pixelId"},
+    "get_test_event_logs": _COMMON | {"pixelId", "snapAppId"},
+    "get_test_event_stats": _COMMON | {"pixelId", "snapAppId"},
+}
+
+#: Identifiers Snap can match a person on (`preflight.check_match_keys` says which combinations suffice).
+MATCH_IDENTIFIERS = ("email", "phone", "mobileAdId", "ipAddress", "userAgent")
+NEEDS_IDENTIFIER = "a customer identifier: email, phone, mobileAdId, or ipAddress together with userAgent"
 
 
 class ActorInput(BaseModel):
@@ -137,6 +165,68 @@ class ActorInput(BaseModel):
             raise ActorInputError("accessToken", "is required when demo mode is off (API key is required)")
         return self.access_token.get_secret_value()
 
+    def required(self, field: str) -> str:
+        """A string field the task cannot do without (`check_ready` has named it up front)."""
+        value = getattr(self, _ATTRS[field])
+        if not value:
+            raise ActorInputError(field, f"is required for {self.task}")
+        return str(value)
+
+    @property
+    def batch_source(self) -> str | None:
+        """The batch source field given (`events`, `eventsDatasetId` or `eventsUrl`), if any."""
+        given = [name for name in BATCH_SOURCE_FIELDS if getattr(self, _ATTRS[name]) is not None]
+        if len(given) > 1:
+            raise ActorInputError(given[1], f"cannot be combined with {given[0]}: give one source of events")
+        return given[0] if given else None
+
+    def has_identifier(self) -> bool:
+        """The single event names someone Snap can match (`preflight` has the final word per event)."""
+        return bool(self.email or self.phone or self.mobile_ad_id or (self.ip_address and self.user_agent))
+
+    def fields_read(self) -> frozenset[str]:
+        """Input names this run reads. `validate_events` without a batch source checks the single event."""
+        read = TASK_FIELDS[self.task]
+        if self.task == "validate_events" and self.batch_source is None:
+            read |= set(SINGLE_EVENT_FIELDS)
+        return read
+
+    def ignored_fields(self) -> list[str]:
+        """Fields given a value of their own that this task never reads (a form filled for another task)."""
+        read = self.fields_read()
+        ignored = []
+        for name in sorted(self.model_fields_set):
+            info = ActorInput.model_fields[name]
+            alias = info.alias or name
+            value = getattr(self, name)
+            if alias in read or value in (None, False, "", [], {}) or value == info.default:
+                continue
+            ignored.append(alias)
+        return ignored
+
+    def check_ready(self) -> None:
+        """Everything a real run of this task needs, named in one message that says what to add."""
+        if self.is_demo:
+            return
+        missing = []
+        oauth_refresh = bool(self.refresh_token and self.client_id and self.client_secret)
+        if self.access_token is None and not (self.task in _PIXEL_TASKS and oauth_refresh):
+            missing.append(("accessToken", f"accessToken ({_TOKEN_HELP[self.task in _PIXEL_TASKS]})"))
+        if self.task == "list_pixels" and not self.ad_account_id:
+            missing.append(("adAccountId", "adAccountId (the ad account whose pixels to list)"))
+        if self.task == "get_pixel_info" and not self.pixel_id:
+            missing.append(("pixelId", "pixelId (the Snap Pixel ID to look up)"))
+        if self.task not in _PIXEL_TASKS and not (self.pixel_id or self.snap_app_id):
+            missing.append(("pixelId", "pixelId (your Snap Pixel ID, in Events Manager; snapAppId for app events)"))
+        if self.task == "send_batch_events" and self.batch_source is None:
+            missing.append(("events", f"events to send ({_SOURCES})"))
+        if self.task == "validate_events" and self.batch_source is None and not self.has_identifier():
+            missing.append(("events", f"events to check ({_SOURCES}; or one event with {NEEDS_IDENTIFIER})"))
+        if self.task == "send_event" and not self.has_identifier():
+            missing.append(("email", NEEDS_IDENTIFIER))
+        if missing:
+            raise MissingInputError(self.task, missing)
+
     def single_event(self) -> dict[str, Any]:
         """The `send_event` fields in their input names, unset ones left out."""
         data = self.model_dump(by_alias=True, include=_single_event_attrs(), exclude_none=True)
@@ -152,9 +242,18 @@ class ActorInput(BaseModel):
         return {name: data[name] for name in INHERITED_EVENT_FIELDS if name in data}
 
 
+_PIXEL_TASKS = ("list_pixels", "get_pixel_info")
+_SOURCES = "events: a JSON array of event objects; or eventsDatasetId, eventsUrl"
+#: Input name -> attribute name.
+_ATTRS = {info.alias or name: name for name, info in ActorInput.model_fields.items()}
+_TOKEN_HELP = (
+    "your Conversions API token: Business Manager > Business Details > Conversions API Tokens",
+    "an OAuth token of Snap's Marketing API, or refreshToken, clientId and clientSecret",
+)
+
+
 def _single_event_attrs() -> set[str]:
-    by_alias = {info.alias: name for name, info in ActorInput.model_fields.items()}
-    return {by_alias[alias] for alias in SINGLE_EVENT_FIELDS}
+    return {_ATTRS[alias] for alias in SINGLE_EVENT_FIELDS}
 
 
 def parse_input(raw: dict[str, Any] | None) -> ActorInput:

@@ -11,6 +11,19 @@ class ActorInputError(ValueError):
         self.field = field
 
 
+class MissingInputError(ActorInputError):
+    """A real run lacks what its task needs; the message lists every missing piece at once."""
+
+    def __init__(self, task: str, missing: list[tuple[str, str]]) -> None:
+        needs = " and ".join(text for _, text in missing)
+        ValueError.__init__(
+            self, f"{task} needs {needs}. Add {'it' if len(missing) == 1 else 'them'} to the input, "
+            "or set demoMode to true to try the task on sample data."
+        )  # fmt: skip
+        self.field = missing[0][0]
+        self.fields = [field for field, _ in missing]
+
+
 class SnapError(Exception):
     """Snap answered with an error, or could not be reached."""
 

@@ -9,10 +9,11 @@ from apify import Actor
 from .actor_input import ActorInput, parse_input
 from .context import RunContext
 from .errors import ActorInputError, SnapError, SourceError
+from .outcome import Verdict, conversion_verdict, lookup_verdict
 from .report import CONTENT_TYPE, REPORT_KEY, render_report
 from .results import NOT_ACCEPTED, Progress, ResultSink, Summary
 from .snap_api import Endpoints
-from .tasks import CONVERSION_TASKS, TASKS
+from .tasks import CONVERSION_TASKS, LOOKUP_NOUNS, TASKS
 from .webhook import post_results
 
 #: Up to this many rows travel in the webhook body; beyond it, a link to the dataset does.
@@ -23,34 +24,53 @@ async def main() -> None:
     async with Actor:
         try:
             actor_input = parse_input(await Actor.get_input())
+            actor_input.check_ready()
         except ActorInputError as error:
+            Actor.log.error(str(error))
             await Actor.set_value("OUTPUT", {"error": str(error)})
             await Actor.fail(status_message=str(error))
             return
-        await run(actor_input)
+        verdict = await run(actor_input)
+        if verdict.succeeded:
+            await Actor.exit(status_message=verdict.message)
+        else:
+            await Actor.fail(status_message=verdict.message)
 
 
-async def run(actor_input: ActorInput) -> None:
-    summary = Summary(task=actor_input.task, demo=actor_input.is_demo)
-    only = NOT_ACCEPTED if actor_input.result_rows == "problems" and actor_input.task in CONVERSION_TASKS else None
-    sink = ResultSink(_push, summary, keep=WEBHOOK_ROWS, only=only)
+async def run(actor_input: ActorInput) -> Verdict:
+    """Run the task, store what it found, and say whether the run did its job."""
+    task = actor_input.task
+    summary = Summary(task=task, demo=actor_input.is_demo)
+    only = NOT_ACCEPTED if actor_input.result_rows == "problems" and task in CONVERSION_TASKS else None
+    sink = ResultSink(_push, summary, keep=WEBHOOK_ROWS, only=only, warn=Actor.log.warning)
     progress = Progress(Actor.set_status_message, summary)
     run_id = Actor.configuration.actor_run_id or "local"
     ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, run_id)
     if actor_input.is_demo:
         Actor.log.info("Demo mode: sample data, nothing is sent to Snap and nothing is charged.")
+    if ignored := actor_input.ignored_fields():
+        Actor.log.info(f"{task} does not read these input fields, so they were ignored: {', '.join(ignored)}")
 
     failure: str | None = None
     try:
-        await TASKS[actor_input.task](ctx)
+        await TASKS[task](ctx)
     except (ActorInputError, SnapError, SourceError) as error:
         failure = str(error)
         Actor.log.error(failure)
     finally:
         await sink.flush()
 
-    output: dict[str, Any] = summary.to_output() | {"datasetRows": sink.stored, "error": failure}
-    if actor_input.task in CONVERSION_TASKS:
+    if task in CONVERSION_TASKS:
+        verdict = conversion_verdict(summary, validate=task == "validate_events", failure=failure)
+    else:
+        verdict = lookup_verdict(summary, noun=LOOKUP_NOUNS[task], failure=failure)
+    output: dict[str, Any] = summary.to_output() | {
+        "datasetRows": sink.stored,
+        "error": failure,
+        "succeeded": verdict.succeeded,
+        "statusMessage": verdict.message,
+    }
+    if task in CONVERSION_TASKS:
         output |= await _save_report(summary, failure)
     if actor_input.webhook_url:
         output["webhook"] = await post_results(
@@ -59,10 +79,7 @@ async def run(actor_input: ActorInput) -> None:
         if not output["webhook"]["delivered"]:
             Actor.log.warning(f"Webhook delivery failed: {output['webhook']['error']}")
     await Actor.set_value("OUTPUT", output)
-    if failure is not None:
-        await Actor.fail(status_message=failure)
-        return
-    await progress.set(f"Done. {progress.message()}")
+    return verdict
 
 
 async def _save_report(summary: Summary, failure: str | None) -> dict[str, Any]:

@@ -68,6 +68,8 @@ def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: int) -> list[R
 #: that a million events with a million made-up names still take constant memory.
 DISTINCT_LIMIT = 200
 OTHER = "(other)"
+#: How many events not accepted are logged one by one.
+WARN_ROWS = 5
 #: Statuses whose `error` says why an event was not accepted.
 NOT_ACCEPTED = ("invalid", "failed", "skipped")
 
@@ -173,6 +175,7 @@ class ResultSink:
         chunk_size: int = 1000,
         keep: int = 1000,
         only: Collection[str] | None = None,
+        warn: Callable[[str], object] | None = None,
     ) -> None:
         self._push = push
         self.summary = summary
@@ -183,10 +186,14 @@ class ResultSink:
         self._lock = asyncio.Lock()
         self.kept: list[Row] = []
         self.stored = 0
+        self._warn = warn
+        self._warned = 0
 
     async def add(self, rows: Sequence[Row], *, count_as: str | None = None) -> None:
         """`count_as` counts rows whose `status` is not a result status (a pixel's own status)."""
         self.summary.add(rows, count_as)
+        if self._warn is not None and self._warned <= WARN_ROWS:
+            self._warn_problems(self._warn, rows)
         if self._only is not None:
             rows = [row for row in rows if row["status"] in self._only]
         self.stored += len(rows)
@@ -195,6 +202,18 @@ class ResultSink:
         self._buffer.extend(rows)
         if len(self._buffer) >= self._chunk_size:
             await self.flush()
+
+    def _warn_problems(self, warn: Callable[[str], object], rows: Sequence[Row]) -> None:
+        """The first events not accepted are logged as they happen; the rest are only counted."""
+        for row in rows:
+            if row.get("status") not in NOT_ACCEPTED:
+                continue
+            self._warned += 1
+            if self._warned > WARN_ROWS:
+                warn("More events were not accepted: OUTPUT's topErrors and the report count every reason.")
+                return
+            name = row.get("eventName") or "no name"
+            warn(f"Event #{row['eventIndex']} ({name}) {row['status']}: {row.get('error')}")
 
     async def flush(self) -> None:
         """Push what is buffered. Pushes never overlap: once `flush` returns, every row added before it is stored."""

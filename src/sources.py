@@ -26,34 +26,29 @@ class EventSource:
 
 
 def event_source(actor_input: ActorInput, start: int = 0) -> EventSource:
-    """A bulk source or `events` when given; else the single event; in a demo without identifiers, samples.
+    """Where this task reads its events: `send_event` the single-event fields only (never `events` or a
+    bulk source, which a form filled for another task may still hold); the batch tasks a bulk source or
+    `events`, and `validate_events` without one the single event. A demo with nothing given uses samples.
 
     `start` is the first index a resumed run still needs: bulk sources skip what lies below it cheaply.
     """
-    given = [name for name, value in (("events", actor_input.events), ("eventsDatasetId",
-             actor_input.events_dataset_id), ("eventsUrl", actor_input.events_url)) if value is not None]  # fmt: skip
-    if len(given) > 1:
-        raise ActorInputError(given[1], f"cannot be combined with {given[0]}: give one source of events")
+    source = None if actor_input.task == "send_event" else actor_input.batch_source
     mapping = FieldMapping(actor_input.field_mapping)
-    if actor_input.events_dataset_id is not None:
-        events = dataset_events(actor_input.events_dataset_id, mapping, start)
+    if source == "eventsDatasetId":
+        events = dataset_events(str(actor_input.events_dataset_id), mapping, start)
         return EventSource(events, actor_input.event_defaults(), "events from the dataset in eventsDatasetId")
-    if actor_input.events_url is not None:
+    if source == "eventsUrl":
         retry = RetryPolicy(max_retries=actor_input.max_retries)
-        events = url_events(actor_input.events_url, mapping, start, retry=retry)
+        events = url_events(str(actor_input.events_url), mapping, start, retry=retry)
         return EventSource(events, actor_input.event_defaults(), "events from the file at eventsUrl")
-    if actor_input.events is not None:
+    if source == "events" and actor_input.events is not None:
         if not actor_input.events:
-            raise ActorInputError("events", "is an empty array")
+            raise ActorInputError("events", "is an empty array: give at least one event object")
         count = len(actor_input.events)
         events = iter_events(mapping.rename(item) if isinstance(item, dict) else item for item in actor_input.events)
         return EventSource(events, actor_input.event_defaults(), f"{count} events from input")
-    if actor_input.task == "send_batch_events":
-        raise ActorInputError(
-            "events", "is required for send_batch_events (a JSON array of event objects; or eventsDatasetId, eventsUrl)"
-        )
     single = actor_input.single_event()
-    if actor_input.is_demo and _IDENTIFIERS.isdisjoint(single):
+    if actor_input.is_demo and (actor_input.task == "send_batch_events" or _IDENTIFIERS.isdisjoint(single)):
         samples = sample_events(actor_input.event_source_url)
         return EventSource(iter_events(samples), {}, f"{len(samples)} demo sample events")
     return EventSource(iter_events([single]), {}, "the single event from input")

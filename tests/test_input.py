@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from src.actor_input import ActorInput, parse_input
-from src.errors import ActorInputError
+from src.actor_input import TASK_FIELDS, ActorInput, parse_input
+from src.errors import ActorInputError, MissingInputError
 
 SEED_EXAMPLE: dict[str, Any] = {
     "demoMode": False,
@@ -249,3 +249,91 @@ def test_event_defaults_carry_event_settings_but_never_identifiers() -> None:
         "eventSourceUrl": "https://example.com",
         "currency": "EUR",
     }
+
+
+# ----- what each task reads, and what a real run needs -----
+
+REAL = {"demoMode": False, "accessToken": "t", "pixelId": "p"}
+
+
+def missing(raw: dict[str, Any]) -> MissingInputError:
+    with pytest.raises(MissingInputError) as caught:
+        parse_input(raw).check_ready()
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("raw", "fields", "words"),
+    [
+        ({"task": "send_event", "demoMode": False}, ["accessToken", "pixelId", "email"],
+         ["Conversions API Tokens", "Events Manager", "ipAddress together with userAgent"]),
+        ({"task": "send_event", **REAL, "mobileAdId": ""}, ["email"], ["mobileAdId"]),
+        ({"task": "send_event", **REAL, "ipAddress": "203.0.113.1"}, ["email"], ["userAgent"]),
+        ({"task": "send_batch_events", **REAL, "email": "a@b.example"}, ["events"], ["eventsDatasetId", "eventsUrl"]),
+        ({"task": "validate_events", **REAL}, ["events"], ["or one event with a customer identifier"]),
+        ({"task": "list_pixels", "demoMode": False, "accessToken": "t"}, ["adAccountId"], ["ad account"]),
+        ({"task": "list_pixels", "demoMode": False, "adAccountId": "a"}, ["accessToken"], ["refreshToken"]),
+        ({"task": "get_pixel_info", "demoMode": False, "accessToken": "t"}, ["pixelId"], ["Pixel ID"]),
+        ({"task": "get_test_event_logs", "demoMode": False, "accessToken": "t"}, ["pixelId"], ["snapAppId"]),
+    ],
+)  # fmt: skip
+def test_a_real_run_names_everything_it_lacks_at_once(raw: dict[str, Any], fields: list[str], words: list[str]) -> None:
+    error = missing(raw)
+    assert error.fields == fields
+    assert error.field == fields[0]
+    for word in [*fields, *words, "or set demoMode to true"]:
+        assert word in str(error)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"task": "send_event", **REAL, "email": "a@b.example"},
+        {"task": "send_event", **REAL, "ipAddress": "203.0.113.1", "userAgent": "UA"},
+        {"task": "send_event", "demoMode": False, "accessToken": "t", "snapAppId": "app", "mobileAdId": "m"},
+        {"task": "send_batch_events", **REAL, "eventsUrl": "https://files.example/e.csv"},
+        {"task": "validate_events", **REAL, "phone": "+14155550100"},
+        {"task": "list_pixels", "demoMode": False, "adAccountId": "a", "refreshToken": "r", "clientId": "c",
+         "clientSecret": "s"},
+        {"task": "get_pixel_info", "demoMode": True},
+    ],
+)  # fmt: skip
+def test_ready_inputs_pass(raw: dict[str, Any]) -> None:
+    parse_input(raw).check_ready()
+
+
+def test_two_batch_sources_are_refused_naming_both() -> None:
+    with pytest.raises(ActorInputError, match="'eventsUrl' cannot be combined with events"):
+        parse_input({"task": "send_batch_events", **REAL, "events": EVENTS, "eventsUrl": "https://x.example/a"}).check_ready()
+
+
+@pytest.mark.parametrize(
+    ("raw", "ignored"),
+    [
+        ({"task": "send_event", **REAL, "email": "a@b.example", "events": EVENTS, "resultRows": "problems"},
+         ["events", "resultRows"]),
+        ({"task": "send_batch_events", **REAL, "events": EVENTS, "email": "a@b.example", "price": 3,
+          "eventType": "SIGN_UP"}, ["email", "price"]),
+        ({"task": "validate_events", **REAL, "email": "a@b.example", "price": 3}, []),
+        ({"task": "validate_events", **REAL, "events": EVENTS, "email": "a@b.example"}, ["email"]),
+        ({"task": "list_pixels", "accessToken": "t", "adAccountId": "a", "pixelId": "p", "email": "x@y.example"},
+         ["email", "pixelId"]),
+        ({"task": "get_pixel_info", "pixelId": "p", "adAccountId": "a", "isAlreadyHashed": False}, ["adAccountId"]),
+    ],
+)  # fmt: skip
+def test_fields_a_task_does_not_read_are_named(raw: dict[str, Any], ignored: list[str]) -> None:
+    assert parse_input(raw).ignored_fields() == ignored
+
+
+def test_schema_defaults_are_never_reported_as_ignored() -> None:
+    """The platform fills every default into every run's input: those are not the user's doing."""
+    defaults = {"eventType": "PURCHASE", "actionSource": "WEB", "currency": "USD", "numberOfItems": 1,
+                "isAlreadyHashed": False, "limitedDataUse": False, "resultRows": "all", "maxRetries": 5}  # fmt: skip
+    assert parse_input({"task": "list_pixels", **defaults}).ignored_fields() == []
+
+
+def test_every_task_reads_a_known_field() -> None:
+    fields = {info.alias for info in ActorInput.model_fields.values()}
+    for task, read in TASK_FIELDS.items():
+        assert read <= fields, (task, read - fields)
+    assert set(TASK_FIELDS) == set(ActorInput.model_fields["task"].annotation.__args__)  # type: ignore[union-attr]

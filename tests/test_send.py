@@ -186,7 +186,8 @@ def test_a_send_that_may_have_landed_is_resent_with_the_same_dedup_ids(tmp_path:
 def test_retries_exhausted_reports_failed_and_charges_nothing(tmp_path: Path, snap: FakeSnap) -> None:
     snap.add_faults("events", *[Fault.status(500)] * 3)
     run = run_actor(tmp_path, real(task="send_batch_events", events=batch(4), maxRetries=2), snap=snap, ppe=True)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr
+    assert run.output["statusMessage"].startswith("0 of 4 sent: 4 failed (Snap Conversions API send failed")
     assert snap.accepted == []
     failed = run.rows_by_status("failed")
     assert len(failed) == 4 and all("HTTP 500" in row["error"] for row in failed)

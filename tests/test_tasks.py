@@ -111,9 +111,9 @@ def test_bad_input_fails_naming_the_field_and_sends_nothing(
     tmp_path: Path, snap: FakeSnap, actor_input: dict[str, Any], field: str
 ) -> None:
     run = run_actor(tmp_path, actor_input, snap=snap, ppe=True)
-    assert run.returncode != 0
-    assert f"'{field}'" in run.output["error"]
-    assert f"'{field}'" in run.stderr  # the terminal status message
+    assert run.returncode == 1
+    assert field in run.output["error"]
+    assert f"[Terminal status message]: {run.output['error']}" in run.stderr
     assert snap.requests == []
     assert run.charged_conversions == 0
     assert CAPI_TOKEN not in run.everything_written()
@@ -164,6 +164,7 @@ def test_capi_outage_on_validate_marks_events_failed(tmp_path: Path, snap: FakeS
          "email": "a@example.com", "eventType": "SIGN_UP", "maxRetries": 1},
         snap=snap,
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr
     [row] = run.rows
     assert row["status"] == "failed" and "HTTP 502" in row["error"]
+    assert run.output["statusMessage"].startswith("0 of 1 valid: 1 failed (Snap Conversions API validate failed")

@@ -23,3 +23,11 @@ TASKS: Mapping[str, TaskFn] = {
 
 #: Tasks that run events through the pipeline; each leaves a run report.
 CONVERSION_TASKS = frozenset(name for name, task in TASKS.items() if task in (send_events, validate_events))
+
+#: What the other tasks' rows are, for the run's status message ("list_pixels: 3 pixels").
+LOOKUP_NOUNS: Mapping[str, str] = {
+    "list_pixels": "pixel",
+    "get_pixel_info": "pixel",
+    "get_test_event_logs": "test event log",
+    "get_test_event_stats": "stats row",
+}

@@ -100,7 +100,4 @@ def _destinations(ctx: RunContext) -> Destinations:
     actor_input = ctx.input
     if actor_input.is_demo:
         return Destinations(actor_input.pixel_id or DEMO_PIXEL_ID, actor_input.snap_app_id or DEMO_PIXEL_ID)
-    actor_input.token()
-    if not actor_input.pixel_id and not actor_input.snap_app_id:
-        raise ActorInputError("pixelId", f"is required for {actor_input.task} (or snapAppId for MOBILE_APP events)")
     return Destinations(actor_input.pixel_id, actor_input.snap_app_id)

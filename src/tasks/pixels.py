@@ -6,7 +6,6 @@ from typing import Any
 
 from ..context import RunContext
 from ..demo import DEMO_PIXEL_ID, sample_pixels
-from ..errors import ActorInputError
 from ..results import Row
 from ..snap_api import MarketingApi, OAuthCredentials
 
@@ -31,11 +30,9 @@ async def list_pixels(ctx: RunContext) -> None:
         rows = [pixel_row(actor_input.task, pixel, demo=True) for pixel in sample_pixels(actor_input.ad_account_id)]
         await ctx.sink.add(rows, count_as="demo")
         return
-    if not actor_input.ad_account_id:
-        raise ActorInputError("adAccountId", "is required for list_pixels")
     async with ctx.transport() as transport:
         api = MarketingApi(transport, _credentials(ctx), ctx.endpoints)
-        async for pixel in api.iter_pixels(actor_input.ad_account_id):
+        async for pixel in api.iter_pixels(actor_input.required("adAccountId")):
             await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=False)], count_as="found")
 
 
@@ -45,22 +42,17 @@ async def get_pixel_info(ctx: RunContext) -> None:
         pixel = sample_pixels(actor_input.ad_account_id)[0] | {"id": actor_input.pixel_id or DEMO_PIXEL_ID}
         await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=True)], count_as="demo")
         return
-    if not actor_input.pixel_id:
-        raise ActorInputError("pixelId", "is required for get_pixel_info")
     async with ctx.transport() as transport:
         api = MarketingApi(transport, _credentials(ctx), ctx.endpoints)
-        pixel = await api.get_pixel(actor_input.pixel_id)
+        pixel = await api.get_pixel(actor_input.required("pixelId"))
         await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=False)], count_as="found")
 
 
 def _credentials(ctx: RunContext) -> OAuthCredentials:
     actor_input = ctx.input
-    credentials = OAuthCredentials(
+    return OAuthCredentials(
         access_token=actor_input.access_token.get_secret_value() if actor_input.access_token else None,
         refresh_token=actor_input.refresh_token.get_secret_value() if actor_input.refresh_token else None,
         client_id=actor_input.client_id,
         client_secret=actor_input.client_secret.get_secret_value() if actor_input.client_secret else None,
     )
-    if credentials.access_token is None and not credentials.can_refresh:
-        actor_input.token()
-    return credentials

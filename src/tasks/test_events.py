@@ -6,12 +6,11 @@ from typing import Any
 
 from ..context import RunContext
 from ..demo import DEMO_PIXEL_ID
-from ..errors import ActorInputError
 from ..results import Row
 from ..snap_api import ConversionsApi
 
 
-def log_row(task: str, asset_id: str, log: dict[str, Any]) -> Row:
+def log_row(task: str, asset_id: str, log: dict[str, Any], *, demo: bool) -> Row:
     metadata = log.get("event_metadata") or {}
     return {
         "task": task,
@@ -23,10 +22,11 @@ def log_row(task: str, asset_id: str, log: dict[str, Any]) -> Row:
         "integration": log.get("integration"),
         "errors": list(log.get("error_records") or []),
         "warnings": list(log.get("warning_records") or []),
+        "demo": demo,
     }
 
 
-def stats_row(task: str, asset_id: str, body: dict[str, Any]) -> Row:
+def stats_row(task: str, asset_id: str, body: dict[str, Any], *, demo: bool) -> Row:
     test = (body.get("stats") or {}).get("test") or {}
     return {
         "task": task,
@@ -34,6 +34,7 @@ def stats_row(task: str, asset_id: str, body: dict[str, Any]) -> Row:
         "status": body.get("status"),
         "latestEventTimestamp": test.get("latest_event_ts") or None,
         "eventCountPastHour": int(test.get("event_count_past_hour") or 0),
+        "demo": demo,
     }
 
 
@@ -48,20 +49,18 @@ async def get_test_event_stats(ctx: RunContext) -> None:
 async def _read(ctx: RunContext, kind: str) -> None:
     actor_input = ctx.input
     task = actor_input.task
-    asset_id = actor_input.pixel_id or actor_input.snap_app_id
+    row_for = log_row if kind == "logs" else stats_row
     if actor_input.is_demo:
-        asset = asset_id or DEMO_PIXEL_ID
-        demo_log = {"timestamp": "1767225600000", "status": "VALID", "integration": "DIRECT"}
-        row = log_row(task, asset, demo_log) if kind == "logs" else stats_row(task, asset, {"status": "SUCCESS"})
-        await ctx.sink.add([row | {"demo": True}], count_as="demo")
+        asset = actor_input.pixel_id or actor_input.snap_app_id or DEMO_PIXEL_ID
+        sample: dict[str, Any] = {"timestamp": "1767225600000", "status": "VALID", "integration": "DIRECT"}
+        body = sample if kind == "logs" else {"status": "SUCCESS"}
+        await ctx.sink.add([row_for(task, asset, body, demo=True)], count_as="demo")
         return
-    token = actor_input.token()
-    if not asset_id:
-        raise ActorInputError("pixelId", f"is required for {task} (or snapAppId for an app)")
+    asset_id = actor_input.pixel_id or actor_input.required("snapAppId")
     async with ctx.transport() as transport:
-        body = await ConversionsApi(transport, token, ctx.endpoints.capi).test_events(asset_id, kind)
+        body = await ConversionsApi(transport, actor_input.token(), ctx.endpoints.capi).test_events(asset_id, kind)
     if kind == "stats":
-        await ctx.sink.add([stats_row(task, asset_id, body)], count_as="found")
+        await ctx.sink.add([stats_row(task, asset_id, body, demo=False)], count_as="found")
         return
     logs = [log for log in body.get("logs") or [] if isinstance(log, dict)]
-    await ctx.sink.add([log_row(task, asset_id, log) for log in logs], count_as="found")
+    await ctx.sink.add([log_row(task, asset_id, log, demo=False) for log in logs], count_as="found")

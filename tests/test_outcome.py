@@ -1,0 +1,166 @@
+"""The run's outcome: a run that delivered nothing fails and says why; partial success succeeds with counts.
+
+Schedules, integrations and run-failure webhooks see only the run's status and its last status
+message, so these tests read exactly those: the exit code, the terminal status message and OUTPUT.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CAPI_TOKEN, run_actor
+from fake_snap import FakeSnap
+
+from src.outcome import Verdict, conversion_verdict, lookup_verdict
+from src.results import Summary
+
+PIXEL = "pixel-outcome"
+REAL = {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://shop.example.com/thanks"}
+OLD = int(time.time()) - 60 * 24 * 3600
+
+
+def summary(demo: bool = False, **counts: int) -> Summary:
+    result = Summary(task="send_batch_events", demo=demo)
+    result.counts.update(counts)
+    return result
+
+
+# ----- the verdict, in-process -----
+
+
+def test_nothing_accepted_fails_with_counts_and_top_reasons() -> None:
+    done = summary(invalid=3, failed=1)
+    done.errors.update({"eventTime is older than Snap's 37-day window": 3, "HTTP 500": 1})
+    verdict = conversion_verdict(done, validate=False)
+    assert verdict == Verdict(
+        False, "0 of 4 sent: 3 invalid, 1 failed (eventTime is older than Snap's 37-day window x3; HTTP 500); 0 charged"
+    )
+
+
+def test_partial_success_succeeds_and_still_names_the_problems() -> None:
+    done = summary(sent=2, skipped=1)
+    done.charged = 2
+    done.errors["opted out"] = 1
+    assert conversion_verdict(done, validate=False) == Verdict(True, "2 of 3 sent: 1 skipped (opted out); 2 charged")
+
+
+def test_validate_counts_valid_events_and_charges_nothing() -> None:
+    assert conversion_verdict(summary(valid=5), validate=True) == Verdict(True, "5 of 5 valid")
+    assert not conversion_verdict(summary(invalid=5), validate=True).succeeded
+
+
+def test_an_empty_source_fails() -> None:
+    verdict = conversion_verdict(summary(), validate=False)
+    assert not verdict.succeeded and "held no events" in verdict.message
+
+
+def test_an_aborted_run_says_so_even_after_some_were_sent() -> None:
+    done = summary(sent=10)
+    done.interrupted = "the run was aborted; events not reached were not sent"
+    verdict = conversion_verdict(done, validate=False)
+    assert not verdict.succeeded
+    assert verdict.message.endswith("Stopped early: the run was aborted; events not reached were not sent")
+    assert verdict.message.startswith("10 of 10 sent")
+
+
+def test_a_task_error_after_some_events_keeps_their_counts() -> None:
+    verdict = conversion_verdict(summary(sent=3, failed=2), validate=False, failure="Snap refused the access token")
+    assert verdict == Verdict(False, "Snap refused the access token (3 of 5 sent: 2 failed; 0 charged)")
+
+
+def test_demo_says_nothing_was_sent_and_how_to_send() -> None:
+    prepared = summary(demo=True)
+    prepared.counts["demo"] = 3
+    verdict = conversion_verdict(prepared, validate=False)
+    assert verdict.succeeded
+    assert verdict.message.startswith("Demo: 3 of 3 prepared; nothing was sent to Snap or charged")
+    assert "demoMode to false" in verdict.message
+
+
+def test_lookups_succeed_with_what_was_found() -> None:
+    found = Summary(task="list_pixels", demo=False)
+    found.counts["found"] = 3
+    assert lookup_verdict(found, noun="pixel") == Verdict(True, "list_pixels: 3 pixels")
+    assert lookup_verdict(found, noun="pixel", failure="Snap refused the token") == Verdict(
+        False, "Snap refused the token"
+    )
+
+
+def test_long_reasons_are_cut_in_the_status_line() -> None:
+    done = summary(invalid=1)
+    done.errors["x" * 500] = 1
+    message = conversion_verdict(done, validate=False).message
+    assert len(message) < 200 and "…" in message
+
+
+# ----- end to end: what a schedule or integration sees -----
+
+
+def test_send_event_that_snap_rejects_fails_the_run(tmp_path: Path, snap: FakeSnap) -> None:
+    snap.reject_event_ids({"order-x": "Invalid event for this pixel"})
+    run = run_actor(
+        tmp_path, {"task": "send_event", **REAL, "email": "a@example.com", "price": 5, "transactionId": "order-x"},
+        snap=snap, ppe=True,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert snap.accepted == [] and run.charged_conversions == 0
+    message = run.output["statusMessage"]
+    assert message.startswith("0 of 1 sent: 1 invalid (") and "Invalid event for this pixel" in message
+    assert f"[Terminal status message]: {message}" in run.stderr
+    assert "WARN" in run.stderr and "Event #0 (PURCHASE) invalid" in run.stderr
+
+
+def test_batch_of_only_invalid_events_fails_naming_the_reason(tmp_path: Path, snap: FakeSnap) -> None:
+    events: list[dict[str, Any]] = [
+        {"eventType": "SIGN_UP", "email": f"u{i}@example.com", "eventTime": OLD} for i in range(3)
+    ]
+    run = run_actor(tmp_path, {"task": "send_batch_events", **REAL, "events": events}, snap=snap, ppe=True)
+    assert run.returncode == 1
+    assert snap.requests == [] and run.charged_conversions == 0
+    assert run.output["succeeded"] is False
+    assert run.output["statusMessage"] == (
+        "0 of 3 sent: 3 invalid (eventTime is older than Snap's 37-day window x3); 0 charged"
+    )
+
+
+def test_partial_batch_succeeds_and_reports_what_was_not_sent(tmp_path: Path, snap: FakeSnap) -> None:
+    now = int(time.time()) - 60
+    events = [
+        {"eventType": "SIGN_UP", "email": "ok@example.com", "eventTime": now, "eventId": "ok-1"},
+        {"eventType": "SIGN_UP", "email": "old@example.com", "eventTime": OLD, "eventId": "old-1"},
+    ]
+    run = run_actor(tmp_path, {"task": "send_batch_events", **REAL, "events": events}, snap=snap, ppe=True)
+    assert run.returncode == 0, run.stderr
+    assert [e["event_id"] for e in snap.accepted] == ["ok-1"]
+    assert run.charged_conversions == 1
+    assert run.output["statusMessage"] == (
+        "1 of 2 sent: 1 invalid (eventTime is older than Snap's 37-day window); 1 charged"
+    )
+
+
+# ----- the seed actor's Store page examples -----
+
+
+def test_seed_demo_example_runs_free(tmp_path: Path, snap: FakeSnap) -> None:
+    run = run_actor(tmp_path, {"demoMode": True, "eventSourceUrl": "https://example.com"}, snap=snap, ppe=True)
+    assert run.returncode == 0, run.stderr
+    assert len(run.rows) == 3 and {row["status"] for row in run.rows} == {"demo"}
+    assert snap.requests == [] and run.charged_conversions == 0
+
+
+@pytest.mark.parametrize("token", ["YOUR_API_KEY_HERE", CAPI_TOKEN])
+def test_seed_real_data_example_says_what_to_add(tmp_path: Path, snap: FakeSnap, token: str) -> None:
+    """The seed's "Run with real data" has neither a pixel nor a customer: the error names both."""
+    seed = {"demoMode": False, "task": "send_event", "accessToken": token, "eventType": "PURCHASE",
+            "eventSourceUrl": "https://example.com", "currency": "USD", "numberOfItems": 1,
+            "isAlreadyHashed": False}  # fmt: skip
+    run = run_actor(tmp_path, seed, snap=snap, ppe=True)
+    assert run.returncode == 1
+    message = run.output["error"]
+    assert "pixelId" in message and "email, phone, mobileAdId, or ipAddress together with userAgent" in message
+    assert "demoMode" in message  # the way to try it without them
+    assert snap.requests == [] and run.charged_conversions == 0
+    assert token not in run.everything_written()
