@@ -15,9 +15,11 @@ import codecs
 import csv
 import json
 import re
+import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -25,15 +27,19 @@ import httpx
 import orjson
 from apify import Actor
 
-from .errors import ActorInputError, SourceError
+from .errors import ActorInputError, ServiceUnavailableError, SourceError
 from .event_input import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SourceEvent
 from .transport import RetryPolicy, Transport
+from .url_guard import UnsafeUrlError, UrlGuard
 
 EVENT_FIELDS = frozenset(FLAT_FIELDS) | FLAG_FIELDS | NATIVE_FIELDS
 DATASET_PAGE = 1000
-CHUNK_BYTES = 1 << 16
 #: A JSON element still open after this many characters stops the run: the file is not JSON.
 MAX_RECORD_CHARS = 1 << 20
+#: A line (CSV or JSON Lines) longer than this is reported and skipped, never held: no event is this long.
+MAX_LINE_CHARS = 1 << 20
+#: Text handed on from one gunzip step at most, so a small file that inflates hugely never floods memory.
+INFLATE_PIECE = 1 << 20
 #: A CSV quoted field still open after this many lines is a stray quote: its line is reported.
 MAX_RECORD_LINES = 100
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -107,33 +113,75 @@ class RecordParser(Protocol):
     def end(self) -> Iterator[SourceEvent]: ...
 
 
+class LineSplitter:
+    """Text fed in chunks of any size -> whole lines, in time linear in the text.
+
+    A line longer than `limit` comes out as None and is dropped as it arrives, so a file that never
+    ends a line costs `limit` characters of memory, not the file's size.
+    """
+
+    def __init__(self, limit: int = MAX_LINE_CHARS) -> None:
+        self._limit = limit
+        self._parts: list[str] = []
+        self._size = 0
+        self._overlong = False
+
+    def feed(self, text: str) -> list[str | None]:
+        *complete, rest = text.split("\n")
+        lines = [self._finish(piece) for piece in complete]
+        self._add(rest)
+        return lines
+
+    def end(self) -> list[str | None]:
+        return [self._finish("")] if self._parts or self._overlong else []
+
+    def _add(self, piece: str) -> None:
+        if self._overlong or not piece:
+            return
+        self._size += len(piece)
+        if self._size > self._limit:
+            self._overlong, self._parts = True, []
+        else:
+            self._parts.append(piece)
+
+    def _finish(self, piece: str) -> str | None:
+        self._add(piece)
+        line = None if self._overlong else "".join(self._parts)
+        self._parts, self._size, self._overlong = [], 0, False
+        return line
+
+
+def too_long(line: int) -> str:
+    return f"line {line}: longer than {MAX_LINE_CHARS:,} characters"
+
+
 class JsonLinesParser:
     """One JSON object per line; blank lines are not events."""
 
     def __init__(self, mapping: FieldMapping, start: int = 0) -> None:
         self._mapping = mapping
         self._start = start
-        self._tail = ""
+        self._lines_of = LineSplitter()
         self._line = 0
         self._index = 0
 
     def feed(self, text: str) -> Iterator[SourceEvent]:
-        lines = (self._tail + text).split("\n")
-        self._tail = lines.pop()
-        return self._lines(lines)
+        return self._lines(self._lines_of.feed(text))
 
     def end(self) -> Iterator[SourceEvent]:
-        tail, self._tail = self._tail, ""
-        return self._lines([tail])
+        return self._lines(self._lines_of.end())
 
-    def _lines(self, lines: list[str]) -> Iterator[SourceEvent]:
+    def _lines(self, lines: list[str | None]) -> Iterator[SourceEvent]:
         for line in lines:
             self._line += 1
-            if not line.strip():
+            if line is not None and not line.strip():
                 continue
             index = self._index
             self._index += 1
             if index < self._start:
+                continue
+            if line is None:
+                yield SourceEvent(index, None, error=too_long(self._line))
                 continue
             try:
                 data = orjson.loads(line)
@@ -152,7 +200,7 @@ class CsvParser:
     def __init__(self, mapping: FieldMapping, start: int = 0) -> None:
         self._mapping = mapping
         self._start = start
-        self._tail = ""
+        self._lines_of = LineSplitter()
         self._pending: list[str] = []
         self._pending_line = 0
         self._line = 0
@@ -160,13 +208,10 @@ class CsvParser:
         self._columns: list[str | None] | None = None
 
     def feed(self, text: str) -> Iterator[SourceEvent]:
-        lines = (self._tail + text).split("\n")
-        self._tail = lines.pop()
-        return self._records(self._complete(lines))
+        return self._records(self._complete(self._lines_of.feed(text)))
 
     def end(self) -> Iterator[SourceEvent]:
-        tail, self._tail = self._tail, ""
-        records = self._complete([tail] if tail else [])
+        records = self._complete(self._lines_of.end())
         while self._pending:  # a quote still open at the end: report its line, read the rest afresh
             stray, rest = self._pending[0], self._pending[1:]
             records.append((self._pending_line, stray))
@@ -174,13 +219,19 @@ class CsvParser:
             records.extend(self._complete(rest))
         return self._records(records)
 
-    def _complete(self, lines: list[str]) -> list[tuple[int, str]]:
-        """Physical lines grouped into whole records, each with the line it starts on."""
-        records: list[tuple[int, str]] = []
-        queue = deque(lines)
+    def _complete(self, lines: Sequence[str | None]) -> list[tuple[int, str | None]]:
+        """Physical lines grouped into whole records, each with the line it starts on (None: too long)."""
+        records: list[tuple[int, str | None]] = []
+        queue: deque[str | None] = deque(lines)
         while queue:
             line = queue.popleft()
             self._line += 1
+            if line is None:
+                if self._pending:  # a quoted field running into an over-long line: the record is too long
+                    self._line, line = self._pending_line, None
+                    self._pending = []
+                records.append((self._line, None))
+                continue
             if not self._pending:
                 if line.count('"') % 2 == 0 or _csv_state(line) != "open":
                     records.append((self._line, line))
@@ -192,25 +243,30 @@ class CsvParser:
             if state == "ok":
                 records.append((self._pending_line, "\n".join(self._pending)))
                 self._pending = []
-            elif state == "bad" or len(self._pending) > MAX_RECORD_LINES:
+            elif state == "bad" or len(self._pending) > MAX_RECORD_LINES or self._pending_size() > MAX_LINE_CHARS:
                 # A stray quote, not a field spanning lines: report its line, read the lines after it afresh.
                 records.append((self._pending_line, self._pending[0]))
                 queue.extendleft(reversed(self._pending[1:]))
                 self._line, self._pending = self._pending_line, []
         return records
 
-    def _records(self, records: list[tuple[int, str]]) -> Iterator[SourceEvent]:
+    def _pending_size(self) -> int:
+        return sum(len(line) for line in self._pending)
+
+    def _records(self, records: list[tuple[int, str | None]]) -> Iterator[SourceEvent]:
         for line, text in records:
-            if not text.strip():
+            if text is not None and not text.strip():
                 continue
             if self._columns is None:
+                if text is None:
+                    raise SourceError(f"eventsUrl: the CSV's header line is longer than {MAX_LINE_CHARS:,} characters")
                 self._columns = self._header(text)
                 continue
             index = self._index
             self._index += 1
             if index < self._start:
                 continue
-            yield self._event(index, line, text)
+            yield self._event(index, line, text) if text is not None else SourceEvent(index, None, error=too_long(line))
 
     def _header(self, text: str) -> list[str | None]:
         names = next(csv.reader([text.removesuffix("\r")]))
@@ -359,37 +415,74 @@ def file_format(url: str, content_type: str, first_char: str) -> str:
 
 
 class _Decoder:
-    """Bytes -> text: gunzips when the body is still gzip after HTTP decoding (a `.gz` file), then UTF-8."""
+    """Bytes -> text: gunzips when the body is still gzip after HTTP decoding (a `.gz` file), then UTF-8.
+
+    Every gzip member is read (`cat a.gz b.gz`, pigz, bgzip), and inflation is handed on in pieces
+    of at most `INFLATE_PIECE`, so a small file that inflates to gigabytes is read at constant memory.
+    """
 
     def __init__(self) -> None:
         self._gunzip: Any = None
         self._sniffed = False
         self._text = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
 
-    def feed(self, data: bytes) -> str:
+    def feed(self, data: bytes) -> Iterator[str]:
         if not self._sniffed:
             self._sniffed = True
             if data.startswith(_GZIP_MAGIC):
                 self._gunzip = zlib.decompressobj(wbits=47)
-        if self._gunzip is not None:
-            data = self._gunzip.decompress(data)
-        return self._text.decode(data)
+        if self._gunzip is None:
+            yield self._text.decode(data)
+            return
+        more = True
+        while data or more:
+            if self._gunzip.eof:  # the member before ended: what follows is the next member (or padding)
+                if not data.strip(b"\0"):
+                    return
+                self._gunzip = zlib.decompressobj(wbits=47)
+            piece = self._gunzip.decompress(data, INFLATE_PIECE)
+            data = self._gunzip.unused_data if self._gunzip.eof else self._gunzip.unconsumed_tail
+            more = len(piece) == INFLATE_PIECE and not self._gunzip.eof
+            yield self._text.decode(piece)
 
     def end(self) -> str:
-        tail = self._gunzip.flush() if self._gunzip is not None else b""
+        tail = self._gunzip.flush() if self._gunzip is not None and not self._gunzip.eof else b""
         return self._text.decode(tail, final=True)
 
 
+@dataclass(frozen=True, slots=True)
+class DownloadLimits:
+    """How slow a download may be. Only time spent waiting on the network counts, never time the run
+    spends delivering what it read, so a run held back by Snap's rate limit is not a slow source."""
+
+    #: Fewer bytes than this in `window` seconds of waiting: the source is stalled.
+    min_bytes: int = 1024
+    window: float = 60.0
+    #: Waiting on the network for longer than this in all: the source is too slow to finish.
+    deadline: float = 6 * 3600.0
+
+
 async def url_events(
-    url: str, mapping: FieldMapping, start: int = 0, *, retry: RetryPolicy | None = None
+    url: str,
+    mapping: FieldMapping,
+    start: int = 0,
+    *,
+    retry: RetryPolicy | None = None,
+    url_guard: UrlGuard | None = None,
+    limits: DownloadLimits | None = None,
 ) -> AsyncIterator[SourceEvent]:
-    """A file's events, streamed; a connection lost mid-file is reopened past the records already read."""
+    """A file's events, streamed; a connection lost mid-file is reopened past the records already read.
+
+    Anything that ends the download for good (retries used up, a refused address, a stalled server)
+    is a `SourceError`: the events read before it are still delivered, then the run fails.
+    """
     retry = retry or RetryPolicy()
+    watch = _Watch(limits or DownloadLimits())
     next_index, attempt = start, 0
-    async with Transport(retry=retry, timeout=120.0, max_connections=2) as transport:
+    async with Transport(retry=retry, timeout=120.0, max_connections=2, url_guard=url_guard) as transport:
         while True:
             try:
-                async for event in _download(transport, url, mapping, next_index):
+                async for event in _download(transport, url, mapping, next_index, watch):
                     next_index = event.index + 1
                     yield event
                 return
@@ -399,23 +492,63 @@ async def url_events(
                 Actor.log.warning(f"eventsUrl: the download broke off ({type(error).__name__}); resuming")
                 await asyncio.sleep(retry.delay(attempt, None))
                 attempt += 1
+            except (ServiceUnavailableError, UnsafeUrlError) as error:
+                raise SourceError(f"eventsUrl: {error}") from None
 
 
-async def _download(transport: Transport, url: str, mapping: FieldMapping, start: int) -> AsyncIterator[SourceEvent]:
+class _Watch:
+    """Time spent waiting for the next chunk, across every attempt of one download."""
+
+    def __init__(self, limits: DownloadLimits) -> None:
+        self._limits = limits
+        self._waited = 0.0
+        self._window_waited = 0.0
+        self._window_bytes = 0
+
+    async def chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        chunks = response.aiter_bytes()  # as they arrive: a chunk size would wait to fill it
+        while True:
+            began = time.monotonic()
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            self._count(time.monotonic() - began, len(chunk))
+            yield chunk
+
+    def _count(self, waited: float, size: int) -> None:
+        limits = self._limits
+        self._waited += waited
+        self._window_waited += waited
+        self._window_bytes += size
+        if self._waited > limits.deadline:
+            raise SourceError(f"eventsUrl: the download took longer than {limits.deadline:,.0f} s; split the file")
+        if self._window_waited >= limits.window:
+            if self._window_bytes < limits.min_bytes:
+                raise SourceError(
+                    f"eventsUrl: the server sent {self._window_bytes:,} bytes in {self._window_waited:,.0f} s; "
+                    "the download is stalled"
+                )
+            self._window_waited, self._window_bytes = 0.0, 0
+
+
+async def _download(
+    transport: Transport, url: str, mapping: FieldMapping, start: int, watch: _Watch
+) -> AsyncIterator[SourceEvent]:
     async with transport.stream(url, what="eventsUrl download") as response:
         if response.status_code != 200:
             raise SourceError(f"eventsUrl: the server answered HTTP {response.status_code}")
         decoder = _Decoder()
         parser: RecordParser | None = None
-        async for chunk in response.aiter_bytes(CHUNK_BYTES):
-            text = decoder.feed(chunk)
-            if parser is None:
-                if not text.strip():
-                    continue
-                kind = file_format(url, response.headers.get("content-type", ""), text.lstrip()[0])
-                parser = PARSERS[kind](mapping, start)
-            for event in parser.feed(text):
-                yield event
+        async for chunk in watch.chunks(response):
+            for text in decoder.feed(chunk):
+                if parser is None:
+                    if not text.strip():
+                        continue
+                    kind = file_format(url, response.headers.get("content-type", ""), text.lstrip()[0])
+                    parser = PARSERS[kind](mapping, start)
+                for event in parser.feed(text):
+                    yield event
         text = decoder.end()
         if parser is None:
             raise SourceError("eventsUrl: the file is empty")

@@ -8,6 +8,7 @@ from .actor_input import ActorInput
 from .results import Progress, ResultSink
 from .snap_api import Endpoints
 from .transport import RetryPolicy, Transport
+from .url_guard import UrlGuard
 
 
 @dataclass(slots=True)
@@ -17,6 +18,8 @@ class RunContext:
     sink: ResultSink
     progress: Progress
     run_id: str
+    #: Checks users' URLs (`eventsUrl`, `webhookUrl`) and each redirect they take.
+    url_guard: UrlGuard
 
     def transport(self) -> Transport:
         return Transport(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from apify import Actor
@@ -14,6 +15,7 @@ from .report import CONTENT_TYPE, REPORT_KEY, render_report
 from .results import NOT_ACCEPTED, Progress, ResultSink, Summary
 from .snap_api import Endpoints
 from .tasks import CONVERSION_TASKS, LOOKUP_NOUNS, TASKS
+from .url_guard import ALLOW_PRIVATE_ENV, UrlGuard
 from .webhook import post_results
 
 #: Up to this many rows travel in the webhook body; beyond it, a link to the dataset does.
@@ -45,7 +47,7 @@ async def run(actor_input: ActorInput) -> Verdict:
     sink = ResultSink(_push, summary, keep=WEBHOOK_ROWS, only=only, warn=Actor.log.warning)
     progress = Progress(Actor.set_status_message, summary)
     run_id = Actor.configuration.actor_run_id or "local"
-    ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, run_id)
+    ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, run_id, _url_guard())
     if actor_input.is_demo:
         Actor.log.info("Demo mode: sample data, nothing is sent to Snap and nothing is charged.")
     if ignored := actor_input.ignored_fields():
@@ -74,7 +76,8 @@ async def run(actor_input: ActorInput) -> Verdict:
         output |= await _save_report(summary, failure)
     if actor_input.webhook_url:
         output["webhook"] = await post_results(
-            actor_input.webhook_url, _webhook_body(output, sink), max_retries=actor_input.max_retries
+            actor_input.webhook_url, _webhook_body(output, sink), max_retries=actor_input.max_retries,
+            url_guard=ctx.url_guard,
         )
         if not output["webhook"]["delivered"]:
             Actor.log.warning(f"Webhook delivery failed: {output['webhook']['error']}")
@@ -89,6 +92,11 @@ async def _save_report(summary: Summary, failure: str | None) -> dict[str, Any]:
     base = Actor.configuration.api_public_base_url
     url = f"{base}/v2/key-value-stores/{store_id}/records/{REPORT_KEY}" if Actor.is_at_home() else None
     return {"reportKey": REPORT_KEY, "reportUrl": url}
+
+
+def _url_guard() -> UrlGuard:
+    """On the platform users' URLs may reach public addresses only, unless the environment allows more."""
+    return UrlGuard(allow_private=not Actor.is_at_home() or os.environ.get(ALLOW_PRIVATE_ENV) == "1")
 
 
 async def _push(rows: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ from .demo import sample_events
 from .errors import ActorInputError
 from .event_input import FLAT_FIELDS, SourceEvent, iter_events
 from .transport import RetryPolicy
+from .url_guard import UrlGuard
 
 _IDENTIFIERS = frozenset(name for name, (section, _) in FLAT_FIELDS.items() if section == "user_data")
 
@@ -25,7 +26,7 @@ class EventSource:
     description: str
 
 
-def event_source(actor_input: ActorInput, start: int = 0) -> EventSource:
+def event_source(actor_input: ActorInput, url_guard: UrlGuard, start: int = 0) -> EventSource:
     """Where this task reads its events: `send_event` the single-event fields only (never `events` or a
     bulk source, which a form filled for another task may still hold); the batch tasks a bulk source or
     `events`, and `validate_events` without one the single event. A demo with nothing given uses samples.
@@ -39,7 +40,7 @@ def event_source(actor_input: ActorInput, start: int = 0) -> EventSource:
         return EventSource(events, actor_input.event_defaults(), "events from the dataset in eventsDatasetId")
     if source == "eventsUrl":
         retry = RetryPolicy(max_retries=actor_input.max_retries)
-        events = url_events(str(actor_input.events_url), mapping, start, retry=retry)
+        events = url_events(str(actor_input.events_url), mapping, start, retry=retry, url_guard=url_guard)
         return EventSource(events, actor_input.event_defaults(), "events from the file at eventsUrl")
     if source == "events" and actor_input.events is not None:
         if not actor_input.events:

@@ -11,7 +11,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from .errors import ServiceUnavailableError
+from .url_guard import MAX_REDIRECTS, UnsafeUrlError
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _TOKEN_IN_TEXT = re.compile(r"(access_token|refresh_token|client_secret)=[^&\s\"']+", re.IGNORECASE)
@@ -99,8 +100,12 @@ class Transport:
         max_connections: int = 32,
         client: httpx.AsyncClient | None = None,
         max_requests_per_second: float | None = None,
+        url_guard: Callable[[httpx.URL], Awaitable[None]] | None = None,
     ) -> None:
+        """`url_guard` is for users' URLs: it checks the first URL and follows up to `MAX_REDIRECTS`
+        redirects, checking each hop; without it (Snap's own hosts) a redirect is returned as is."""
         self.retry = retry or RetryPolicy()
+        self._guard = url_guard
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=15.0),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
@@ -151,7 +156,10 @@ class Transport:
             await response.aclose()
 
     async def _send(self, request: httpx.Request, *, what: str, stream: bool) -> httpx.Response:
-        attempt = 0
+        attempt = hops = 0
+        guard = self._guard
+        if guard is not None:
+            await _check(guard, request.url, what)
         while True:
             if self._limiter is not None:
                 await self._limiter.wait()
@@ -161,6 +169,14 @@ class Transport:
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 problem = f"{type(error).__name__} ({redact(str(error)) or 'connection failed'})"
             else:
+                if guard is not None and response.next_request is not None:
+                    await response.aclose()
+                    hops += 1
+                    if hops > MAX_REDIRECTS:
+                        raise UnsafeUrlError(f"{what}: more than {MAX_REDIRECTS} redirects")
+                    request = response.next_request
+                    await _check(guard, request.url, what)
+                    continue
                 if response.status_code not in RETRYABLE_STATUSES:
                     return response
                 if stream:
@@ -175,6 +191,14 @@ class Transport:
             attempt += 1
             _log.warning(f"{what}: {problem}; retry {attempt} of {self.retry.max_retries} in {delay:.1f} s")
             await asyncio.sleep(delay)
+
+
+
+async def _check(guard: Callable[[httpx.URL], Awaitable[None]], url: httpx.URL, what: str) -> None:
+    try:
+        await guard(url)
+    except UnsafeUrlError as error:
+        raise UnsafeUrlError(f"{what}: {error}") from None
 
 
 def response_json(response: httpx.Response) -> dict[str, Any]:

@@ -36,7 +36,7 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
     except ValueError as error:
         raise ActorInputError("eventNameMapping", str(error)) from None
     checkpoint = None if actor_input.is_demo else await _checkpoint(ctx)
-    source = event_source(actor_input, start=checkpoint.watermark if checkpoint else 0)
+    source = event_source(actor_input, ctx.url_guard, start=checkpoint.watermark if checkpoint else 0)
     builder = ConversionBuilder(
         destinations=destinations,
         normalizer=UserDataNormalizer(
