@@ -14,8 +14,8 @@ import pytest
 from conftest import ROOT
 
 from src.actor_input import SINGLE_EVENT_FIELDS, ActorInput, parse_input
-from src.event_names import SNAP_EVENT_NAMES
 from src.event_input import FLAT_FIELDS
+from src.event_names import SNAP_EVENT_NAMES
 
 SCHEMA: dict[str, Any] = json.loads((ROOT / "INPUT_SCHEMA.json").read_text(encoding="utf-8"))
 PROPS: dict[str, dict[str, Any]] = SCHEMA["properties"]
@@ -40,10 +40,17 @@ FIRST_SCREEN = [
 IDENTIFIERS = frozenset(name for name, (section, _) in FLAT_FIELDS.items() if section == "user_data")
 #: Fields whose value is event data: a prefill or default on any of them would reach Snap from the form.
 EVENT_DATA = (
-    frozenset(SINGLE_EVENT_FIELDS) - {"eventType", "actionSource", "currency", "numberOfItems", "limitedDataUse", "optOut"}
-) | IDENTIFIERS | {"events", "eventsDatasetId", "eventsUrl", "fieldMapping", "eventNameMapping"}
+    (
+        frozenset(SINGLE_EVENT_FIELDS)
+        - {"eventType", "actionSource", "currency", "numberOfItems", "limitedDataUse", "optOut"}
+    )
+    | IDENTIFIERS
+    | {"events", "eventsDatasetId", "eventsUrl", "fieldMapping", "eventNameMapping"}
+)
 #: Ids and secrets: a sample value there would point a real run at someone else's asset.
-ACCOUNT_FIELDS = frozenset({"accessToken", "pixelId", "snapAppId", "adAccountId", "refreshToken", "clientId", "clientSecret"})
+ACCOUNT_FIELDS = frozenset(
+    {"accessToken", "pixelId", "snapAppId", "adAccountId", "refreshToken", "clientId", "clientSecret"}
+)
 
 
 def json_schema() -> dict[str, Any]:
@@ -128,7 +135,9 @@ def test_event_type_suggests_snaps_names_without_restricting() -> None:
         assert errors(VALIDATOR, {"eventType": name}) == []
 
 
-@pytest.mark.parametrize(("name", "literal"), [("task", "task"), ("actionSource", "action_source"), ("resultRows", "result_rows")])
+@pytest.mark.parametrize(
+    ("name", "literal"), [("task", "task"), ("actionSource", "action_source"), ("resultRows", "result_rows")]
+)
 def test_select_options_are_the_codes_own(name: str, literal: str) -> None:
     annotation = ActorInput.model_fields[literal].annotation
     assert PROPS[name]["enum"] == list(typing.get_args(annotation))
@@ -152,7 +161,9 @@ def test_schema_defaults_are_the_codes_defaults() -> None:
     for alias, attr in aliases.items():
         code_default = ActorInput.model_fields[attr].default
         if alias in PROPS and "default" in PROPS[alias]:
-            assert PROPS[alias]["default"] == code_default, f"{alias}: schema {PROPS[alias]['default']!r}, code {code_default!r}"
+            assert PROPS[alias]["default"] == code_default, (
+                f"{alias}: schema {PROPS[alias]['default']!r}, code {code_default!r}"
+            )
         elif code_default is not None:
             pytest.fail(f"{alias}: the code defaults to {code_default!r}, the schema has no default")
 
@@ -265,26 +276,104 @@ DOCUMENTED_SHAPES: list[tuple[str, dict[str, Any]]] = [
     ("itemIds array", {"itemIds": ["sku-1", "sku-2"]}),
     ("custom event names", {"eventType": "Order Completed", "eventNameMapping": {"Lead Form Sent": "SIGN_UP"}}),
     ("events array", {"task": "send_batch_events", "events": [{"eventType": "PURCHASE", "email": "a@example.com"}]}),
-    ("events JSON string", {"task": "send_batch_events", "events": '[{"eventType": "PURCHASE", "email": "a@example.com"}]'}),
-    ("native v3 events", {"task": "validate_events", "events": [
-        {"event_name": "SIGN_UP", "event_time": 1763800000, "action_source": "WEB",
-         "event_source_url": "https://example.com/welcome", "user_data": {"em": "b@example.com"}}]}),
+    (
+        "events JSON string",
+        {"task": "send_batch_events", "events": '[{"eventType": "PURCHASE", "email": "a@example.com"}]'},
+    ),
+    (
+        "native v3 events",
+        {
+            "task": "validate_events",
+            "events": [
+                {
+                    "event_name": "SIGN_UP",
+                    "event_time": 1763800000,
+                    "action_source": "WEB",
+                    "event_source_url": "https://example.com/welcome",
+                    "user_data": {"em": "b@example.com"},
+                }
+            ],
+        },
+    ),
     ("seed 000 demo", {"demoMode": True, "eventSourceUrl": "https://example.com"}),
-    ("seed 000 real", {"demoMode": False, "task": "send_event", "accessToken": "YOUR_API_KEY_HERE", "eventType": "PURCHASE",
-                       "eventSourceUrl": "https://example.com", "currency": "USD", "numberOfItems": 1, "isAlreadyHashed": False}),
-    ("Zapier: one order, numbers as numbers", {"task": "send_event", "accessToken": "t", "pixelId": "p", **EVENT,
-                                               "email": "buyer@example.com", "transactionId": "1001", "eventTime": "2026-11-20T10:00:00+01:00"}),
-    ("Make: empty mapped fields come as empty strings", {"task": "send_event", "accessToken": "t", "pixelId": "p", **EVENT,
-                                                         "email": "buyer@example.com", "phone": "", "webhookUrl": "",
-                                                         "defaultPhoneCountry": "", "eventSourceUrl": ""}),
-    ("n8n: a batch as a real JSON array", {"task": "send_batch_events", "accessToken": "t", "pixelId": "p", "events": [
-        {"eventType": "purchase", "email": "a@example.com", "price": 19.9, "currency": "EUR", "transactionId": "o-1",
-         "eventTime": 1763800000, "eventSourceUrl": "https://shop.example/thanks"},
-        {"eventType": "Order Completed", "phone": "+14155550100", "price": 5, "transactionId": "o-2"}]}),
-    ("bulk file", {"task": "send_batch_events", "eventsUrl": "https://files.example/orders.csv.gz",
-                   "fieldMapping": {"Email Address": "email"}, "resultRows": "problems"}),
-    ("app event", {"actionSource": "MOBILE_APP", "snapAppId": "app", "mobileAdId": "ab-cd", "extinfo": ["i2"] + [""] * 15,
-                   "advertiserTrackingEnabled": False}),
+    (
+        "seed 000 real",
+        {
+            "demoMode": False,
+            "task": "send_event",
+            "accessToken": "YOUR_API_KEY_HERE",
+            "eventType": "PURCHASE",
+            "eventSourceUrl": "https://example.com",
+            "currency": "USD",
+            "numberOfItems": 1,
+            "isAlreadyHashed": False,
+        },
+    ),
+    (
+        "Zapier: one order, numbers as numbers",
+        {
+            "task": "send_event",
+            "accessToken": "t",
+            "pixelId": "p",
+            **EVENT,
+            "email": "buyer@example.com",
+            "transactionId": "1001",
+            "eventTime": "2026-11-20T10:00:00+01:00",
+        },
+    ),
+    (
+        "Make: empty mapped fields come as empty strings",
+        {
+            "task": "send_event",
+            "accessToken": "t",
+            "pixelId": "p",
+            **EVENT,
+            "email": "buyer@example.com",
+            "phone": "",
+            "webhookUrl": "",
+            "defaultPhoneCountry": "",
+            "eventSourceUrl": "",
+        },
+    ),
+    (
+        "n8n: a batch as a real JSON array",
+        {
+            "task": "send_batch_events",
+            "accessToken": "t",
+            "pixelId": "p",
+            "events": [
+                {
+                    "eventType": "purchase",
+                    "email": "a@example.com",
+                    "price": 19.9,
+                    "currency": "EUR",
+                    "transactionId": "o-1",
+                    "eventTime": 1763800000,
+                    "eventSourceUrl": "https://shop.example/thanks",
+                },
+                {"eventType": "Order Completed", "phone": "+14155550100", "price": 5, "transactionId": "o-2"},
+            ],
+        },
+    ),
+    (
+        "bulk file",
+        {
+            "task": "send_batch_events",
+            "eventsUrl": "https://files.example/orders.csv.gz",
+            "fieldMapping": {"Email Address": "email"},
+            "resultRows": "problems",
+        },
+    ),
+    (
+        "app event",
+        {
+            "actionSource": "MOBILE_APP",
+            "snapAppId": "app",
+            "mobileAdId": "ab-cd",
+            "extinfo": ["i2"] + [""] * 15,
+            "advertiserTrackingEnabled": False,
+        },
+    ),
 ]
 
 
