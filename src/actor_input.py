@@ -147,6 +147,15 @@ class ActorInput(BaseModel):
             raise ValueError("must be a JSON array of event objects")
         return parsed
 
+    @field_validator("email", "phone", mode="before")
+    @classmethod
+    def _several_from_text(cls, value: object) -> object:
+        """The form has one text box per identifier: several values of one person come comma-separated."""
+        if isinstance(value, str) and "," in value:
+            values = [part.strip() for part in value.split(",") if part.strip()]
+            return values if len(values) > 1 else (values[0] if values else None)
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _blank_is_absent(cls, data: object) -> object:

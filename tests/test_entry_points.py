@@ -161,3 +161,11 @@ def test_demo_rows_have_the_shape_of_a_real_run(tmp_path: Path, snap: FakeSnap) 
     assert demo.rows[0].keys() == live.rows[0].keys()
     assert (demo.rows[0]["status"], live.rows[0]["status"]) == ("demo", "sent")
     assert demo.rows[0]["matchKeys"] == live.rows[0]["matchKeys"]
+
+
+def test_several_emails_typed_in_the_form_are_each_hashed(tmp_path: Path, snap: FakeSnap) -> None:
+    user = {"task": "send_event", **REAL, **SINGLE, "email": "Me@Shop.Example, other@shop.example "}
+    run = run_actor(tmp_path, console_form(**user), snap=snap)
+    assert run.returncode == 0, run.stdout + run.stderr
+    [event] = snap.accepted
+    assert event["user_data"]["em"] == [sha("me@shop.example"), sha("other@shop.example")]

@@ -145,6 +145,16 @@ def test_email_list_is_accepted() -> None:
     assert parse_input({"email": ["a@example.com", "b@example.com"]}).email == ["a@example.com", "b@example.com"]
 
 
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("a@example.com, B@example.com", ["a@example.com", "B@example.com"]), ("a@example.com,", "a@example.com"),
+     (" , ", None), ("a@example.com", "a@example.com")],
+)  # fmt: skip
+def test_the_forms_comma_separated_emails_are_several(text: str, parsed: Any) -> None:
+    assert parse_input({"email": text, "phone": text}).email == parsed
+    assert parse_input({"email": text, "phone": text}).phone == parsed
+
+
 # --- Demo mode ---------------------------------------------------------------------------------
 
 

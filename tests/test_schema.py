@@ -263,8 +263,8 @@ def test_readme_input_examples_validate(where: str, example: dict[str, Any]) -> 
 EVENT = {"eventType": "PURCHASE", "eventSourceUrl": "https://shop.example/thanks", "price": 42.5}
 DOCUMENTED_SHAPES: list[tuple[str, dict[str, Any]]] = [
     ("email as text", {"email": "person@example.com"}),
-    ("email list", {"email": ["a@example.com", "b@example.com"]}),
-    ("phone list", {"phone": ["+1 415 555 0100", "+44 20 7946 0958"]}),
+    ("several emails", {"email": "a@example.com, b@example.com"}),
+    ("several phones", {"phone": "+1 415 555 0100, +44 20 7946 0958"}),
     ("externalId list", {"externalId": ["cust-1", "loyalty-9"]}),
     ("eventTime Unix ms as number", {"eventTime": 1763800000000}),
     ("eventTime Unix s as number", {"eventTime": 1763800000}),
