@@ -25,7 +25,8 @@ REPORT_KEY = "REPORT"
 CONTENT_TYPE = "text/html; charset=utf-8"
 
 IDENTIFIER_LABELS: Mapping[str, str] = {
-    "em": "Email", "ph": "Phone", "madid": "Mobile ad ID", "idfv": "IDFV", "sc_click_id": "Click ID (ScCid)",
+    "em": "Email", "ph": "Phone", "madid": "Mobile ad ID", "idfa": "IDFA", "idfv": "IDFV",
+    "sc_click_id": "Click ID (ScCid)",
     "sc_cookie1": "Snap cookie (_scid)", "client_ip_address": "IP address", "client_user_agent": "User agent",
     "external_id": "External ID", "fn": "First name", "ln": "Last name", "ge": "Gender", "db": "Date of birth",
     "ct": "City", "st": "State", "zp": "Zip", "country": "Country",
