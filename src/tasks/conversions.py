@@ -61,7 +61,7 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
         api = ConversionsApi(transport, actor_input.token(), ctx.endpoints.capi)
         recorded = int(checkpoint.restored.get("charged", 0)) if checkpoint and checkpoint.restored else None
         billing = Billing.free() if validate else Billing.for_actor(recorded_charges=recorded)
-        delivery = SnapDelivery(api, validate=validate)
+        delivery = SnapDelivery(api, validate=validate, stats=ctx.sink.summary.delivery)
         pipeline = _pipeline(ctx, settings, builder, delivery, billing, checkpoint)
         Actor.on(Event.ABORTING, lambda _: pipeline.stop("the run was aborted; events not reached were not sent"))
         Actor.on(Event.MIGRATING, lambda _: pipeline.pause())
