@@ -147,6 +147,10 @@ CAPI_AUTH_ADVICE = (
     "Use a Conversions API token from Business Manager > Business Details > Conversions API Tokens, "
     "created in the organization that owns this pixel or app."
 )
+SIGNAL_READINESS_AUTH_ADVICE = (
+    "Snap's Signal Readiness API takes the Conversions API token (or a Marketing API OAuth token) of an "
+    "organization that can see this pixel; Snap may also limit it to approved partners and advertisers."
+)
 MARKETING_AUTH_ADVICE = (
     "list_pixels and get_pixel_info need an OAuth access token with the snapchat-marketing-api scope; "
     "tokens expire after about 30 minutes, so give refreshToken, clientId and clientSecret to refresh it."
@@ -239,6 +243,12 @@ class MarketingApi:
                 return dict(item["pixel"])
         raise SnapNotFoundError(f"{what}: not found (Snap returned no pixel)", status=404)
 
+    async def event_quality_scores(self, pixel_id: str) -> dict[str, Any]:
+        """Snap's Signal Readiness answer for a pixel (`quality_scores` reads it); free, nothing is sent."""
+        what = f"Snap Signal Readiness API for pixel {pixel_id}"
+        url = f"{self._endpoints.ads}/v1/pixels/{quote(pixel_id, safe='')}/event_quality_scores"
+        return await self._get(url, None, what, advice=SIGNAL_READINESS_AUTH_ADVICE)
+
     def _next_page(self, body: dict[str, Any]) -> str | None:
         """The next page on our own Ads API host: the token is never sent to a host Snap names."""
         link = (body.get("paging") or {}).get("next_link")
@@ -247,7 +257,9 @@ class MarketingApi:
         parts = urlsplit(str(link))
         return f"{self._endpoints.ads}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
-    async def _get(self, url: str, params: dict[str, str] | None, what: str) -> dict[str, Any]:
+    async def _get(
+        self, url: str, params: dict[str, str] | None, what: str, *, advice: str = MARKETING_AUTH_ADVICE
+    ) -> dict[str, Any]:
         if self._credentials.access_token is None:
             await self.refresh()
         for attempt in range(2):
@@ -259,7 +271,7 @@ class MarketingApi:
                 await self.refresh()
                 continue
             break
-        body = raise_for_snap(response, what, advice=MARKETING_AUTH_ADVICE)
+        body = raise_for_snap(response, what, advice=advice)
         if body.get("request_status") not in (None, "SUCCESS"):
             raise SnapError(f"{what}: {_reason(body, response)}")
         return body

@@ -34,7 +34,7 @@ async def list_pixels(ctx: RunContext) -> None:
     if not actor_input.ad_account_id:
         raise ActorInputError("adAccountId", "is required for list_pixels")
     async with ctx.transport() as transport:
-        api = MarketingApi(transport, _credentials(ctx), ctx.endpoints)
+        api = MarketingApi(transport, credentials(ctx), ctx.endpoints)
         async for pixel in api.iter_pixels(actor_input.ad_account_id):
             await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=False)], count_as="found")
 
@@ -48,12 +48,12 @@ async def get_pixel_info(ctx: RunContext) -> None:
     if not actor_input.pixel_id:
         raise ActorInputError("pixelId", "is required for get_pixel_info")
     async with ctx.transport() as transport:
-        api = MarketingApi(transport, _credentials(ctx), ctx.endpoints)
+        api = MarketingApi(transport, credentials(ctx), ctx.endpoints)
         pixel = await api.get_pixel(actor_input.pixel_id)
         await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=False)], count_as="found")
 
 
-def _credentials(ctx: RunContext) -> OAuthCredentials:
+def credentials(ctx: RunContext) -> OAuthCredentials:
     actor_input = ctx.input
     credentials = OAuthCredentials(
         access_token=actor_input.access_token.get_secret_value() if actor_input.access_token else None,
