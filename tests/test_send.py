@@ -66,8 +66,10 @@ def test_send_event_delivers_hashed_identifiers_and_charges_once(tmp_path: Path,
     assert event["custom_data"] == {
         "value": 42.5, "currency": "USD", "order_id": "order-77", "content_ids": ["sku-1", "sku-2"], "num_items": 1,
     }  # fmt: skip
-    assert snap.requests[-1].query["access_token"] == CAPI_TOKEN
-    assert snap.requests[-1].path == f"/v3/{PIXEL}/events"
+    [send, scores] = snap.requests
+    assert send.query["access_token"] == CAPI_TOKEN
+    assert send.path == f"/v3/{PIXEL}/events"
+    assert scores.path == f"/v1/pixels/{PIXEL}/event_quality_scores"  # Snap's own score, for the report
 
     [row] = run.rows
     assert row["status"] == "sent" and row["charged"] is True and row["error"] is None
@@ -151,7 +153,7 @@ def test_400_without_an_event_index_is_isolated_by_asking_validate(tmp_path: Pat
     assert run.returncode == 0, run.stderr
     assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(8) if i != 5)
     assert [(r.kind, r.event_count, r.status) for r in snap.requests] == [
-        ("events", 8, 400), ("validate", 8, 200), ("events", 7, 200),
+        ("events", 8, 400), ("validate", 8, 200), ("events", 7, 200), ("eqs", 0, 200),
     ]  # fmt: skip
     [invalid] = run.rows_by_status("invalid")
     assert invalid["eventId"] == "order-5"
