@@ -53,9 +53,10 @@ class DemoDelivery:
 
 
 #: Extra requests one batch may spend on finding its bad events, beyond its first send. With Snap's
-#: validate answer it takes 2 (one validate, one resend); halving 2,000 events takes about 2 per bad
-#: event per halving level. Past the bound, the events not yet answered for are reported `failed`.
-MAX_ISOLATION_REQUESTS = 40
+#: validate answer it takes 2 (one validate, one resend) however many events are bad. The halving
+#: fallback takes about 2 x log2(n / k) per bad event: 42 for 2 bad events among 2,000, about 120 for
+#: 6. Past the bound, the events not yet answered for are reported `failed` (resendable, not charged).
+MAX_ISOLATION_REQUESTS = 128
 
 
 @dataclass(slots=True)

@@ -161,6 +161,21 @@ def test_real_snap_mode_without_validate_answers_falls_back_to_halving_within_th
         assert extra <= MAX_ISOLATION_REQUESTS
 
 
+def test_halving_two_bad_of_two_thousand_without_index_or_validate_stays_within_the_bound() -> None:
+    with snap_server(with_index=False) as snap:
+        snap.record_bodies = False
+        snap.reject_event_ids({"order-3": "Invalid order", "order-1998": "Invalid order"})
+        snap.add_faults("validate", Fault.status(400, {"status": "INVALID", "reason": "no per-event answer"}))
+        run = run_pipeline(snap, purchases(2000))
+        assert len(snap.accepted_event_ids()) == 1998
+        assert snap.duplicates() == []
+        assert run.charged == 1998
+        assert set(run.by_status("invalid")) == {"order-3", "order-1998"}
+        assert run.by_status("failed") == {}
+        assert run.summary.delivery.isolation_requests == len(snap.requests) - 1 == 43  # 1 validate + 42 halving
+        assert run.summary.delivery.isolation_requests <= MAX_ISOLATION_REQUESTS
+
+
 def test_with_index_and_no_validate_answer_the_named_events_are_taken_out_one_by_one() -> None:
     with snap_server(with_index=True) as snap:
         snap.reject_event_ids({"order-3": "Invalid content_ids", "order-9": "Pixel is not active"})
