@@ -18,6 +18,7 @@ Task = Literal[
     "get_pixel_info",
     "get_test_event_logs",
     "get_test_event_stats",
+    "get_event_quality",
 ]
 ActionSource = Literal["WEB", "MOBILE_APP", "OFFLINE"]
 

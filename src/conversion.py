@@ -25,7 +25,7 @@ INTEGRATION = "apify-snapchat-conversions-actor"
 ACTION_SOURCES = frozenset({"WEB", "MOBILE_APP", "OFFLINE"})
 #: Identifiers reported in a row's `matchKeys`, in the order Snap weighs them.
 MATCH_KEYS = (
-    "em", "ph", "madid", "idfv", "sc_click_id", "sc_cookie1", "client_ip_address",
+    "em", "ph", "madid", "idfa", "idfv", "sc_click_id", "sc_cookie1", "client_ip_address",
     "client_user_agent", "external_id", "fn", "ln", "ge", "db", "ct", "st", "zp", "country",
 )  # fmt: skip
 _CLICK_ID_PARAMS = frozenset({"sccid", "sscid"})

@@ -69,3 +69,41 @@ def sample_pixels(ad_account_id: str | None) -> list[dict[str, Any]]:
             "updated_at": "2026-03-11T17:45:00.000Z",
         },
     ]
+
+
+def sample_quality_scores(pixel_id: str) -> dict[str, Any]:
+    """A Signal Readiness answer in the shape `quality_scores` reads (see docs/snap-fidelity.md)."""
+    return {
+        "request_status": "SUCCESS",
+        "request_id": "demo-request",
+        "pixel_id": pixel_id,
+        "event_quality_scores": [
+            {
+                "event_type": "PURCHASE",
+                "action_source": "WEB",
+                "event_source": "API",
+                "score": "GREAT",
+                "recommendations": [],
+            },
+            {
+                "event_type": "SIGN_UP",
+                "action_source": "WEB",
+                "event_source": "API",
+                "score": "GOOD",
+                "recommendations": [
+                    {"priority": "P1", "parameter": "sc_click_id",
+                     "description": "Send the click ID (ScCid) from the landing URL with your events."},
+                ],
+            },
+            {
+                "event_type": "ADD_CART",
+                "action_source": "WEB",
+                "event_source": "API",
+                "score": "POOR",
+                "recommendations": [
+                    {"priority": "P0", "parameter": "em", "description": "Send a hashed email address."},
+                    {"priority": "P2", "parameter": "ph", "description": "Send a hashed phone number."},
+                ],
+            },
+        ],
+    }  # fmt: skip

@@ -41,12 +41,22 @@ class SnapNotFoundError(SnapError):
 
 
 class SnapRejectedError(SnapError):
-    """400: Snap refused the request. `event_index` is the offending event's index when Snap named one."""
+    """400: Snap refused the request. `event_index` is the offending event's index when Snap named one;
+    `codes` and `messages` are Snap's own `errors.codes` / `error_msgs`, whichever shape carried them."""
 
-    def __init__(self, reason: str, *, event_index: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        event_index: int | None = None,
+        codes: tuple[str, ...] = (),
+        messages: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(reason, status=400)
         self.reason = reason
         self.event_index = event_index
+        self.codes = codes
+        self.messages = messages
 
 
 class ServiceUnavailableError(SnapError):

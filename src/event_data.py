@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pycountry
+
 Coerce = Callable[[object], object]
 
 _ID_SEPARATORS = re.compile(r"[,;]")
@@ -66,13 +68,18 @@ def content_ids(value: object) -> list[str]:
     return _text_list(value, "itemIds (content_ids)", split=True)
 
 
-def brands(value: object) -> list[str]:
-    """Brand names may contain commas, so text is one brand; give several as a list."""
-    return _text_list(value, "brands", split=False)
+def brands(value: object) -> str:
+    """One string, as Snap's own v3 material has it (the Java v3 SDK's `CustomData.brands` is a string,
+    and so is the v3 usage example); several brands given as a list are joined with commas."""
+    return ",".join(_text_list(value, "brands", split=False))
 
 
 def currency(value: object) -> str:
-    return _text(value, "currency").upper()
+    """An ISO 4217 code on every event that carries one (`usd` -> `USD`; `dollars` is refused)."""
+    code = _text(value, "currency").upper()
+    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+        raise FieldError("currency must be an ISO 4217 code such as USD or EUR")
+    return code
 
 
 def order_id(value: object) -> str:
@@ -147,13 +154,19 @@ def tracking_enabled(status: object) -> bool:
 
 
 def extinfo(items: object) -> list[str]:
-    """The device array Snap requires for app events: 16 strings, the first `a2` (Android) or `i2` (iOS)."""
-    if not isinstance(items, list) or len(items) != EXTINFO_LENGTH:
-        raise FieldError(f"extinfo must be an array of exactly {EXTINFO_LENGTH} device strings")
-    texts = [_text(item, f"extinfo[{position}]") for position, item in enumerate(items)]
+    """The device array Snap requires for app events: 16 strings, the first `a2` (Android) or `i2` (iOS).
+
+    A shorter array is padded with `""` (Snap's value for an unknown position) to 16; a longer one
+    is refused, as its positions cannot be told apart.
+    """
+    if not isinstance(items, list) or not 1 <= len(items) <= EXTINFO_LENGTH:
+        raise FieldError(
+            f"extinfo must be an array of up to {EXTINFO_LENGTH} device strings, starting with 'a2' or 'i2'"
+        )
+    texts = ["" if item is None else _text(item, f"extinfo[{position}]") for position, item in enumerate(items)]
     if texts[0] not in EXTINFO_VERSIONS:
         raise FieldError("extinfo[0] must be 'a2' (Android) or 'i2' (iOS)")
-    return texts
+    return texts + [""] * (EXTINFO_LENGTH - len(texts))
 
 
 #: `app_data` fields (MOBILE_APP events only) and their rules.

@@ -31,6 +31,7 @@ FLAT_FIELDS: Mapping[str, tuple[str | None, str]] = {
     "externalId": ("user_data", "external_id"),
     "mobileAdId": ("user_data", "madid"),
     "idfv": ("user_data", "idfv"),
+    "idfa": ("user_data", "idfa"),
     "scClickId": ("user_data", "sc_click_id"),
     "uuid1": ("user_data", "sc_cookie1"),
     "ipAddress": ("user_data", "client_ip_address"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 GRADES = ("excellent", "good", "fair", "poor", "none")
-_PERSONAL = frozenset({"external_id", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "idfv"})
+_PERSONAL = frozenset({"external_id", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "idfv", "idfa"})
 
 
 def grade(keys: Collection[str]) -> str:

@@ -43,43 +43,90 @@ def _text(value: str) -> str:
 
 
 def normalize_email(value: str) -> str:
+    """Snap's rule and nothing more: trim, lowercase. RFC 5322 allows a quoted local part with spaces or
+    `@` in it (`"a b"@c.d`): such an address is hashed, not dropped. Refused: no `@`, an empty local
+    part or domain, and spaces or `@` outside quotes (`Secret Person@x.com`, `a@@x.com`)."""
     email = value.strip().lower()
-    if email.count("@") != 1 or email.startswith("@") or email.endswith("@") or " " in email:
+    local, at, domain = email.rpartition("@")
+    quoted = len(local) >= 2 and local.startswith('"') and local.endswith('"')
+    unquoted_specials = not quoted and ("@" in local or " " in local)
+    if not at or not local or not domain or unquoted_specials or " " in domain:
         raise IdentifierError("is not an email address")
     return email
+
+
+def _parse_phone(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _e164_digits(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
 def normalize_phone(value: str, default_country: str | None = None) -> str:
     """Digits with the country code: no `+`, no `00` prefix, no trunk `0`, no punctuation.
 
-    A number written without `+` or `00` takes `default_country`; with none given it is refused:
-    neither +1 nor any other country is guessed from the digits.
+    A number written with `+` or `00` is international. Digits without either need
+    `default_country` (with none the number is refused: no country is guessed), and are then read,
+    by `phonenumbers`' validity, as the first of:
+
+    1. already international with the default country's own code (`4915112345678` in DE);
+    2. a valid national number of the default country (`030 1234567` in DE);
+    3. a valid international number (`14155550100` in DE is +1 415..., not +49 14155550100);
+    4. a possible national number of the default country (as before: test ranges such as 555).
     """
     text = value.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
-    try:
-        if text.startswith("+"):
-            number = phonenumbers.parse(text, None)
-        elif default_country:
-            number = phonenumbers.parse(text, default_country.upper())
-        else:
-            raise IdentifierError("has no country code (+ or 00); set defaultPhoneCountry")
-    except phonenumbers.NumberParseException as error:
-        raise IdentifierError("is not a phone number") from error
-    if not phonenumbers.is_possible_number(number):
-        raise IdentifierError("is not a possible phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+    if text.startswith("+"):
+        number = _parse_phone(text, None)
+        if number is None:
+            raise IdentifierError("is not a phone number")
+        if not phonenumbers.is_possible_number(number):
+            raise IdentifierError("is not a possible phone number")
+        return _e164_digits(number)
+    if not default_country:
+        raise IdentifierError("has no country code (+ or 00); set defaultPhoneCountry")
+    region = default_country.upper()
+    digits = "".join(char for char in text if char.isdigit())
+    national = _parse_phone(text, region)
+    international = _parse_phone("+" + digits, None) if digits and not digits.startswith("0") else None
+    own_code = str(phonenumbers.country_code_for_region(region))
+    if (
+        international is not None
+        and digits.startswith(own_code)
+        and phonenumbers.is_valid_number_for_region(international, region)
+    ):
+        return _e164_digits(international)
+    if national is not None and phonenumbers.is_valid_number(national):
+        return _e164_digits(national)
+    if international is not None and phonenumbers.is_valid_number(international):
+        return _e164_digits(international)
+    if national is not None and phonenumbers.is_possible_number(national):
+        return _e164_digits(national)
+    raise IdentifierError("is not a phone number")
 
 
 def normalize_name(value: str) -> str:
-    name = _text(value)
+    """Snap's Parameters page for `fn`/`ln`: "lower case letters only", punctuation removed, UTF-8
+    letters kept: `O'Brien` -> `obrien`, `Jean-Luc` -> `jeanluc`, `Raphaël` -> `raphaël`. Only letters
+    (and the accents combined with them) stay, so spaces go too: `Mary Ann` -> `maryann`."""
+    name = "".join(char for char in unicodedata.normalize("NFC", value).lower() if _is_letter(char))
     if not name:
-        raise IdentifierError("is empty")
+        raise IdentifierError("has no letters")
     return name
 
 
+def _is_letter(char: str) -> bool:
+    return unicodedata.category(char)[0] in ("L", "M")
+
+
 def normalize_city(value: str) -> str:
+    """Same rule as names (see docs/snap-fidelity.md): `San Francisco` -> `sanfrancisco`,
+    `St. Louis` -> `stlouis`, `Zürich` -> `zürich`; Segment's Snap destination and Meta agree."""
     return normalize_name(value)
 
 
@@ -181,7 +228,11 @@ RAW_RULES: Mapping[str, Rule] = {
     "sc_cookie1": normalize_raw,
     "madid": normalize_lowercase_id,
     "idfv": normalize_lowercase_id,
+    "idfa": normalize_lowercase_id,
 }
+
+#: Other spellings of device identifiers, sent under Snap's v3 key (the Java v3 SDK says `mobile_ad_id`).
+USER_DATA_ALIASES: Mapping[str, str] = {"mobile_ad_id": "madid"}
 
 UserDataValue = str | list[str]
 
@@ -207,9 +258,10 @@ class UserDataNormalizer:
     def normalize(self, user_data: Mapping[str, object]) -> NormalizedUserData:
         result: dict[str, UserDataValue] = {}
         warnings: list[str] = []
-        for key, value in user_data.items():
+        for given_key, value in user_data.items():
             if value is None or value == "" or value == []:
                 continue
+            key = USER_DATA_ALIASES.get(given_key, given_key)
             rule = self._hashed.get(key)
             if rule is not None:
                 transform: Rule = partial(self._hash, rule)
@@ -218,7 +270,9 @@ class UserDataNormalizer:
             else:
                 warnings.append(f"user_data.{key} is not a Snap identifier and was left out")
                 continue
-            kept: list[str] = []
+            earlier = result.get(key)
+            kept: list[str] = [] if earlier is None else [earlier] if isinstance(earlier, str) else earlier
+            many = isinstance(value, list) or earlier is not None
             for item in value if isinstance(value, list) else [value]:
                 try:
                     out = transform(_as_text(item))
@@ -228,7 +282,7 @@ class UserDataNormalizer:
                 if out not in kept:
                     kept.append(out)
             if kept:
-                result[key] = kept if isinstance(value, list) else kept[0]
+                result[key] = kept if (many and len(kept) > 1) or isinstance(value, list) else kept[0]
         return NormalizedUserData(result, warnings)
 
     def _hash(self, rule: Rule, value: str) -> str:

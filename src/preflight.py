@@ -13,6 +13,7 @@ from typing import Any
 MAX_AGE_SECONDS = 37 * 24 * 3600
 MAX_FUTURE_SECONDS = 3600
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S")
 
 Payload = Mapping[str, Any]
 
@@ -52,8 +53,23 @@ def check_purchase(event: Payload, now: float) -> str | None:
 
 
 def check_web_url(event: Payload, now: float) -> str | None:
-    if event["action_source"] == "WEB" and not event.get("event_source_url"):
+    url = event.get("event_source_url")
+    if event["action_source"] == "WEB" and not url:
         return "WEB events need eventSourceUrl"
+    if url and not _SCHEME.match(str(url)):
+        return (
+            "eventSourceUrl must include the protocol, such as https://www.example.com/thanks "
+            "(Snap refuses a URL without it)"
+        )
+    return None
+
+
+def check_app_data(event: Payload, now: float) -> str | None:
+    if event["action_source"] == "MOBILE_APP" and not event.get("app_data", {}).get("extinfo"):
+        return (
+            "MOBILE_APP events need app_data.extinfo: add extinfo, the device array of up to 16 strings "
+            "starting with 'a2' (Android) or 'i2' (iOS), e.g. ['i2', 'com.example.app', '1.0', ...]"
+        )
     return None
 
 
@@ -62,6 +78,7 @@ RULES: tuple[Callable[[Payload, float], str | None], ...] = (
     check_match_keys,
     check_purchase,
     check_web_url,
+    check_app_data,
 )
 
 

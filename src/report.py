@@ -19,13 +19,15 @@ from html import escape
 
 from .conversion import MATCH_KEYS
 from .match_quality import GRADES
+from .quality_scores import SnapQuality
 from .results import Summary
 
 REPORT_KEY = "REPORT"
 CONTENT_TYPE = "text/html; charset=utf-8"
 
 IDENTIFIER_LABELS: Mapping[str, str] = {
-    "em": "Email", "ph": "Phone", "madid": "Mobile ad ID", "idfv": "IDFV", "sc_click_id": "Click ID (ScCid)",
+    "em": "Email", "ph": "Phone", "madid": "Mobile ad ID", "idfa": "IDFA", "idfv": "IDFV",
+    "sc_click_id": "Click ID (ScCid)",
     "sc_cookie1": "Snap cookie (_scid)", "client_ip_address": "IP address", "client_user_agent": "User agent",
     "external_id": "External ID", "fn": "First name", "ln": "Last name", "ge": "Gender", "db": "Date of birth",
     "ct": "City", "st": "State", "zp": "Zip", "country": "Country",
@@ -217,6 +219,44 @@ def _reasons(summary: Summary) -> str:
     )
 
 
+def _our_grades(summary: Summary, event_name: str | None) -> str:
+    grades = summary.quality_by_name.get(event_name or "")
+    if not grades:
+        return "not in this run"
+    return ", ".join(f"{grade} {grades[grade]:,}" for grade in GRADES if grades[grade])
+
+
+def _snap_quality(summary: Summary) -> str:
+    """Snap's own Signal Readiness scores beside our per-event grades, or why Snap gave none."""
+    quality = summary.snap_quality
+    if not isinstance(quality, SnapQuality):
+        return ""
+    title = "<h2>Snap's event quality score (Signal Readiness)</h2>"
+    if quality.unavailable:
+        return (
+            f'<section>{title}<p class="note">Not shown: {escape(quality.unavailable)} '
+            "The run itself is not affected; our own grades are above.</p></section>"
+        )
+    sample = " Demo run: these are sample scores, not your pixel's." if quality.demo else ""
+    rows = [
+        (
+            score.event_name or "(no event type)",
+            " / ".join(part for part in (score.action_source, score.event_source) if part) or "-",
+            score.score or "-",
+            "; ".join(rec.label() for rec in score.recommendations) or "none",
+            _our_grades(summary, score.event_name),
+        )
+        for score in quality.scores
+    ]
+    return (
+        f'<section>{title}<p class="note">What Snap\'s Events Manager shows for this pixel, per event type and '
+        "source, with Snap's recommendations (P0 first), beside the grades this run gave the same events from "
+        f"the identifiers each carried. Snap's score covers all the pixel's recent events, not only this run.{sample}"
+        "</p>"
+        f"{_table(['Event', 'Source', 'Snap score', 'Snap recommendations', 'Our grades (this run)'], rows)}</section>"
+    )
+
+
 def _cards(summary: Summary) -> str:
     accepted = sum(summary.counts[status] for status in ("sent", "valid", "demo"))
     cards = (
@@ -245,6 +285,7 @@ def render_report(summary: Summary, *, error: str | None = None, generated: date
     body += [_cards(summary), _statuses(summary)]
     if summary.events:
         body += [_names(summary), _coverage(summary), _quality(summary)]
+    body.append(_snap_quality(summary))
     body.append(_reasons(summary))
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

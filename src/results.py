@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .conversion import PreparedEvent, RejectedEvent
-from .delivery import Outcome, Status
+from .delivery import DeliveryStats, Outcome, Status
 from .match_quality import grade
 
 Row = dict[str, Any]
@@ -101,6 +101,12 @@ class Summary:
     #: event name -> status -> count.
     by_name: dict[str, Counter[str]] = field(default_factory=dict)
     interrupted: str | None = None
+    #: Extra requests spent isolating events Snap refused (see `delivery.SnapDelivery`).
+    delivery: DeliveryStats = field(default_factory=DeliveryStats)
+    #: event name -> our match-quality grade -> count, for the report beside Snap's own score.
+    quality_by_name: dict[str, Counter[str]] = field(default_factory=dict)
+    #: Snap's Signal Readiness answer for the report (`quality_scores.SnapQuality`); not saved in checkpoints.
+    snap_quality: Any = None
 
     def add(self, rows: Sequence[Row], count_as: str | None = None) -> None:
         for row in rows:
@@ -121,6 +127,7 @@ class Summary:
         if name not in self.by_name and len(self.by_name) >= DISTINCT_LIMIT:
             name = OTHER
         self.by_name.setdefault(name, Counter())[status] += 1
+        self.quality_by_name.setdefault(name, Counter())[row["matchQuality"]] += 1
 
     def to_state(self) -> dict[str, Any]:
         """The counts a resumed attempt starts from (see `checkpoint`); all bounded in size."""
@@ -132,6 +139,9 @@ class Summary:
             "identifiers": dict(self.identifiers),
             "quality": dict(self.quality),
             "byName": {name: dict(statuses) for name, statuses in self.by_name.items()},
+            "qualityByName": {name: dict(grades) for name, grades in self.quality_by_name.items()},
+            "isolationRequests": self.delivery.isolation_requests,
+            "validateRequests": self.delivery.validate_requests,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -142,6 +152,9 @@ class Summary:
         self.identifiers = Counter(state.get("identifiers") or {})
         self.quality = Counter(state.get("quality") or {})
         self.by_name = {name: Counter(statuses) for name, statuses in (state.get("byName") or {}).items()}
+        self.quality_by_name = {name: Counter(grades) for name, grades in (state.get("qualityByName") or {}).items()}
+        self.delivery.isolation_requests = int(state.get("isolationRequests") or 0)
+        self.delivery.validate_requests = int(state.get("validateRequests") or 0)
         self.read = self.total
 
     @property
@@ -157,6 +170,7 @@ class Summary:
             "charged": self.charged,
             "durationSeconds": round(time.monotonic() - self.started, 3),
             "topErrors": [{"error": error, "count": count} for error, count in self.errors.most_common(5)],
+            "isolationRequests": self.delivery.isolation_requests,
         } | ({"interrupted": self.interrupted} if self.interrupted else {})
 
 

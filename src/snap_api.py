@@ -38,6 +38,72 @@ class Endpoints:
         )
 
 
+def _strings(value: object) -> list[str]:
+    if isinstance(value, list):
+        return [str(item) for item in value if item not in (None, "")]
+    return [str(value)] if isinstance(value, str | int) and value != "" else []
+
+
+def error_details(body: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Snap's `(codes, messages)` from every shape of its error body: `errors: {codes, error_msgs}`
+    (Java v3 SDK `ErrorDetails`), a top-level `error_msgs` list (what partners see from real Snap), and
+    an older `errors: {field: message}` mapping. Messages are redacted; duplicates are dropped."""
+    codes: list[str] = []
+    messages: list[str] = []
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        if "codes" in errors or "error_msgs" in errors:
+            codes += _strings(errors.get("codes"))
+            messages += _strings(errors.get("error_msgs"))
+        else:
+            messages += [f"{key}: {value}" for key, value in errors.items()]
+    elif isinstance(errors, list):
+        messages += _strings(errors)
+    messages += _strings(body.get("error_msgs"))
+    codes += _strings(body.get("codes"))
+    return list(dict.fromkeys(codes)), list(dict.fromkeys(redact(message) for message in messages))
+
+
+@dataclass(frozen=True, slots=True)
+class EventVerdict:
+    """What `/events/validate` said about one event of a batch."""
+
+    valid: bool
+    codes: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def event_verdicts(body: dict[str, Any], count: int) -> list[EventVerdict] | None:
+    """One verdict per event from a validate answer's `event_logs`, or None when it has no per-event answer.
+
+    Logs are placed by their `event` index when they carry one, else by position; the shape is the Java
+    v3 SDK's `EventLogs` (`event`, `status`, `errors: {codes, error_msgs}`, `warnings`), with the older
+    `error_records`/`warning_records` read too.
+    """
+    logs = body.get("event_logs")
+    if not isinstance(logs, list) or not logs:
+        return None
+    placed: dict[int, dict[str, Any]] = {}
+    for position, log in enumerate(logs):
+        if not isinstance(log, dict):
+            return None
+        index = log.get("event")
+        placed[index if isinstance(index, int) and not isinstance(index, bool) else position] = log
+    if sorted(placed) != list(range(count)):
+        return None
+    verdicts = []
+    for index in range(count):
+        log = placed[index]
+        codes, messages = error_details(log)
+        messages += [redact(text) for text in _strings(log.get("error_records")) if redact(text) not in messages]
+        warnings = tuple(_strings(log.get("warnings")) + _strings(log.get("warning_records")))
+        status = str(log.get("status") or "").upper()
+        valid = not messages and not codes and status != "INVALID"
+        verdicts.append(EventVerdict(valid, tuple(codes), tuple(messages), warnings))
+    return verdicts
+
+
 def _reason(body: dict[str, Any], response: httpx.Response) -> str:
     reason = (
         body.get("reason")
@@ -48,11 +114,10 @@ def _reason(body: dict[str, Any], response: httpx.Response) -> str:
         or response.reason_phrase
         or "no reason given"
     )
-    errors = body.get("errors")
-    if isinstance(errors, dict) and errors:
-        details = "; ".join(f"{key}: {value}" for key, value in errors.items())
-        reason = f"{reason} ({details})"
-    return redact(str(reason))
+    reason = redact(str(reason))
+    _, messages = error_details(body)
+    details = [message for message in messages if message != reason]
+    return f"{reason} ({'; '.join(details)})" if details else reason
 
 
 def raise_for_snap(response: httpx.Response, what: str, *, advice: str) -> dict[str, Any]:
@@ -68,13 +133,23 @@ def raise_for_snap(response: httpx.Response, what: str, *, advice: str) -> dict[
         raise SnapNotFoundError(f"{what}: not found (HTTP 404: {reason})", status=status)
     if status == 400:
         index = body.get("event")
-        raise SnapRejectedError(reason, event_index=index if isinstance(index, int) else None)
+        codes, messages = error_details(body)
+        raise SnapRejectedError(
+            reason,
+            event_index=index if isinstance(index, int) and not isinstance(index, bool) else None,
+            codes=tuple(codes),
+            messages=tuple(messages),
+        )
     raise SnapError(f"{what}: HTTP {status}: {reason}", status=status)
 
 
 CAPI_AUTH_ADVICE = (
     "Use a Conversions API token from Business Manager > Business Details > Conversions API Tokens, "
     "created in the organization that owns this pixel or app."
+)
+SIGNAL_READINESS_AUTH_ADVICE = (
+    "Snap's Signal Readiness API takes the Conversions API token (or a Marketing API OAuth token) of an "
+    "organization that can see this pixel; Snap may also limit it to approved partners and advertisers."
 )
 MARKETING_AUTH_ADVICE = (
     "list_pixels and get_pixel_info need an OAuth access token with the snapchat-marketing-api scope; "
@@ -168,6 +243,12 @@ class MarketingApi:
                 return dict(item["pixel"])
         raise SnapNotFoundError(f"{what}: not found (Snap returned no pixel)", status=404)
 
+    async def event_quality_scores(self, pixel_id: str) -> dict[str, Any]:
+        """Snap's Signal Readiness answer for a pixel (`quality_scores` reads it); free, nothing is sent."""
+        what = f"Snap Signal Readiness API for pixel {pixel_id}"
+        url = f"{self._endpoints.ads}/v1/pixels/{quote(pixel_id, safe='')}/event_quality_scores"
+        return await self._get(url, None, what, advice=SIGNAL_READINESS_AUTH_ADVICE)
+
     def _next_page(self, body: dict[str, Any]) -> str | None:
         """The next page on our own Ads API host: the token is never sent to a host Snap names."""
         link = (body.get("paging") or {}).get("next_link")
@@ -176,7 +257,9 @@ class MarketingApi:
         parts = urlsplit(str(link))
         return f"{self._endpoints.ads}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
-    async def _get(self, url: str, params: dict[str, str] | None, what: str) -> dict[str, Any]:
+    async def _get(
+        self, url: str, params: dict[str, str] | None, what: str, *, advice: str = MARKETING_AUTH_ADVICE
+    ) -> dict[str, Any]:
         if self._credentials.access_token is None:
             await self.refresh()
         for attempt in range(2):
@@ -188,7 +271,7 @@ class MarketingApi:
                 await self.refresh()
                 continue
             break
-        body = raise_for_snap(response, what, advice=MARKETING_AUTH_ADVICE)
+        body = raise_for_snap(response, what, advice=advice)
         if body.get("request_status") not in (None, "SUCCESS"):
             raise SnapError(f"{what}: {_reason(body, response)}")
         return body

@@ -48,7 +48,7 @@ EVENT_NAMES = frozenset(
 )  # fmt: skip
 ACTION_SOURCES = frozenset({"WEB", "MOBILE_APP", "OFFLINE"})
 HASHED_FIELDS = frozenset({"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"})
-PATH_KINDS = frozenset({"events", "validate", "pixels", "pixel", "logs", "stats", "token"})
+PATH_KINDS = frozenset({"events", "validate", "pixels", "pixel", "logs", "stats", "token", "eqs"})
 MAX_EVENTS_PER_REQUEST = 2000
 MAX_EVENT_AGE_S = 37 * 86400
 MAX_EVENT_FUTURE_S = 3600
@@ -56,10 +56,11 @@ MS_TIMESTAMP_THRESHOLD = 10**11
 TEST_LOG_RETENTION_S = 86400
 
 _CAPI_KINDS = frozenset({"events", "validate", "logs", "stats"})
-_ADS_KINDS = frozenset({"pixels", "pixel"})
+_ADS_KINDS = frozenset({"pixels", "pixel", "eqs"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX64_ANY_CASE = re.compile(r"[0-9a-fA-F]{64}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S")
 _NUMERIC = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
 
 R_BAD_NAME = "Unrecognized event name"
@@ -72,6 +73,9 @@ R_NO_PII = "Insufficient PII"
 R_CURRENCY = "Missing or invalid custom_data.currency for PURCHASE"
 R_VALUE = "Missing or invalid custom_data.value for PURCHASE"
 R_NOT_OBJECT = "Event must be a JSON object"
+R_NO_EXTINFO = "app_data.extinfo is required for MOBILE_APP events"
+R_URL_SCHEME = "event_source_url must include the protocol"
+R_BAD_CURRENCY = "Invalid custom_data.currency"
 R_OK = "Events have been processed successfully."
 
 
@@ -194,6 +198,13 @@ def check_event(event: Any, now: float, rejects: Mapping[str, str] | None = None
         url = get("event_source_url")
         if type(url) is not str or not url:
             errors.append(("event_source_url", R_NO_URL))
+    elif source == "MOBILE_APP":
+        app = get("app_data")
+        if type(app) is not dict or not app.get("extinfo"):
+            errors.append(("app_data.extinfo", R_NO_EXTINFO))
+    url = get("event_source_url")
+    if type(url) is str and url and _URL_SCHEME.match(url) is None:
+        errors.append(("event_source_url", R_URL_SCHEME))
     ud = get("user_data")
     if type(ud) is not dict:
         ud = {}
@@ -211,11 +222,13 @@ def check_event(event: Any, now: float, rejects: Mapping[str, str] | None = None
         or (ip and ud_get("client_user_agent"))
     ):
         errors.append(("user_data", R_NO_PII))
+    cd = get("custom_data")
+    if type(cd) is not dict:
+        cd = {}
+    currency = cd.get("currency")
+    if name != "PURCHASE" and currency is not None and (type(currency) is not str or not _CURRENCY.fullmatch(currency)):
+        errors.append(("custom_data.currency", R_BAD_CURRENCY))
     if name == "PURCHASE":
-        cd = get("custom_data")
-        if type(cd) is not dict:
-            cd = {}
-        currency = cd.get("currency")
         if type(currency) is not str or _CURRENCY.fullmatch(currency) is None:
             errors.append(("custom_data.currency", R_CURRENCY))
         if not _is_number(cd.get("value")):
@@ -225,6 +238,49 @@ def check_event(event: Any, now: float, rejects: Mapping[str, str] | None = None
         if reason is not None:
             errors.append(("event_id", reason))
     return errors
+
+
+def error_code(field: str) -> str:
+    """The code the fake gives a broken rule, in the style of Snap's `errors.codes` (Snap's own list is unpublished)."""
+    return "INVALID_" + re.sub(r"[^A-Z0-9]+", "_", field.upper()).strip("_")
+
+
+def error_details(errs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Snap's `ErrorDetails` (Java v3 SDK `api/openapi.yaml`): `{"codes": [...], "error_msgs": [...]}`."""
+    return {"codes": [error_code(field) for field, _ in errs], "error_msgs": [reason for _, reason in errs]}
+
+
+def make_quality_scores(pixel_id: str) -> dict[str, Any]:
+    """A Signal Readiness answer for ``pixel_id`` (see docs/snap-fidelity.md for where its shape comes from)."""
+    return {
+        "request_status": "SUCCESS",
+        "request_id": uuid.uuid4().hex,
+        "pixel_id": pixel_id,
+        "event_quality_scores": [
+            {
+                "event_type": "PURCHASE",
+                "action_source": "WEB",
+                "event_source": "API",
+                "score": "GOOD",
+                "recommendations": [
+                    {"priority": "P1", "parameter": "sc_click_id",
+                     "description": "Send the click ID (ScCid) with more of your events."},
+                    {"priority": "P2", "parameter": "ph",
+                     "description": "Send a hashed phone number when you have one."},
+                ],
+            },
+            {
+                "event_type": "SIGN_UP",
+                "action_source": "WEB",
+                "event_source": "API",
+                "score": "POOR",
+                "recommendations": [
+                    {"priority": "P0", "parameter": "em",
+                     "description": "Send a hashed email address with every event."},
+                ],
+            },
+        ],
+    }  # fmt: skip
 
 
 def _reject_only(event: Any, rejects: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -255,6 +311,8 @@ def _route(method: str, path: str) -> tuple[str | None, list[str]]:
         return "pixels", [parts[2]]
     elif method == "GET" and n == 3 and parts[:2] == ["v1", "pixels"] and parts[2]:
         return "pixel", [parts[2]]
+    elif method == "GET" and n == 4 and parts[:2] == ["v1", "pixels"] and parts[3] == "event_quality_scores":
+        return "eqs", [parts[2]]
     elif method == "POST" and parts == ["login", "oauth2", "access_token"]:
         return "token", []
     return None, []
@@ -337,11 +395,18 @@ class FakeSnap:
         now: Callable[[], float] = time.time,
         validate_rules: bool = True,
         record_bodies: bool = True,
+        answer_with_index: bool = True,
     ) -> None:
         """Configure credentials, pixels per ad account, clock, and recording.
 
         ``record_bodies=False`` keeps counters and event ids but not event dicts or request bodies
         (``accepted``/``validated`` stay empty); the CLI uses it so 1M-event benchmarks stay small.
+
+        ``answer_with_index`` picks how a batch with a bad event is refused: True names the first bad
+        event (``{"status", "reason", "event": i, "errors": {"codes", "error_msgs"}}``, the Java v3
+        SDK's ``EventResponse``); False answers as real Snap often does, with no index and a top-level
+        ``error_msgs`` list (``{"status": "INVALID", "reason", "error_msgs": [...]}``).
+        ``quality_scores`` maps a pixel id to its Signal Readiness answer (default: ``make_quality_scores``).
         """
         self.capi_token = capi_token
         self.oauth_token = oauth_token
@@ -354,6 +419,8 @@ class FakeSnap:
         self.now = now
         self.validate_rules = validate_rules
         self.record_bodies = record_bodies
+        self.answer_with_index = answer_with_index
+        self.quality_scores: dict[str, dict[str, Any]] = {}
         self.requests: list[RecordedRequest] = []
         self.accepted: list[dict[str, Any]] = []
         self.validated: list[dict[str, Any]] = []
@@ -574,8 +641,13 @@ class FakeSnap:
                 return self._events(events)
             return self._validate(params[0], events)
         if kind in _ADS_KINDS:
-            if headers.get("authorization") != f"Bearer {self.oauth_token}":
+            accepted_tokens = {f"Bearer {self.oauth_token}"}
+            if kind == "eqs":  # Signal Readiness takes the long-lived Conversions API token too
+                accepted_tokens.add(f"Bearer {self.capi_token}")
+            if headers.get("authorization") not in accepted_tokens:
                 return _json_response(401, self._ads_error_payload("Unauthorized", "E1002"))
+            if kind == "eqs":
+                return _json_response(200, self.quality_scores.get(params[0]) or make_quality_scores(params[0]))
             if kind == "pixels":
                 return self._list_pixels(params[0], query)
             return self._get_pixel(params[0])
@@ -591,10 +663,16 @@ class FakeSnap:
             for index, ev in enumerate(events):
                 errs = check_event(ev, now, rejects) if self.validate_rules else _reject_only(ev, rejects)
                 if errs:
-                    return _json_response(
-                        400,
-                        {"status": "INVALID", "reason": errs[0][1], "event": index, "errors": dict(errs)},
-                    )
+                    if self.answer_with_index:
+                        body = {
+                            "status": "INVALID",
+                            "reason": errs[0][1],
+                            "event": index,
+                            "errors": error_details(errs),
+                        }
+                    else:
+                        body = {"status": "INVALID", "reason": errs[0][1], "error_msgs": [r for _, r in errs]}
+                    return _json_response(400, body)
         with self._lock:
             if self.record_bodies:
                 self.accepted.extend(events)
@@ -618,11 +696,14 @@ class FakeSnap:
         rejects = self._rejects
         event_logs: list[dict[str, Any]] = []
         test_logs: list[dict[str, Any]] = []
-        for ev in events:
+        for index, ev in enumerate(events):
             errs = check_event(ev, now, rejects) if self.validate_rules else _reject_only(ev, rejects)
             status = "INVALID" if errs else "VALID"
             records = [reason for _, reason in errs]
-            event_logs.append({"status": status, "error_records": records, "warning_records": []})
+            log: dict[str, Any] = {"event": index, "status": status, "warnings": []}
+            if errs:
+                log["errors"] = error_details(errs)
+            event_logs.append(log)
             entry: dict[str, Any] = {
                 "timestamp": ts_ms,
                 "status": status,
@@ -642,6 +723,7 @@ class FakeSnap:
             200,
             {
                 "status": "INVALID" if invalid else "VALID",
+                "test_event": True,
                 "reason": "One or more events are invalid." if invalid else "All events are valid.",
                 "event_logs": event_logs,
             },
@@ -762,6 +844,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pixels", help="JSON file: {ad_account_id: [pixel, ...]}")
     parser.add_argument("--no-validate", action="store_true", help="skip per-event rule checks")
     parser.add_argument("--record-bodies", action="store_true", help="keep event dicts in memory")
+    parser.add_argument("--no-index", action="store_true", help="refuse bad batches without an event index")
     args = parser.parse_args(argv)
     pixels = None
     if args.pixels:
@@ -776,6 +859,7 @@ def main(argv: list[str] | None = None) -> int:
         pixels=pixels,
         validate_rules=not args.no_validate,
         record_bodies=args.record_bodies,
+        answer_with_index=not args.no_index,
     )
     stop = threading.Event()
 

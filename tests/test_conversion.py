@@ -411,9 +411,8 @@ def test_one_matchable_identifier_is_enough(identifiers: dict[str, Any]) -> None
 
 
 def test_app_event_with_mobile_ad_id_is_enough_and_goes_to_the_snap_app() -> None:
-    event = prepared(
-        {"eventType": "APP_OPEN", "actionSource": "MOBILE_APP", "mobileAdId": "402DA762-201E-42C1-961B-C1fA6CBCF566"}
-    )
+    maid = "402DA762-201E-42C1-961B-C1fA6CBCF566"
+    event = prepared({"eventType": "APP_OPEN", "actionSource": "MOBILE_APP", "mobileAdId": maid, "extinfo": ["a2"]})
     assert event.asset_id == APP
     assert event.payload["user_data"] == {"madid": "402da762-201e-42c1-961b-c1fa6cbcf566"}
     assert "event_source_url" not in event.payload
@@ -439,7 +438,6 @@ def test_national_phone_with_default_country_is_matchable() -> None:
     [
         ({"currency": "USD"}, "price"),
         ({"price": 10}, "currency"),
-        ({"price": 10, "currency": "dollars"}, "currency"),
         ({}, "price"),
     ],
 )
@@ -628,3 +626,69 @@ def test_match_keys_leave_out_dropped_identifiers() -> None:
 @pytest.mark.parametrize(("keys", "expected"), [((), "none"), (("fn", "ln", "country"), "none"), (("madid",), "fair")])
 def test_grade_edges(keys: tuple[str, ...], expected: str) -> None:
     assert grade(keys) == expected
+
+
+# --- Issue 10: fields Snap would refuse or lose ---------------------------------------------------
+
+
+@pytest.mark.parametrize("currency", ["dollars", "US$", "XYZ", "usdollar", "12"])
+def test_currency_is_iso_4217_on_every_event_not_only_purchase(currency: str) -> None:
+    for event_type in ("PURCHASE", "ADD_CART", "PAGE_VIEW"):
+        result = rejected(page_view(eventType=event_type, price=10, currency=currency))
+        assert "ISO 4217" in result.error
+        assert currency not in result.error
+
+
+@pytest.mark.parametrize(("given", "sent"), [("usd", "USD"), (" eur ", "EUR"), ("JPY", "JPY"), ("chf", "CHF")])
+def test_iso_currency_is_sent_upper_case(given: str, sent: str) -> None:
+    event = prepared(page_view(eventType="ADD_CART", price=10, currency=given))
+    assert event.payload["custom_data"]["currency"] == sent
+
+
+@pytest.mark.parametrize("url", ["www.example.com/thanks", "example.com", "//example.com/x", "shop/thanks"])
+def test_event_source_url_without_protocol_is_invalid_and_never_sent(url: str) -> None:
+    for source in ("WEB", "OFFLINE"):
+        result = rejected(page_view(eventSourceUrl=url, actionSource=source))
+        assert "protocol" in result.error
+        assert "https://" in result.error
+
+
+@pytest.mark.parametrize("url", ["https://example.com/thanks", "http://example.com", "android-app://com.example/x"])
+def test_event_source_url_with_a_protocol_is_sent_as_given(url: str) -> None:
+    assert prepared(page_view(eventSourceUrl=url)).payload["event_source_url"] == url
+
+
+def test_app_event_without_extinfo_is_invalid_and_says_what_to_add() -> None:
+    result = rejected({"eventType": "APP_OPEN", "actionSource": "MOBILE_APP", "mobileAdId": "aa-bb"})
+    assert "app_data.extinfo" in result.error
+    assert "'a2'" in result.error and "'i2'" in result.error
+    assert result.status == "invalid"
+
+
+def test_short_extinfo_is_padded_to_snaps_16_positions() -> None:
+    event = prepared({"eventType": "APP_OPEN", "actionSource": "MOBILE_APP", "mobileAdId": "aa-bb",
+                      "extinfo": ["i2", "com.example.app", "1.0"]})  # fmt: skip
+    assert event.payload["app_data"]["extinfo"] == ["i2", "com.example.app", "1.0", *[""] * 13]
+
+
+def test_extinfo_longer_than_16_is_invalid() -> None:
+    result = rejected({"eventType": "APP_OPEN", "actionSource": "MOBILE_APP", "mobileAdId": "aa-bb",
+                       "extinfo": ["a2", *["x"] * 16]})  # fmt: skip
+    assert "up to 16" in result.error
+
+
+def test_native_device_identifiers_are_all_kept() -> None:
+    user = {"idfa": "6D92078A-8246", "idfv": "C305F2DB-56FC", "madid": "6D92078A-8246"}
+    event = prepared(
+        {"event_name": "APP_OPEN", "action_source": "MOBILE_APP", "app_data": {"extinfo": ["i2"]}, "user_data": user}
+    )
+    assert event.payload["user_data"] == {"idfa": "6d92078a-8246", "idfv": "c305f2db-56fc", "madid": "6d92078a-8246"}
+    assert {"madid", "idfa", "idfv"} <= set(event.match_keys)
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"), [("Acme", "Acme"), (["Acme"], "Acme"), (["Acme, Inc.", "Zeta"], "Acme, Inc.,Zeta")]
+)
+def test_brands_go_out_as_one_string_as_in_snaps_v3_sdk(given: Any, sent: str) -> None:
+    event = prepared(page_view(brands=given))
+    assert event.payload["custom_data"]["brands"] == sent

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_snap import FakeSnap, Fault, make_pixel
+from fake_snap import FakeSnap, Fault, error_code, make_pixel
 
 NOW = 1_700_000_000.0
 TOKEN = "capi-token-secret"
@@ -91,6 +91,13 @@ def test_accepts_and_records(snap: FakeSnap, client: httpx.Client) -> None:
             "custom_data.value",
             None,
         ),
+        ({"custom_data": {"currency": "DOLLARS"}}, "custom_data.currency", "Invalid custom_data.currency"),
+        ({"event_source_url": "www.example.com/x"}, "event_source_url", "event_source_url must include the protocol"),
+        (
+            {"action_source": "MOBILE_APP", "event_source_url": None},
+            "app_data.extinfo",
+            "app_data.extinfo is required for MOBILE_APP events",
+        ),
     ],
 )
 def test_bad_event_rejects_whole_request(
@@ -101,8 +108,9 @@ def test_bad_event_rejects_whole_request(
     body = resp.json()
     assert body["status"] == "INVALID"
     assert body["event"] == 1
-    assert field in body["errors"]
+    assert error_code(field) in body["errors"]["codes"]
     if reason is not None:
+        assert reason in body["errors"]["error_msgs"]
         assert body["reason"] == reason
     assert snap.accepted == []
     assert snap.accepted_event_ids() == []
@@ -112,11 +120,37 @@ def test_valid_variants_accepted(snap: FakeSnap, client: httpx.Client) -> None:
     events = [
         event(event_name="PURCHASE", custom_data={"currency": "USD", "value": "12.50"}),
         event(action_source="OFFLINE", event_source_url=None, user_data={"ph": EM}),
-        event(action_source="MOBILE_APP", event_source_url=None, user_data={"madid": "402da762-201e"}),
+        event(
+            action_source="MOBILE_APP",
+            event_source_url=None,
+            user_data={"madid": "402da762-201e"},
+            app_data={"extinfo": ["a2", *[""] * 15]},
+        ),
         event(user_data={"client_ip_address": "1.2.3.4", "client_user_agent": "Mozilla/5.0"}),
     ]
     assert send(client, snap, events).status_code == 200
     assert len(snap.accepted) == 4
+
+
+def test_without_index_mode_answers_like_real_snap(snap: FakeSnap, client: httpx.Client) -> None:
+    snap.answer_with_index = False
+    snap.reject_event_ids({"nope": "Pixel is not active"})
+    resp = send(client, snap, [event(event_id="fine"), event(event_id="nope")])
+    assert resp.status_code == 400
+    assert resp.json() == {"status": "INVALID", "reason": "Pixel is not active", "error_msgs": ["Pixel is not active"]}
+    assert snap.accepted == []
+
+
+def test_event_quality_scores_take_the_capi_or_oauth_token(snap: FakeSnap, client: httpx.Client) -> None:
+    url = f"{snap.base_url}/v1/pixels/{PIXEL}/event_quality_scores"
+    for token in (TOKEN, OAUTH):
+        body = client.get(url, headers={"Authorization": f"Bearer {token}"}).json()
+        assert body["request_status"] == "SUCCESS"
+        assert body["pixel_id"] == PIXEL
+        assert {entry["event_type"] for entry in body["event_quality_scores"]} == {"PURCHASE", "SIGN_UP"}
+    assert client.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    snap.add_faults("eqs", Fault.status(403))
+    assert client.get(url, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 403
 
 
 def test_reject_event_ids(snap: FakeSnap, client: httpx.Client) -> None:
@@ -255,7 +289,11 @@ def test_validate_and_test_logs(snap: FakeSnap, client: httpx.Client) -> None:
     body = resp.json()
     assert body["status"] == "INVALID"
     assert [log["status"] for log in body["event_logs"]] == ["VALID", "INVALID"]
-    assert body["event_logs"][1]["error_records"] == ["Unrecognized event name"]
+    assert body["event_logs"][1]["errors"] == {
+        "codes": ["INVALID_EVENT_NAME"],
+        "error_msgs": ["Unrecognized event name"],
+    }
+    assert [log["event"] for log in body["event_logs"]] == [0, 1]
     assert snap.accepted == []
     assert len(snap.validated) == 2
 

@@ -94,6 +94,20 @@ def test_mobile_ids_stay_raw_even_when_input_is_marked_already_hashed() -> None:
         ("(415) 555-2671", "US", "14155552671"),
         ("415.555.2671", "us", "14155552671"),
         ("+1 415 555 2671", "GB", "14155552671"),  # an explicit country code beats the default
+        # Digits that already carry a country code (issue 10): the default country's validity first,
+        # then the digits as an international number.
+        ("14155550100", "DE", "14155550100"),  # not a valid German number: +1 415, never +49 14155550100
+        ("4915112345678", "DE", "4915112345678"),  # already carries DE's own +49
+        ("0151 12345678", "DE", "4915112345678"),  # German mobile with trunk 0
+        ("030 1234567", "DE", "49301234567"),  # Berlin landline
+        ("447911123456", "GB", "447911123456"),  # already carries GB's own +44
+        ("12025550123", "US", "12025550123"),  # already carries +1
+        ("2025550123", "US", "12025550123"),
+        ("06 12 34 56 78", "FR", "33612345678"),
+        ("33612345678", "FR", "33612345678"),
+        ("4930123456", "US", "4930123456"),  # not a valid US number; valid as +49 30 123456
+        ("+49 151 12345678", "US", "4915112345678"),
+        ("0049 151 12345678", "US", "4915112345678"),
     ],
 )
 def test_phone_normalization(raw: str, default_country: str | None, normalized: str) -> None:
@@ -109,6 +123,14 @@ def test_national_phone_without_default_country_is_left_out_never_assumed_us(raw
     assert sha("14155552671") not in str(user)
     assert user == {"em": PUBLISHED_EMAIL}
     assert len(warnings) == 1
+    assert "user_data.ph" in warnings[0]
+    assert raw not in warnings[0]
+
+
+@pytest.mark.parametrize(("raw", "default_country"), [("3312345678", "FR"), ("123", "US"), ("0000", "US")])
+def test_digits_valid_neither_way_are_left_out(raw: str, default_country: str) -> None:
+    user, warnings = normalize({"ph": raw}, default_phone_country=default_country)
+    assert user == {}
     assert "user_data.ph" in warnings[0]
     assert raw not in warnings[0]
 
@@ -244,9 +266,9 @@ def test_empty_values_are_skipped_silently(empty: Any) -> None:
         ("fn", "  JOSÉ ", "josé"),
         ("fn", "JOSE\u0301", "josé"),  # decomposed accent composes to the same letters (NFC)
         ("ln", "Müller", "müller"),
-        ("ln", "O'Brien", "o'brien"),
-        ("ct", "  São   Paulo ", "são paulo"),
-        ("ct", "NEW YORK", "new york"),
+        ("ln", "O'Brien", "obrien"),
+        ("ct", "  São   Paulo ", "sãopaulo"),
+        ("ct", "NEW YORK", "newyork"),
         ("st", "California", "ca"),
         ("st", "CA", "ca"),
         ("st", " new york ", "ny"),
@@ -347,3 +369,58 @@ def test_warnings_never_contain_the_raw_value(user_data: dict[str, Any], options
         for number in digits:
             if len(number) >= 6:
                 assert number not in warning
+
+
+# --- Issue 10: Snap's rules for names, cities and unusual emails --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "normalized"),
+    [
+        # Snap's Parameters page (fn/ln): lower case letters only, punctuation removed, UTF-8 letters kept.
+        ("fn", "John", "john"),
+        ("fn", "Raphaël", "raphaël"),
+        ("fn", "Jean-Luc", "jeanluc"),
+        ("ln", "O'Brien", "obrien"),
+        ("ln", "St. John-Smythe", "stjohnsmythe"),
+        ("fn", "Mary Ann", "maryann"),
+        ("ln", "Nuñez", "nuñez"),
+        ("fn", "Zoë!", "zoë"),
+        ("ln", "Ørsted", "ørsted"),
+        ("fn", "李", "李"),
+        # City: the same rule (Segment's Snap destination: Menlo Park -> menlopark).
+        ("ct", "Menlo Park", "menlopark"),
+        ("ct", "San Francisco", "sanfrancisco"),
+        ("ct", "St. Louis", "stlouis"),
+        ("ct", "Winston-Salem", "winstonsalem"),
+        ("ct", "Zürich", "zürich"),
+        # Email: Snap's rule is trim and lowercase; RFC-valid but unusual addresses are hashed, not dropped.
+        ("em", ' "A B"@C.D ', '"a b"@c.d'),
+        ("em", '"a@b"@example.com', '"a@b"@example.com'),
+        ("em", "user+tag@example.com", "user+tag@example.com"),
+        ("em", "Person@Example.com", "person@example.com"),
+    ],
+)
+def test_snap_rules_for_names_cities_and_emails(field: str, raw: str, normalized: str) -> None:
+    user, warnings = normalize({field: raw})
+    assert user == {field: sha(normalized)}
+    assert warnings == []
+
+
+def test_punctuation_only_name_is_left_out() -> None:
+    user, warnings = normalize({"fn": "--'"})
+    assert user == {}
+    assert "user_data.fn" in warnings[0]
+
+
+def test_every_device_identifier_given_is_kept() -> None:
+    user, warnings = normalize(
+        {"idfa": "6D92078A-8246-4BA4-AE5B-76104861E7DC", "idfv": "C305F2DB-56FC", "mobile_ad_id": "AA-BB"}
+    )
+    assert user == {"idfa": "6d92078a-8246-4ba4-ae5b-76104861e7dc", "idfv": "c305f2db-56fc", "madid": "aa-bb"}
+    assert warnings == []
+
+
+def test_madid_and_its_java_sdk_spelling_are_both_kept() -> None:
+    user, _ = normalize({"madid": "AA-BB", "mobile_ad_id": "CC-DD"})
+    assert user == {"madid": ["aa-bb", "cc-dd"]}

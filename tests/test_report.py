@@ -88,12 +88,22 @@ def test_every_conversion_run_stores_a_linked_report(live_run: ActorRun) -> None
         assert value not in page
 
 
+def test_the_live_report_shows_snaps_own_score_beside_our_grades(live_run: ActorRun) -> None:
+    page = report_of(live_run).read_text()
+    section = page[page.index("Snap's event quality score (Signal Readiness)") :]
+    assert "GOOD" in section and "POOR" in section  # the loopback Snap's answer for the pixel
+    assert "P0: Send a hashed email address with every event." in section
+    assert "excellent 12" in section  # our grade of the 12 purchases with email and click id
+    assert "not in this run" not in section.split("SIGN_UP")[0]
+
+
 def test_demo_runs_have_a_report_and_lookups_do_not(tmp_path: Path) -> None:
     (tmp_path / "demo").mkdir()
     demo = run_actor(tmp_path / "demo", {"task": "send_event"})
     assert demo.returncode == 0, demo.stderr
     assert demo.output["reportKey"] == "REPORT"
     assert "demo run" in report_of(demo).read_text()
+    assert "these are sample scores, not your pixel" in report_of(demo).read_text()
     (tmp_path / "pixels").mkdir()
     pixels = run_actor(tmp_path / "pixels", {"task": "list_pixels"})
     assert pixels.returncode == 0, pixels.stderr
@@ -119,6 +129,7 @@ def test_the_summary_stays_small_for_many_distinct_names_and_reasons() -> None:
         summary.add([row])
     assert len(summary.by_name) == DISTINCT_LIMIT + 1
     assert len(summary.errors) == DISTINCT_LIMIT + 1
+    assert len(summary.quality_by_name) == DISTINCT_LIMIT + 1
     assert summary.by_name[OTHER]["invalid"] == 5000 - DISTINCT_LIMIT
     assert summary.identifiers["em"] == summary.events == 5000
     assert "n4999" not in render_report(summary)

@@ -66,8 +66,10 @@ def test_send_event_delivers_hashed_identifiers_and_charges_once(tmp_path: Path,
     assert event["custom_data"] == {
         "value": 42.5, "currency": "USD", "order_id": "order-77", "content_ids": ["sku-1", "sku-2"], "num_items": 1,
     }  # fmt: skip
-    assert snap.requests[-1].query["access_token"] == CAPI_TOKEN
-    assert snap.requests[-1].path == f"/v3/{PIXEL}/events"
+    [send, scores] = snap.requests
+    assert send.query["access_token"] == CAPI_TOKEN
+    assert send.path == f"/v3/{PIXEL}/events"
+    assert scores.path == f"/v1/pixels/{PIXEL}/event_quality_scores"  # Snap's own score, for the report
 
     [row] = run.rows
     assert row["status"] == "sent" and row["charged"] is True and row["error"] is None
@@ -143,14 +145,22 @@ def test_snap_rejection_of_one_event_does_not_sink_the_batch(tmp_path: Path, sna
     assert all(not row["charged"] for row in run.rows_by_status("invalid"))
 
 
-def test_400_without_an_event_index_is_isolated_by_splitting(tmp_path: Path, snap: FakeSnap) -> None:
-    snap.add_faults("events", Fault.status(400, {"status": "INVALID", "reason": "Bad request"}))
+def test_400_without_an_event_index_is_isolated_by_asking_validate(tmp_path: Path, snap: FakeSnap) -> None:
+    """Real Snap's answer (no index, top-level error_msgs): one validate request finds the bad event."""
+    snap.answer_with_index = False
     snap.reject_event_ids({"order-5": "Bad value"})
     run = run_actor(tmp_path, real(task="send_batch_events", events=batch(8)), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(8) if i != 5)
-    assert [row["eventId"] for row in run.rows_by_status("invalid")] == ["order-5"]
+    assert [(r.kind, r.event_count, r.status) for r in snap.requests] == [
+        ("events", 8, 400), ("validate", 8, 200), ("events", 7, 200), ("eqs", 0, 200),
+    ]  # fmt: skip
+    [invalid] = run.rows_by_status("invalid")
+    assert invalid["eventId"] == "order-5"
+    assert invalid["error"] == "Snap rejected the event: Bad value (codes: INVALID_EVENT_ID)"
     assert run.charged_conversions == 7
+    assert run.output["isolationRequests"] == 2
+    assert snap.validated and not any(v["event_id"] == "order-5" for v in snap.accepted)
 
 
 def test_rate_limits_5xx_and_dropped_connections_are_retried(tmp_path: Path, snap: FakeSnap) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from ..context import RunContext
 from .conversions import send_events, validate_events
+from .event_quality import get_event_quality
 from .pixels import get_pixel_info, list_pixels
 from .test_events import get_test_event_logs, get_test_event_stats
 
@@ -19,6 +20,7 @@ TASKS: Mapping[str, TaskFn] = {
     "get_pixel_info": get_pixel_info,
     "get_test_event_logs": get_test_event_logs,
     "get_test_event_stats": get_test_event_stats,
+    "get_event_quality": get_event_quality,
 }
 
 #: Tasks that run events through the pipeline; each leaves a run report.

@@ -9,12 +9,13 @@ from ..checkpoint import STATE_KEY, Checkpoint
 from ..context import RunContext
 from ..conversion import ConversionBuilder, Destinations
 from ..delivery import Delivery, DemoDelivery, SnapDelivery
-from ..demo import DEMO_PIXEL_ID
+from ..demo import DEMO_PIXEL_ID, sample_quality_scores
 from ..errors import ActorInputError
 from ..event_names import EventNameResolver
 from ..normalize import UserDataNormalizer
 from ..pipeline import Pipeline, PipelineSettings
-from ..snap_api import ConversionsApi
+from ..quality_scores import SnapQuality, fetch_snap_quality, parse_quality_scores
+from ..snap_api import ConversionsApi, MarketingApi, OAuthCredentials
 from ..sources import event_source
 
 
@@ -54,18 +55,25 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
         charge_key_prefix=ctx.run_id,
     )
     await ctx.progress.set(f"{actor_input.task}: starting on {source.description}")
+    summary = ctx.sink.summary
     if actor_input.is_demo:
         await _pipeline(ctx, settings, builder, DemoDelivery(), Billing.free()).run(source.events)
+        pixel_id = destinations.pixel_id or DEMO_PIXEL_ID
+        summary.snap_quality = SnapQuality(tuple(parse_quality_scores(sample_quality_scores(pixel_id))), demo=True)
         return
     async with ctx.transport() as transport:
         api = ConversionsApi(transport, actor_input.token(), ctx.endpoints.capi)
         recorded = int(checkpoint.restored.get("charged", 0)) if checkpoint and checkpoint.restored else None
         billing = Billing.free() if validate else Billing.for_actor(recorded_charges=recorded)
-        delivery = SnapDelivery(api, validate=validate)
+        delivery = SnapDelivery(api, validate=validate, stats=ctx.sink.summary.delivery)
         pipeline = _pipeline(ctx, settings, builder, delivery, billing, checkpoint)
         Actor.on(Event.ABORTING, lambda _: pipeline.stop("the run was aborted; events not reached were not sent"))
         Actor.on(Event.MIGRATING, lambda _: pipeline.pause())
         await pipeline.run(source.events)
+        if actor_input.pixel_id:
+            # Snap's own score for the report, beside our per-event grades; a refusal is shown, never fatal.
+            marketing = MarketingApi(transport, OAuthCredentials(actor_input.token()), ctx.endpoints)
+            summary.snap_quality = await fetch_snap_quality(marketing, actor_input.pixel_id)
 
 
 async def _checkpoint(ctx: RunContext) -> Checkpoint:

@@ -31,7 +31,7 @@ async def list_pixels(ctx: RunContext) -> None:
         await ctx.sink.add(rows, count_as="demo")
         return
     async with ctx.transport() as transport:
-        api = MarketingApi(transport, _credentials(ctx), ctx.endpoints)
+        api = MarketingApi(transport, credentials(ctx), ctx.endpoints)
         async for pixel in api.iter_pixels(actor_input.required("adAccountId")):
             await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=False)], count_as="found")
 
@@ -43,12 +43,12 @@ async def get_pixel_info(ctx: RunContext) -> None:
         await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=True)], count_as="demo")
         return
     async with ctx.transport() as transport:
-        api = MarketingApi(transport, _credentials(ctx), ctx.endpoints)
+        api = MarketingApi(transport, credentials(ctx), ctx.endpoints)
         pixel = await api.get_pixel(actor_input.required("pixelId"))
         await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=False)], count_as="found")
 
 
-def _credentials(ctx: RunContext) -> OAuthCredentials:
+def credentials(ctx: RunContext) -> OAuthCredentials:
     actor_input = ctx.input
     return OAuthCredentials(
         access_token=actor_input.access_token.get_secret_value() if actor_input.access_token else None,

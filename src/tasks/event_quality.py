@@ -1,0 +1,26 @@
+"""get_event_quality: Snap's own event quality scores and recommendations for a pixel. Free."""
+
+from __future__ import annotations
+
+from ..context import RunContext
+from ..demo import DEMO_PIXEL_ID, sample_quality_scores
+from ..errors import ActorInputError
+from ..quality_scores import parse_quality_scores, quality_rows
+from ..snap_api import MarketingApi
+from .pixels import credentials
+
+
+async def get_event_quality(ctx: RunContext) -> None:
+    actor_input = ctx.input
+    task = actor_input.task
+    if actor_input.is_demo:
+        pixel_id = actor_input.pixel_id or DEMO_PIXEL_ID
+        scores = parse_quality_scores(sample_quality_scores(pixel_id))
+        await ctx.sink.add(quality_rows(task, pixel_id, scores, demo=True), count_as="demo")
+        return
+    if not actor_input.pixel_id:
+        raise ActorInputError("pixelId", "is required for get_event_quality")
+    async with ctx.transport() as transport:
+        body = await MarketingApi(transport, credentials(ctx), ctx.endpoints).event_quality_scores(actor_input.pixel_id)
+    scores = parse_quality_scores(body)
+    await ctx.sink.add(quality_rows(task, actor_input.pixel_id, scores, demo=False), count_as="found")

@@ -1,0 +1,198 @@
+"""Snap's own match score: the get_event_quality task, and Snap's score in the run report.
+
+The task and the report's fetch run in-process against the loopback Snap; one end-to-end run
+checks that a token Snap refuses for its scores leaves the send run successful, the report
+saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CAPI_TOKEN, run_actor
+from fake_snap import FakeSnap, Fault, make_quality_scores
+
+from src.actor_input import parse_input
+from src.context import RunContext
+from src.errors import SnapAuthError
+from src.quality_scores import (
+    QualityScore,
+    Recommendation,
+    SnapQuality,
+    fetch_snap_quality,
+    parse_quality_scores,
+)
+from src.report import render_report
+from src.results import Progress, ResultSink, Row, Summary
+from src.snap_api import Endpoints, MarketingApi, OAuthCredentials
+from src.tasks import TASKS
+from src.transport import RetryPolicy, Transport
+
+PIXEL = "pixel-eqs"
+
+
+def run_task(snap: FakeSnap | None, actor_input: dict[str, Any]) -> tuple[list[Row], Summary]:
+    rows: list[Row] = []
+    parsed = parse_input(actor_input)
+    summary = Summary(task=parsed.task, demo=parsed.is_demo)
+
+    async def push(batch: list[Row]) -> None:
+        rows.extend(batch)
+
+    async def status(_: str) -> None:
+        return None
+
+    base = snap.base_url if snap is not None else "http://127.0.0.1:9"  # nothing listens: demo must not call
+    ctx = RunContext(parsed, Endpoints(base, base, base), ResultSink(push, summary), Progress(status, summary), "t")
+
+    async def scenario() -> None:
+        await TASKS[parsed.task](ctx)
+        await ctx.sink.flush()
+
+    asyncio.run(scenario())
+    return rows, summary
+
+
+def test_the_task_reads_snaps_scores_with_the_capi_token() -> None:
+    with FakeSnap(capi_token=CAPI_TOKEN) as snap:
+        rows, summary = run_task(snap, {"task": "get_event_quality", "accessToken": CAPI_TOKEN, "pixelId": PIXEL})
+        [request] = snap.requests
+    assert request.path == f"/v1/pixels/{PIXEL}/event_quality_scores"
+    assert request.headers["authorization"] == f"Bearer {CAPI_TOKEN}"
+    assert "access_token" not in request.query
+    assert rows == [
+        {"task": "get_event_quality", "pixelId": PIXEL, "eventName": "PURCHASE", "actionSource": "WEB",
+         "eventSource": "API", "score": "GOOD", "demo": False,
+         "recommendations": ["P1: Send the click ID (ScCid) with more of your events.",
+                             "P2: Send a hashed phone number when you have one."]},
+        {"task": "get_event_quality", "pixelId": PIXEL, "eventName": "SIGN_UP", "actionSource": "WEB",
+         "eventSource": "API", "score": "POOR", "demo": False,
+         "recommendations": ["P0: Send a hashed email address with every event."]},
+    ]  # fmt: skip
+    assert summary.counts == {"found": 2}
+    assert CAPI_TOKEN not in str(rows)
+
+
+def test_the_task_with_a_refused_token_fails_without_the_token_in_the_message() -> None:
+    with FakeSnap(capi_token=CAPI_TOKEN) as snap:
+        snap.add_faults("eqs", Fault.status(403))
+        with pytest.raises(SnapAuthError) as refused:
+            run_task(snap, {"task": "get_event_quality", "accessToken": CAPI_TOKEN, "pixelId": PIXEL})
+    assert "HTTP 403" in str(refused.value)
+    assert "Signal Readiness" in str(refused.value)
+    assert CAPI_TOKEN not in str(refused.value)
+
+
+def test_the_demo_is_offline_and_free() -> None:
+    rows, summary = run_task(None, {"task": "get_event_quality"})
+    assert summary.counts == {"demo": 3}
+    assert {row["eventName"] for row in rows} == {"PURCHASE", "SIGN_UP", "ADD_CART"}
+    assert all(row["demo"] for row in rows)
+    [add_cart] = [row for row in rows if row["eventName"] == "ADD_CART"]
+    assert add_cart["recommendations"] == ["P0: Send a hashed email address.", "P2: Send a hashed phone number."]
+
+
+def test_the_task_needs_a_pixel() -> None:
+    with FakeSnap(capi_token=CAPI_TOKEN) as snap, pytest.raises(Exception, match="pixelId"):
+        run_task(snap, {"task": "get_event_quality", "accessToken": CAPI_TOKEN})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        make_quality_scores(PIXEL),
+        # the same facts in the variants the reader accepts: wrapped items, a score object, text recommendations
+        {"request_status": "SUCCESS", "scores": [
+            {"sub_request_status": "SUCCESS", "event_quality": {
+                "event_name": "PURCHASE", "action_source": "WEB", "source": "API", "score": {"value": "GOOD"},
+                "recommendations": [{"priority": "p2", "message": "Send a hashed phone number when you have one."},
+                                    {"priority": "P1",
+                                     "title": "Send the click ID (ScCid) with more of your events."}]}},
+            {"event_type": "SIGN_UP", "action_source": "WEB", "event_source": "API", "signal_readiness_score": "POOR",
+             "recommendation": "P0: Send a hashed email address with every event."}]},
+    ],
+)  # fmt: skip
+def test_the_reader_takes_snaps_documented_names_and_their_variants(body: dict[str, Any]) -> None:
+    purchase, sign_up = parse_quality_scores(body)
+    assert (purchase.event_name, purchase.action_source, purchase.event_source, purchase.score) == (
+        "PURCHASE", "WEB", "API", "GOOD",
+    )  # fmt: skip
+    assert [rec.priority for rec in purchase.recommendations] == ["P1", "P2"]  # highest priority first
+    assert "click ID" in purchase.recommendations[0].text
+    assert (sign_up.event_name, sign_up.score) == ("SIGN_UP", "POOR")
+    assert "hashed email" in sign_up.recommendations[0].text
+
+
+@pytest.mark.parametrize("body", [{}, {"request_status": "SUCCESS"}, {"event_quality_scores": "n/a"}])
+def test_an_answer_without_scores_gives_none(body: dict[str, Any]) -> None:
+    assert parse_quality_scores(body) == []
+
+
+def fetch(snap: FakeSnap, token: str) -> SnapQuality:
+    async def scenario() -> SnapQuality:
+        async with Transport(retry=RetryPolicy(max_retries=0)) as transport:
+            api = MarketingApi(transport, OAuthCredentials(token), Endpoints(snap.base_url, snap.base_url))
+            return await fetch_snap_quality(api, PIXEL)
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("code", [401, 403])
+def test_a_refusal_for_the_report_is_explained_not_raised(code: int) -> None:
+    with FakeSnap(capi_token=CAPI_TOKEN) as snap:
+        snap.add_faults("eqs", Fault.status(code))
+        quality = fetch(snap, CAPI_TOKEN)
+    assert quality.scores == ()
+    assert quality.unavailable is not None
+    assert f"HTTP {code}" in quality.unavailable
+    assert CAPI_TOKEN not in quality.unavailable
+    summary = Summary(task="send_batch_events", demo=False)
+    summary.snap_quality = quality
+    page = render_report(summary)
+    assert "Snap's event quality score (Signal Readiness)" in page
+    assert f"HTTP {code}" in page
+    assert "The run itself is not affected" in page
+
+
+def test_the_report_puts_snaps_score_beside_our_grades() -> None:
+    summary = Summary(task="send_batch_events", demo=False)
+    rows = [{"status": "sent", "eventName": "PURCHASE", "matchKeys": ["em", "sc_click_id"],
+             "matchQuality": "excellent"},
+            {"status": "sent", "eventName": "PURCHASE", "matchKeys": ["em"], "matchQuality": "fair"},
+            {"status": "sent", "eventName": "PAGE_VIEW", "matchKeys": ["em"], "matchQuality": "fair"}]  # fmt: skip
+    summary.add(rows)
+    summary.snap_quality = SnapQuality(
+        (
+            QualityScore("PURCHASE", "WEB", "API", "GOOD", (Recommendation("P0", "Send hashed emails"),)),
+            QualityScore("SIGN_UP", "WEB", "API", "POOR"),
+        )
+    )
+    page = render_report(summary)
+    section = page[page.index("Signal Readiness") :]
+    assert '<td class="">PURCHASE</td><td class="n">WEB / API</td><td class="n">GOOD</td>' in section
+    assert "P0: Send hashed emails" in section
+    assert "excellent 1, fair 1" in section
+    assert "not in this run" in section  # SIGN_UP: Snap scored it, this run had none
+
+
+def test_a_send_run_with_a_token_refused_for_scores_succeeds_and_its_report_says_why(tmp_path: Path) -> None:
+    with FakeSnap(capi_token=CAPI_TOKEN) as snap:
+        snap.add_faults("eqs", Fault.status(403))
+        event = {"eventType": "SIGN_UP", "email": "a@example.com", "eventTime": int(time.time()) - 60}
+        actor_input = {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "task": "send_batch_events",
+                       "eventSourceUrl": "https://shop.example.com/", "events": [event]}  # fmt: skip
+        run = run_actor(tmp_path, actor_input, snap=snap, ppe=True)
+        kinds = [(r.kind, r.status) for r in snap.requests]
+    assert run.returncode == 0, run.stderr
+    assert kinds == [("events", 200), ("eqs", 403)]
+    assert run.output["error"] is None
+    assert run.output["counts"] == {"sent": 1}
+    assert run.charged_conversions == 1
+    page = (run.storage / "key_value_stores" / "default" / "REPORT").read_text()
+    assert "Not shown: Snap did not share its scores for this pixel" in page
+    assert "HTTP 403" in page
+    assert CAPI_TOKEN not in run.everything_written()
