@@ -58,6 +58,7 @@ TASK_FIELDS: dict[str, frozenset[str]] = {
     "get_pixel_info": _COMMON | _OAUTH | {"pixelId"},
     "get_test_event_logs": _COMMON | {"pixelId", "snapAppId"},
     "get_test_event_stats": _COMMON | {"pixelId", "snapAppId"},
+    "get_event_quality": _COMMON | {"pixelId"},
 }
 
 #: Identifiers Snap can match a person on (`preflight.check_match_keys` says which combinations suffice).
@@ -224,9 +225,9 @@ class ActorInput(BaseModel):
             missing.append(("accessToken", f"accessToken ({_TOKEN_HELP[self.task in _PIXEL_TASKS]})"))
         if self.task == "list_pixels" and not self.ad_account_id:
             missing.append(("adAccountId", "adAccountId (the ad account whose pixels to list)"))
-        if self.task == "get_pixel_info" and not self.pixel_id:
+        if self.task in ("get_pixel_info", "get_event_quality") and not self.pixel_id:
             missing.append(("pixelId", "pixelId (the Snap Pixel ID to look up)"))
-        if self.task not in _PIXEL_TASKS and not (self.pixel_id or self.snap_app_id):
+        if self.task not in (*_PIXEL_TASKS, "get_event_quality") and not (self.pixel_id or self.snap_app_id):
             missing.append(("pixelId", "pixelId (your Snap Pixel ID, in Events Manager; snapAppId for app events)"))
         if self.task == "send_batch_events" and self.batch_source is None:
             missing.append(("events", f"events to send ({_SOURCES})"))

@@ -31,6 +31,7 @@ from src.results import Progress, ResultSink, Row, Summary
 from src.snap_api import Endpoints, MarketingApi, OAuthCredentials
 from src.tasks import TASKS
 from src.transport import RetryPolicy, Transport
+from src.url_guard import UrlGuard
 
 PIXEL = "pixel-eqs"
 
@@ -47,7 +48,8 @@ def run_task(snap: FakeSnap | None, actor_input: dict[str, Any]) -> tuple[list[R
         return None
 
     base = snap.base_url if snap is not None else "http://127.0.0.1:9"  # nothing listens: demo must not call
-    ctx = RunContext(parsed, Endpoints(base, base, base), ResultSink(push, summary), Progress(status, summary), "t")
+    sink, progress = ResultSink(push, summary), Progress(status, summary)
+    ctx = RunContext(parsed, Endpoints(base, base, base), sink, progress, "t", UrlGuard(allow_private=True))
 
     async def scenario() -> None:
         await TASKS[parsed.task](ctx)

@@ -32,4 +32,5 @@ LOOKUP_NOUNS: Mapping[str, str] = {
     "get_pixel_info": "pixel",
     "get_test_event_logs": "test event log",
     "get_test_event_stats": "stats row",
+    "get_event_quality": "quality score",
 }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ..context import RunContext
 from ..demo import DEMO_PIXEL_ID, sample_quality_scores
-from ..errors import ActorInputError
 from ..quality_scores import parse_quality_scores, quality_rows
 from ..snap_api import MarketingApi
 from .pixels import credentials
@@ -18,9 +17,8 @@ async def get_event_quality(ctx: RunContext) -> None:
         scores = parse_quality_scores(sample_quality_scores(pixel_id))
         await ctx.sink.add(quality_rows(task, pixel_id, scores, demo=True), count_as="demo")
         return
-    if not actor_input.pixel_id:
-        raise ActorInputError("pixelId", "is required for get_event_quality")
+    pixel_id = actor_input.required("pixelId")
     async with ctx.transport() as transport:
-        body = await MarketingApi(transport, credentials(ctx), ctx.endpoints).event_quality_scores(actor_input.pixel_id)
+        body = await MarketingApi(transport, credentials(ctx), ctx.endpoints).event_quality_scores(pixel_id)
     scores = parse_quality_scores(body)
-    await ctx.sink.add(quality_rows(task, actor_input.pixel_id, scores, demo=False), count_as="found")
+    await ctx.sink.add(quality_rows(task, pixel_id, scores, demo=False), count_as="found")
