@@ -464,6 +464,15 @@ class FakeApify:
         with self._lock:
             self._stores[store_id or self.store_id].records[key] = Record(value, content_type)
 
+    def add_dataset(self, items: list[Any], name: str | None = None) -> str:
+        """A dataset of the user's account (e.g. the events a run reads by ``eventsDatasetId``); returns its id."""
+        with self._lock:
+            dataset = _Dataset(f"dataset-{len(self._datasets) + 1}", name, _now_iso())
+            dataset.bodies.append(json.dumps(items).encode())
+            dataset.item_count = len(items)
+            self._datasets[dataset.id] = dataset
+            return dataset.id
+
     def add_faults(self, endpoint: str, *faults: Fault) -> None:
         """Queue faults for ``endpoint``; each request to it consumes one, in order."""
         self._check(endpoint)
