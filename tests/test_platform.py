@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from apify_client import ApifyClientAsync
 from conftest import CAPI_TOKEN
-from fake_apify import Fault, FakeApify
+from fake_apify import FakeApify, Fault
 from fake_snap import FakeSnap
 from platform_support import CONVERSION_EVENT, EVENT_PRICES, PRICE_USD, run_on_platform
 
@@ -79,10 +79,12 @@ def test_fake_answers_are_accepted_by_the_sdk_client_models() -> None:
 
     with FakeApify(event_prices=EVENT_PRICES, max_total_charge_usd=0.5) as fake:
         asyncio.run(calls(fake))
-        assert [(c.count, c.idempotency_key, c.duplicate) for c in fake.charges] == [(3, "k-1", False), (3, "k-1", True)]
+        charges = [(c.count, c.idempotency_key, c.duplicate) for c in fake.charges]
+        assert charges == [(3, "k-1", False), (3, "k-1", True)]
         assert fake.charged_count(CONVERSION_EVENT) == 3
         assert fake.status_messages[-1].terminal is True
-        assert fake.record("REPORT") is not None and fake.record("REPORT").content_type.startswith("text/html")  # type: ignore[union-attr]
+        report = fake.record("REPORT")
+        assert report is not None and report.content_type.startswith("text/html")
         assert fake.unhandled == [] and fake.auth_failures == 0
 
 
