@@ -18,7 +18,8 @@ websocket) and the loopback Snap, default input (`resultRows: all`). Each repeat
 
     python bench/run_bench.py --platform --events 200000 --repeat 3
 
-`--profile FILE` (with `--platform`) runs the actor once more under cProfile and prints the top costs.
+`--profile FILE` / `--py-spy FILE` (with `--platform`) run the actor once more under cProfile (main thread) or
+py-spy (`pip install py-spy`; every thread, the SDK's worker threads too) and print the top costs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import hashlib
 import json
 import os
 import pstats
+import re
 import shutil
 import statistics
 import subprocess
@@ -214,9 +216,10 @@ def stop_fake(fake: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def run_platform_actor(
-    workdir: Path, source: Path, profile: Path | None = None
+    workdir: Path, source: Path, profiler: list[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """One actor run on the platform path: (timings, fake Apify stats, fake Snap stats)."""
+    """One actor run on the platform path: (timings, fake Apify stats, fake Snap stats). `profiler` is a command
+    prefix the actor runs under (cProfile, py-spy)."""
     fake_snap, snap_url = start_fake_snap()
     try:
         with FileServer() as files:
@@ -226,9 +229,7 @@ def run_platform_actor(
                 env = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED_ENV)}
                 env |= apify_env | {"PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url,
                                     "APIFY_LOCAL_STORAGE_DIR": str(workdir / "platform-local-unused")}  # fmt: skip
-                command = [sys.executable, "-m", "src"]
-                if profile is not None:
-                    command = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "src"]
+                command = [*(profiler or [sys.executable]), "-m", "src"]
                 timings = watch_actor(workdir, command, env, int(snap_url.rsplit(":", 1)[1]))
             finally:
                 apify = stop_fake(fake)
@@ -293,11 +294,40 @@ def platform_main(args: argparse.Namespace, workdir: Path, source: Path) -> None
           f"charged == accepted == events in every run: {all(r['charged_ok'] for r in runs)}")  # fmt: skip
     if args.profile:
         profile = args.profile.resolve()
-        timings, _, _ = run_platform_actor(workdir, source, profile=profile)
-        print(f"cProfile run ({timings['wall']:,.1f} s wall under the profiler), top costs by own time:")
+        timings, _, _ = run_platform_actor(workdir, source, [sys.executable, "-m", "cProfile", "-o", str(profile)])
+        print(f"cProfile run (main thread only; {timings['wall']:,.1f} s wall under the profiler), top own time:")
         pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)
         print("by cumulative time:")
         pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(40)
+    if args.py_spy:
+        raw = args.py_spy.resolve()
+        spy = ["py-spy", "record", "--threads", "--rate", "250", "--format", "raw", "-o", str(raw), "--"]
+        timings, _, _ = run_platform_actor(workdir, source, [*spy, sys.executable])
+        print(f"py-spy run (every thread; {timings['wall']:,.1f} s wall):")
+        print_py_spy(raw)
+
+
+def print_py_spy(raw: Path, top: int = 30) -> None:
+    """Shares of py-spy's samples (collapsed stacks): per thread, per function with its callees, per own frame."""
+    threads: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        total += count
+        thread = next((f for f in frames if f.startswith("thread ")), "?")
+        threads[thread] = threads.get(thread, 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+    print(f"  {total:,} samples")
+    for title, table in (("threads", threads), ("with callees", inclusive), ("own time", own)):
+        print(f"  {title}:")
+        for frame, count in sorted(table.items(), key=lambda item: -item[1])[:top]:
+            print(f"    {100 * count / total:5.1f} %  {frame}")
 
 
 def main() -> None:
@@ -310,6 +340,7 @@ def main() -> None:
     parser.add_argument("--push-sample", type=int, default=20_000, help="rows for the local dataset push figure")
     parser.add_argument("--platform", action="store_true", help="platform path: APIFY_IS_AT_HOME=1, fake API")
     parser.add_argument("--profile", type=Path, help="with --platform: one more run under cProfile, stats to FILE")
+    parser.add_argument("--py-spy", type=Path, help="with --platform: one more run under py-spy (all threads) to FILE")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
