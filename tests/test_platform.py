@@ -282,3 +282,22 @@ def test_sigterm_stops_gracefully_keeping_the_record_of_what_was_charged(
     assert run.charged_conversions > 0
     assert len(run.rows_by_status("sent")) == run.charged_conversions == len(snap.accepted_event_ids())
     assert run.output["charged"] == run.charged_conversions
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: ResultSink.flush drops its buffer before the push succeeds, so a rejected push still lets the "
+    "checkpoint mark those events finished; the resumed run skips them and they never get a row",
+)
+def test_rows_of_a_rejected_push_are_stored_when_the_run_resumes(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """The first push is refused (400, as a dataset schema does with one bad item): the run fails; the platform
+    resurrects it with the dataset healthy. Every event sent and charged must end with exactly one row."""
+    apify.add_faults("dataset.push", Fault.status(400))
+    first = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(3000)), apify=apify, snap=snap)
+    assert first.returncode != 0
+    resumed = run_on_platform(tmp_path, None, apify=apify, snap=snap)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert snap.duplicates() == [] and resumed.charged_conversions == 3000 == len(snap.accepted_event_ids())
+    assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(3000))
