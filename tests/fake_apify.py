@@ -31,8 +31,9 @@ Plus the platform events websocket (``ACTOR_EVENTS_WEBSOCKET_URL``) on a second 
 pushes ``{"name": "migrating" | "aborting" | "persistState", "data": {...}}`` to every connected actor.
 
 Everything is recorded: requests, pushes and items, charges (name, count, idempotency key; a repeated key
-is recorded as a duplicate and not counted, like the platform), records with content types, status
-messages with ``isStatusMessageTerminal``. Faults per endpoint name: queued (each request consumes one:
+is recorded as a duplicate and not counted, like the platform; keys are kept until
+``forget_idempotency_keys``, the platform forgets them after a few minutes), records with content types,
+status messages with ``isStatusMessageTerminal``. Faults per endpoint name: queued (each request consumes one:
 ``Fault.status(500)``, ``Fault.drop()``, ``Fault.lose_answer()`` (stored, then the connection is closed
 without an answer), ``Fault.delay(s)``) or permanent (``set_outage``).
 
@@ -488,6 +489,12 @@ class FakeApify:
     def clear_outage(self, endpoint: str) -> None:
         with self._lock:
             self._outages.pop(endpoint, None)
+
+    def forget_idempotency_keys(self) -> None:
+        """The platform remembers a charge's idempotency key for a few minutes only (the SDK's docstring says
+        three); this fake remembers them until told to forget, e.g. to stand for a run resurrected later."""
+        with self._lock:
+            self._seen_keys.clear()
 
     def pending_faults(self, endpoint: str) -> int:
         with self._lock:
