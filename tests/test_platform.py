@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from apify_client import ApifyClientAsync
+from apify_client.errors import ApifyApiError
 from bulk_support import FileServer, conversions, write_jsonl
 from conftest import CAPI_TOKEN, OAUTH_TOKEN
 from fake_apify import FakeApify, Fault
@@ -97,6 +98,33 @@ def test_fake_answers_are_accepted_by_the_sdk_client_models() -> None:
         report = fake.record("REPORT")
         assert report is not None and report.content_type.startswith("text/html")
         assert fake.unhandled == [] and fake.auth_failures == 0
+
+
+def test_fake_faults_reach_the_sdk_client_as_the_platform_would_send_them() -> None:
+    """The fault switches the platform tests rely on: a 500 is retried, a lost answer was stored (the retry
+    stores again), an outage fails every attempt, a delay still answers."""
+
+    async def calls(fake: FakeApify) -> None:
+        client = ApifyClientAsync(token=fake.token, api_url=fake.base_url, max_retries=2)
+        dataset = client.dataset(fake.dataset_id)
+        fake.add_faults("dataset.push", Fault.status(500))
+        await dataset.push_items([{"n": 1}])
+        fake.add_faults("dataset.push", Fault.lose_answer())
+        await dataset.push_items([{"n": 2}])
+        fake.add_faults("dataset.push", Fault.delay(0.2))
+        await dataset.push_items([{"n": 3}])
+        fake.set_outage("record.put")
+        with pytest.raises(ApifyApiError):
+            await client.key_value_store(fake.store_id).set_record("OUTPUT", {"ok": True})
+        fake.clear_outage("record.put")
+        await client.key_value_store(fake.store_id).set_record("OUTPUT", {"ok": True})
+
+    with FakeApify(event_prices=EVENT_PRICES) as fake:
+        asyncio.run(calls(fake))
+        assert [r.status for r in fake.calls("dataset.push")] == [500, 201, None, 201, 201]
+        assert [item["n"] for item in fake.items()] == [1, 2, 2, 3]
+        assert [r.status for r in fake.calls("record.put")] == [500, 500, 500, 201]
+        assert fake.record_json("OUTPUT") == {"ok": True}
 
 
 def test_send_batch_on_the_platform_pushes_rows_charges_and_stores_output(
