@@ -241,25 +241,41 @@ def slow_export(tmp_path: Path, files: FileServer, snap: FakeSnap, n: int = 6000
     return real(task="send_batch_events", eventsUrl=url, maxConcurrency=1)
 
 
-def test_migration_resumes_without_resending_or_charging_twice(
-    tmp_path: Path, snap: FakeSnap, apify: FakeApify
-) -> None:
-    with FileServer() as files:
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformRun, FakeSnap]]:
+    """A run that gets the platform's MIGRATING event after its first charge, pauses, is killed (the old
+    container is gone) and starts again on the same run and storages."""
+    tmp_path = tmp_path_factory.mktemp("migrated")
+    with (
+        FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN) as snap,
+        FakeApify(event_prices=EVENT_PRICES) as apify,
+        FileServer() as files,
+    ):
         process = start_on_platform(tmp_path, slow_export(tmp_path, files, snap), apify=apify, snap=snap)
         assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
         assert apify.send_event("migrating", {"timeRemainingSecs": 30}) == 1
         assert apify.wait_for(lambda fake: "paused" in str(fake.final_status))
-        process.kill()  # the platform moves the run: the old container is gone, the same run starts again
+        process.kill()
         process.wait()
         assert 0 < len(snap.accepted_event_ids()) < 6000
-        run = finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify)
+        yield finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify), snap
+
+
+def test_migration_resumes_without_resending_or_charging_twice(migrated: tuple[PlatformRun, FakeSnap]) -> None:
+    run, snap = migrated
     assert run.returncode == 0, run.stdout[-3000:]
     assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(6000))
     assert snap.duplicates() == []
     assert sorted(row["eventIndex"] for row in run.rows) == list(range(6000))
-    keys = [c.idempotency_key for c in apify.charges]
+    keys = [c.idempotency_key for c in run.apify.charges]
     assert len(set(keys)) == len(keys) and run.charged_conversions == 6000
     assert run.output["counts"] == {"sent": 6000} and run.output["charged"] == 6000
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: OUTPUT.datasetRows counts only the last attempt's rows")
+def test_migrated_run_output_counts_every_dataset_row(migrated: tuple[PlatformRun, FakeSnap]) -> None:
+    run, _ = migrated
+    assert run.output["datasetRows"] == len(run.rows) == 6000
 
 
 @pytest.fixture(scope="module")
