@@ -10,20 +10,35 @@ No assertions: figures only. Run from the repository root:
 
 The actor runs once per `--result-rows` mode per repeat: `all` writes a dataset row per event (locally one
 JSON file each, the SDK's storage), `problems` writes rows only for events not accepted; medians are printed.
+
+`--platform` runs the platform path instead: the actor with APIFY_IS_AT_HOME=1 against the loopback Apify API
+(`tests/fake_apify.py` in its own process: INPUT record, dataset pushes, pay-per-event charges, records, events
+websocket) and the loopback Snap, default input (`resultRows: all`). Each repeat measures the reference loop
+(issue 9's definition, `reference_loop`) right before the actor, and prints the ratio of the two:
+
+    python bench/run_bench.py --platform --events 200000 --repeat 3
+
+`--profile FILE` / `--py-spy FILE` (with `--platform`) run the actor once more under cProfile (main thread) or
+py-spy (`pip install py-spy`; every thread, the SDK's worker threads too) and print the top costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import pstats
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import orjson
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +76,44 @@ def plain_loop(path: Path) -> float:
                 encode_body(batch)
                 batch = []
     encode_body(batch)
+    return time.perf_counter() - started
+
+
+_NOT_DIGITS = {c: None for c in range(0x110) if not chr(c).isdigit()}
+
+
+def reference_loop(path: Path) -> float:
+    """Issue 9's reference, exactly: per JSON line, json.loads; email strip + lower; phone digits via str.translate;
+    SHA-256 hex of each; the v3 event dict; orjson-encode every 2,000. Returns seconds."""
+    started = time.perf_counter()
+    batch: list[dict[str, Any]] = []
+    sha256 = hashlib.sha256
+    with path.open("rb") as lines:
+        for line in lines:
+            event = json.loads(line)
+            email = event["email"].strip().lower()
+            phone = event["phone"].translate(_NOT_DIGITS)
+            batch.append(
+                {
+                    "event_name": event["eventType"],
+                    "event_time": int(event["eventTime"]),
+                    "action_source": "WEB",
+                    "event_source_url": SOURCE_URL,
+                    "event_id": event["transactionId"],
+                    "user_data": {
+                        "em": sha256(email.encode()).hexdigest(),
+                        "ph": sha256(phone.encode()).hexdigest(),
+                        "client_ip_address": event["ipAddress"],
+                        "client_user_agent": event["userAgent"],
+                    },
+                    "custom_data": {"value": event["price"], "currency": event["currency"],
+                                    "order_id": event["transactionId"]},
+                }
+            )  # fmt: skip
+            if len(batch) == 2000:
+                orjson.dumps({"data": batch})
+                batch = []
+    orjson.dumps({"data": batch})
     return time.perf_counter() - started
 
 
@@ -136,6 +189,147 @@ def run_actor(workdir: Path, url: str, snap_url: str, concurrency: int, result_r
             "sent": output["counts"].get("sent", 0)}  # fmt: skip
 
 
+CLEARED_ENV = ("APIFY_", "ACTOR_", "SNAP_", "CRAWLEE_")
+
+
+def start_fake_apify(workdir: Path, url: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The loopback Apify API in its own process, INPUT set to the default input on the JSON Lines URL."""
+    actor_input = {"task": "send_batch_events", "accessToken": TOKEN, "pixelId": PIXEL, "eventSourceUrl": SOURCE_URL,
+                   "eventsUrl": url}  # fmt: skip
+    (workdir / "INPUT.platform.json").write_text(json.dumps(actor_input))
+    fake = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fake_apify.py"), "--input", str(workdir / "INPUT.platform.json"),
+         "--ppe-price", "0.01"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert fake.stdout is not None
+    fake.stdout.readline()  # LISTENING ...
+    env = json.loads(fake.stdout.readline().removeprefix("ENV "))
+    return fake, env
+
+
+def stop_fake(fake: subprocess.Popen[str]) -> dict[str, Any]:
+    fake.terminate()
+    out = fake.communicate(timeout=60)[0] or "{}"
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def run_platform_actor(
+    workdir: Path, source: Path, profiler: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """One actor run on the platform path: (timings, fake Apify stats, fake Snap stats). `profiler` is a command
+    prefix the actor runs under (cProfile, py-spy)."""
+    fake_snap, snap_url = start_fake_snap()
+    try:
+        with FileServer() as files:
+            url = files.add("/events.jsonl", source, "application/x-ndjson")
+            fake, apify_env = start_fake_apify(workdir, url)
+            try:
+                env = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED_ENV)}
+                env |= apify_env | {"PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url,
+                                    "APIFY_LOCAL_STORAGE_DIR": str(workdir / "platform-local-unused")}  # fmt: skip
+                command = [*(profiler or [sys.executable]), "-m", "src"]
+                timings = watch_actor(workdir, command, env, int(snap_url.rsplit(":", 1)[1]))
+            finally:
+                apify = stop_fake(fake)
+    finally:
+        fake_snap.terminate()
+        snap = json.loads((fake_snap.communicate(timeout=30)[0] or "{}").strip().splitlines()[-1])
+    return timings, apify, snap
+
+
+def watch_actor(workdir: Path, command: list[str], env: dict[str, str], snap_port: int) -> dict[str, Any]:
+    """Run the actor; wall time, peak RSS and the time its first connection to the fake Snap appeared."""
+    started = time.perf_counter()
+    with (workdir / "actor.platform.log").open("w") as log:
+        actor = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
+    process = psutil.Process(actor.pid)
+    peak, first_request = 0, float("nan")
+    while actor.poll() is None:
+        try:
+            peak = max(peak, process.memory_info().rss)
+            if first_request != first_request and any(
+                c.raddr and c.raddr.port == snap_port for c in process.net_connections("tcp")
+            ):
+                first_request = time.perf_counter() - started
+        except psutil.Error:
+            break
+        time.sleep(0.01)
+    return {"wall": time.perf_counter() - started, "peak_mb": peak / 2**20, "first_request": first_request,
+            "returncode": actor.returncode}  # fmt: skip
+
+
+def platform_main(args: argparse.Namespace, workdir: Path, source: Path) -> None:
+    n = args.events
+    runs: list[dict[str, Any]] = []
+    for repeat in range(args.repeat):
+        reference = n / reference_loop(source)
+        timings, apify, snap = run_platform_actor(workdir, source)
+        rate = n / timings["wall"]
+        output = apify.get("output") or {}
+        charged = apify["charged"].get("conversion-sent", 0)
+        runs.append(timings | {"rate": rate, "reference": reference, "ratio": rate / reference,
+                               "pushes": apify["pushes"], "charge_calls": apify["charge_calls"],
+                               "charged_ok": charged == snap["accepted"] == n})  # fmt: skip
+        print(f"  run {repeat + 1}: {timings['wall']:,.1f} s, exit {timings['returncode']}, actor {rate:,.0f} ev/s, "
+              f"reference {reference:,.0f} ev/s, ratio {rate / reference:.3f}, peak RSS {timings['peak_mb']:,.0f} MB, "
+              f"first Snap request {timings['first_request']:.2f} s")  # fmt: skip
+        print(f"    fake Snap {snap}; fake Apify: {apify['pushes']} pushes / {apify['stored_items']:,} rows, "
+              f"{apify['charge_calls']} charge calls ({apify['duplicate_charges']} repeated), charged {charged:,}, "
+              f"OUTPUT sent {output.get('counts', {}).get('sent')}, final status {apify['final_status']}, "
+              f"unhandled {apify['unhandled']}")  # fmt: skip
+
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    print(f"platform path, {n:,} events, resultRows=all, PPE $0.01, median of {args.repeat}:")
+    print(f"  actor: {median('rate'):,.0f} events/s ({median('wall'):,.1f} s wall, from process start to exit)")
+    print(f"  reference loop, same runs: {median('reference'):,.0f} events/s")
+    print(f"  ratio actor / reference (per run, median): {median('ratio'):.3f}")
+    peak = max(r["peak_mb"] for r in runs)
+    print(f"  peak RSS of the actor process: median {median('peak_mb'):,.0f} MB, max {peak:,.0f} MB")
+    print(f"  first request at the fake Snap after {median('first_request'):.2f} s")
+    print(f"  dataset pushes {median('pushes'):,.0f}, charge calls {median('charge_calls'):,.0f}, "
+          f"charged == accepted == events in every run: {all(r['charged_ok'] for r in runs)}")  # fmt: skip
+    if args.profile:
+        profile = args.profile.resolve()
+        timings, _, _ = run_platform_actor(workdir, source, [sys.executable, "-m", "cProfile", "-o", str(profile)])
+        print(f"cProfile run (main thread only; {timings['wall']:,.1f} s wall under the profiler), top own time:")
+        pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)
+        print("by cumulative time:")
+        pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(40)
+    if args.py_spy:
+        raw = args.py_spy.resolve()
+        spy = ["py-spy", "record", "--threads", "--rate", "250", "--format", "raw", "-o", str(raw), "--"]
+        timings, _, _ = run_platform_actor(workdir, source, [*spy, sys.executable])
+        print(f"py-spy run (every thread; {timings['wall']:,.1f} s wall):")
+        print_py_spy(raw)
+
+
+def print_py_spy(raw: Path, top: int = 30) -> None:
+    """Shares of py-spy's samples (collapsed stacks): per thread, per function with its callees, per own frame."""
+    threads: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        total += count
+        thread = next((f for f in frames if f.startswith("thread ")), "?")
+        threads[thread] = threads.get(thread, 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+    print(f"  {total:,} samples")
+    for title, table in (("threads", threads), ("with callees", inclusive), ("own time", own)):
+        print(f"  {title}:")
+        for frame, count in sorted(table.items(), key=lambda item: -item[1])[:top]:
+            print(f"    {100 * count / total:5.1f} %  {frame}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
@@ -144,12 +338,18 @@ def main() -> None:
     parser.add_argument("--result-rows", default="all,problems", help="comma-separated resultRows modes to run")
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--push-sample", type=int, default=20_000, help="rows for the local dataset push figure")
+    parser.add_argument("--platform", action="store_true", help="platform path: APIFY_IS_AT_HOME=1, fake API")
+    parser.add_argument("--profile", type=Path, help="with --platform: one more run under cProfile, stats to FILE")
+    parser.add_argument("--py-spy", type=Path, help="with --platform: one more run under py-spy (all threads) to FILE")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     source = write_jsonl(workdir / "events.jsonl", synthetic(args.events))
     n = args.events
     print(f"events: {n:,} ({source.stat().st_size / 2**20:,.1f} MiB of JSON Lines), cores: {os.cpu_count()}")
+    if args.platform:
+        platform_main(args, workdir, source)
+        return
 
     plain = statistics.median(plain_loop(source) for _ in range(args.repeat))
     print(

@@ -1,0 +1,347 @@
+"""The platform path: `python -m src` with APIFY_IS_AT_HOME=1 against the loopback Apify API (fake_apify.py)
+and the loopback Snap. Rows, charges, records and status messages are what the platform received."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apify_client import ApifyClientAsync
+from apify_client.errors import ApifyApiError
+from bulk_support import FileServer, conversions, write_jsonl
+from conftest import CAPI_TOKEN, OAUTH_TOKEN
+from fake_apify import FakeApify, Fault
+from fake_snap import FakeSnap
+from fake_snap import Fault as SnapFault
+from platform_support import (
+    CONVERSION_EVENT,
+    EVENT_PRICES,
+    PRICE_USD,
+    PlatformRun,
+    finish,
+    run_on_platform,
+    start_on_platform,
+)
+
+PIXEL = "pixel-123"
+
+
+def real(**fields: Any) -> dict[str, Any]:
+    return {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://shop.example.com/thanks"} | fields
+
+
+def batch(n: int) -> list[dict[str, Any]]:
+    now = int(time.time())
+    return [
+        {"eventType": "PURCHASE", "email": f"buyer{i}@example.com", "price": 10 + i, "currency": "USD",
+         "transactionId": f"order-{i}", "eventTime": now - 60}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def apify() -> Iterator[FakeApify]:
+    with FakeApify(event_prices=EVENT_PRICES) as server:
+        yield server
+
+
+def test_fake_answers_are_accepted_by_the_sdk_client_models() -> None:
+    """Every answer the actor's SDK relies on, read back through apify_client's own models."""
+
+    async def calls(fake: FakeApify) -> None:
+        client = ApifyClientAsync(token=fake.token, api_url=fake.base_url, api_public_url=fake.base_url)
+        run_client = client.run(fake.run_id)
+        run = await run_client.get()
+        assert run is not None
+        assert run.pricing_info is not None and run.pricing_info.pricing_model == "PAY_PER_EVENT"
+        assert run.options.max_total_charge_usd == 0.5
+        await run_client.charge(CONVERSION_EVENT, count=3, idempotency_key="k-1")
+        await run_client.charge(CONVERSION_EVENT, count=3, idempotency_key="k-1")  # a retry: not counted again
+        updated = await run_client.update(status_message="Done.", is_status_message_terminal=True)
+        assert updated.status_message == "Done." and updated.is_status_message_terminal is True
+        assert updated.charged_event_counts == {CONVERSION_EVENT: 3}
+
+        dataset = client.dataset(fake.dataset_id)
+        await dataset.push_items([{"n": i, "pad": "x" * 50} for i in range(40)])  # big enough to be compressed
+        await dataset.push_items({"n": 40})
+        meta = await dataset.get()
+        assert meta is not None and meta.item_count == 41
+        page = await dataset.list_items(offset=39, limit=5)
+        assert [item["n"] for item in page.items] == [39, 40] and page.total == 41
+
+        store = client.key_value_store(fake.store_id)
+        assert await store.get() is not None
+        await store.set_record("OUTPUT", {"ok": True})
+        await store.set_record("REPORT", "<html></html>", content_type="text/html; charset=utf-8")
+        record = await store.get_record("OUTPUT")
+        assert record is not None and record["value"] == {"ok": True}
+        assert await store.record_exists("REPORT") and not await store.record_exists("MISSING")
+        assert await store.get_record("MISSING") is None
+        keys = await store.list_keys()
+        assert [k.key for k in keys.items] == ["OUTPUT", "REPORT"]
+        named = await client.key_value_stores().get_or_create(name="ledger")
+        again = await client.key_value_stores().get_or_create(name="ledger")
+        assert named.id == again.id != fake.store_id
+        assert await client.dataset("no-such-dataset").get() is None
+
+    with FakeApify(event_prices=EVENT_PRICES, max_total_charge_usd=0.5) as fake:
+        asyncio.run(calls(fake))
+        charges = [(c.count, c.idempotency_key, c.duplicate) for c in fake.charges]
+        assert charges == [(3, "k-1", False), (3, "k-1", True)]
+        assert fake.charged_count(CONVERSION_EVENT) == 3
+        assert fake.status_messages[-1].terminal is True
+        report = fake.record("REPORT")
+        assert report is not None and report.content_type.startswith("text/html")
+        assert fake.unhandled == [] and fake.auth_failures == 0
+
+
+def test_fake_faults_reach_the_sdk_client_as_the_platform_would_send_them() -> None:
+    """The fault switches the platform tests rely on: a 500 is retried, a lost answer was stored (the retry
+    stores again), an outage fails every attempt, a delay still answers."""
+
+    async def calls(fake: FakeApify) -> None:
+        client = ApifyClientAsync(token=fake.token, api_url=fake.base_url, max_retries=2)
+        dataset = client.dataset(fake.dataset_id)
+        fake.add_faults("dataset.push", Fault.status(500))
+        await dataset.push_items([{"n": 1}])
+        fake.add_faults("dataset.push", Fault.lose_answer())
+        await dataset.push_items([{"n": 2}])
+        fake.add_faults("dataset.push", Fault.delay(0.2))
+        await dataset.push_items([{"n": 3}])
+        fake.set_outage("record.put")
+        with pytest.raises(ApifyApiError):
+            await client.key_value_store(fake.store_id).set_record("OUTPUT", {"ok": True})
+        fake.clear_outage("record.put")
+        await client.key_value_store(fake.store_id).set_record("OUTPUT", {"ok": True})
+
+    with FakeApify(event_prices=EVENT_PRICES) as fake:
+        asyncio.run(calls(fake))
+        assert [r.status for r in fake.calls("dataset.push")] == [500, 201, None, 201, 201]
+        assert [item["n"] for item in fake.items()] == [1, 2, 2, 3]
+        assert [r.status for r in fake.calls("record.put")] == [500, 500, 500, 201]
+        assert fake.record_json("OUTPUT") == {"ok": True}
+
+
+def test_send_batch_on_the_platform_pushes_rows_charges_and_stores_output(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(4500)), apify=apify, snap=snap)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(4500))
+
+    rows = run.rows
+    assert sorted(row["eventIndex"] for row in rows) == list(range(4500))
+    assert {row["status"] for row in rows} == {"sent"}
+    assert sum(row["charged"] for row in rows) == 4500
+    assert sum(push.count for push in apify.pushes) == 4500
+
+    charges = run.charges
+    assert {c.event_name for c in charges} == {CONVERSION_EVENT}
+    assert sum(c.count for c in charges) == 4500 == run.charged_conversions
+    keys = [c.idempotency_key for c in apify.charges]
+    assert None not in keys and len(set(keys)) == len(keys) == 3  # one per Snap request of <= 2,000
+    assert apify.charged_usd() == pytest.approx(4500 * PRICE_USD)
+
+    output_record = apify.record("OUTPUT")
+    assert output_record is not None and output_record.content_type.startswith("application/json")
+    assert run.output["counts"] == {"sent": 4500} and run.output["charged"] == 4500
+    assert run.output["datasetRows"] == 4500
+    assert run.output["reportUrl"] == f"{apify.base_url}/v2/key-value-stores/{apify.store_id}/records/REPORT"
+    report = apify.record("REPORT")
+    assert report is not None and report.content_type.startswith("text/html")
+
+    final = run.final_status
+    assert final is not None and final.message is not None and final.message.startswith("Done.")
+    assert "sent 4,500" in final.message
+    assert apify.ws_connections == 1
+    assert apify.unhandled == [] and apify.auth_failures == 0
+    written = run.everything_written()
+    for secret in (CAPI_TOKEN, apify.token, "buyer7@example.com"):
+        assert secret not in written
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: the final 'Done.' status is set without isStatusMessageTerminal")
+def test_final_status_message_is_terminal(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
+    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(3)), apify=apify, snap=snap)
+    assert run.returncode == 0, run.stderr[-3000:]
+    final = run.final_status
+    assert final is not None and final.message is not None and final.message.startswith("Done.")
+    assert final.terminal is True
+
+
+@pytest.mark.parametrize("pricing_via", ["api", "env"])
+def test_max_total_charge_caps_what_is_sent(tmp_path: Path, snap: FakeSnap, pricing_via: str) -> None:
+    """$0.05 at $0.01 a conversion: 5 are sent and billed, the other 7 are never sent (pricing from the run
+    object, or from the environment variables the platform also sets)."""
+    with FakeApify(event_prices=EVENT_PRICES, max_total_charge_usd=0.05, pricing_via=pricing_via) as apify:
+        run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(12)), apify=apify, snap=snap)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert len(snap.accepted_event_ids()) == 5
+        assert run.charged_conversions == 5
+        assert apify.charged_usd() == pytest.approx(0.05)
+        assert len(run.rows_by_status("sent")) == 5 and all(row["charged"] for row in run.rows_by_status("sent"))
+        skipped = run.rows_by_status("skipped")
+        assert len(skipped) == 7 and all("maximum charge" in row["error"] for row in skipped)
+        sent_ids = {row["eventId"] for row in run.rows_by_status("sent")}
+        assert sent_ids == set(snap.accepted_event_ids())
+        assert run.output["counts"] == {"sent": 5, "skipped": 7} and run.output["charged"] == 5
+
+
+def test_events_from_a_platform_dataset(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
+    """`eventsDatasetId` on the platform: items paged from the API, each delivered and charged once."""
+    source = apify.add_dataset(batch(30), name="my-conversions")
+    run = run_on_platform(tmp_path, real(task="send_batch_events", eventsDatasetId=source), apify=apify, snap=snap)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(30))
+    assert sorted(row["eventIndex"] for row in run.rows) == list(range(30))
+    assert run.charged_conversions == 30
+    assert apify.calls("dataset.items")
+
+
+def test_a_dataset_push_answered_500_once_is_retried_without_duplicate_rows(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    apify.add_faults("dataset.push", Fault.status(500))
+    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(2500)), apify=apify, snap=snap)
+    assert run.returncode == 0, run.stderr[-3000:]
+    statuses = [r.status for r in apify.calls("dataset.push")]
+    assert statuses[0] == 500 and statuses[1:] == [201] * (len(statuses) - 1)
+    assert sorted(row["eventIndex"] for row in run.rows) == list(range(2500))
+    assert run.charged_conversions == 2500 == len(snap.accepted_event_ids())
+    assert run.output["datasetRows"] == 2500
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: a push stored but whose answer was lost is retried by the SDK and the rows appear twice, "
+    "while OUTPUT says datasetRows == events",
+)
+def test_a_dataset_push_whose_answer_is_lost_does_not_duplicate_rows(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    apify.add_faults("dataset.push", Fault.lose_answer())
+    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(2500)), apify=apify, snap=snap)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.output["datasetRows"] == 2500
+    assert len(run.rows) == run.output["datasetRows"]
+
+
+# ----- platform events and signals: a run slowed by Snap so that they land mid-run -----
+
+
+def slow_export(tmp_path: Path, files: FileServer, snap: FakeSnap, n: int = 6000) -> dict[str, Any]:
+    """`n` conversions from a JSON Lines URL, one batch in flight, Snap taking 1.5 s for each of the first three."""
+    snap.add_faults("events", *[SnapFault.delay(1.5)] * 3)
+    url = files.add("/events.jsonl", write_jsonl(tmp_path / "events.jsonl", conversions(n)), "application/x-ndjson")
+    return real(task="send_batch_events", eventsUrl=url, maxConcurrency=1)
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformRun, FakeSnap]]:
+    """A run that gets the platform's MIGRATING event after its first charge, pauses, is killed (the old
+    container is gone) and starts again on the same run and storages."""
+    tmp_path = tmp_path_factory.mktemp("migrated")
+    with (
+        FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN) as snap,
+        FakeApify(event_prices=EVENT_PRICES) as apify,
+        FileServer() as files,
+    ):
+        process = start_on_platform(tmp_path, slow_export(tmp_path, files, snap), apify=apify, snap=snap)
+        assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
+        assert apify.send_event("migrating", {"timeRemainingSecs": 30}) == 1
+        assert apify.wait_for(lambda fake: "paused" in str(fake.final_status))
+        process.kill()
+        process.wait()
+        assert 0 < len(snap.accepted_event_ids()) < 6000
+        yield finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify), snap
+
+
+def test_migration_resumes_without_resending_or_charging_twice(migrated: tuple[PlatformRun, FakeSnap]) -> None:
+    run, snap = migrated
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(6000))
+    assert snap.duplicates() == []
+    assert sorted(row["eventIndex"] for row in run.rows) == list(range(6000))
+    keys = [c.idempotency_key for c in run.apify.charges]
+    assert len(set(keys)) == len(keys) and run.charged_conversions == 6000
+    assert run.output["counts"] == {"sent": 6000} and run.output["charged"] == 6000
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: OUTPUT.datasetRows counts only the last attempt's rows")
+def test_migrated_run_output_counts_every_dataset_row(migrated: tuple[PlatformRun, FakeSnap]) -> None:
+    run, _ = migrated
+    assert run.output["datasetRows"] == len(run.rows) == 6000
+
+
+@pytest.fixture(scope="module")
+def aborted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformRun, FakeSnap, int]]:
+    """A run that gets the platform's ABORTING event after its first charge; also how many Snap had then."""
+    tmp_path = tmp_path_factory.mktemp("aborted")
+    with (
+        FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN) as snap,
+        FakeApify(event_prices=EVENT_PRICES) as apify,
+        FileServer() as files,
+    ):
+        process = start_on_platform(tmp_path, slow_export(tmp_path, files, snap), apify=apify, snap=snap)
+        assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
+        assert apify.send_event("aborting") == 1
+        yield finish(process, tmp_path, apify, timeout=60), snap, 6000
+
+
+def test_abort_finishes_the_batches_in_flight_and_reads_no_more(aborted: tuple[PlatformRun, FakeSnap, int]) -> None:
+    run, snap, total = aborted
+    assert run.returncode == 0, run.stdout[-3000:]
+    accepted = len(snap.accepted_event_ids())
+    assert 0 < accepted < total
+    assert len(run.rows) == len(run.rows_by_status("sent")) == accepted == run.charged_conversions
+    assert run.output["interrupted"] and run.output["counts"] == {"sent": accepted}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: after an abort the final status still says 'Done.', not terminal")
+def test_abort_leaves_a_terminal_status_that_says_so(aborted: tuple[PlatformRun, FakeSnap, int]) -> None:
+    final = aborted[0].final_status
+    assert final is not None and final.message is not None
+    assert not final.message.startswith("Done.") and "abort" in final.message
+    assert final.terminal is True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: SIGTERM ends the process at once (exit -15); what Snap accepted and the run charged "
+    "has no dataset row, no OUTPUT and no checkpoint",
+)
+def test_sigterm_stops_gracefully_keeping_the_record_of_what_was_charged(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    with FileServer() as files:
+        process = start_on_platform(tmp_path, slow_export(tmp_path, files, snap), apify=apify, snap=snap)
+        assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
+        process.send_signal(signal.SIGTERM)
+        run = finish(process, tmp_path, apify, timeout=60)
+    assert run.charged_conversions > 0
+    assert len(run.rows_by_status("sent")) == run.charged_conversions == len(snap.accepted_event_ids())
+    assert run.output["charged"] == run.charged_conversions
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: ResultSink.flush drops its buffer before the push succeeds, so a rejected push still lets the "
+    "checkpoint mark those events finished; the resumed run skips them and they never get a row",
+)
+def test_rows_of_a_rejected_push_are_stored_when_the_run_resumes(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """The first push is refused (400, as a dataset schema does with one bad item): the run fails; the platform
+    resurrects it with the dataset healthy. Every event sent and charged must end with exactly one row."""
+    apify.add_faults("dataset.push", Fault.status(400))
+    first = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(3000)), apify=apify, snap=snap)
+    assert first.returncode != 0
+    resumed = run_on_platform(tmp_path, None, apify=apify, snap=snap)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert snap.duplicates() == [] and resumed.charged_conversions == 3000 == len(snap.accepted_event_ids())
+    assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(3000))
