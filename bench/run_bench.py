@@ -52,6 +52,7 @@ from src.event_input import SourceEvent  # noqa: E402
 from src.event_names import EventNameResolver  # noqa: E402
 from src.normalize import UserDataNormalizer  # noqa: E402
 from src.snap_api import encode_body  # noqa: E402
+from src.url_guard import ALLOW_PRIVATE_ENV  # noqa: E402
 
 TOKEN = "bench-token"
 PIXEL = "bench-pixel"
@@ -228,7 +229,8 @@ def run_platform_actor(
             try:
                 env = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED_ENV)}
                 env |= apify_env | {"PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url,
-                                    "APIFY_LOCAL_STORAGE_DIR": str(workdir / "platform-local-unused")}  # fmt: skip
+                                    "APIFY_LOCAL_STORAGE_DIR": str(workdir / "platform-local-unused"),
+                                    ALLOW_PRIVATE_ENV: "1"}  # fmt: skip
                 command = [*(profiler or [sys.executable]), "-m", "src"]
                 timings = watch_actor(workdir, command, env, int(snap_url.rsplit(":", 1)[1]))
             finally:

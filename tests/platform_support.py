@@ -17,6 +17,8 @@ from typing import Any
 from fake_apify import Charge, FakeApify, StatusMessage
 from fake_snap import FakeSnap
 
+from src.url_guard import ALLOW_PRIVATE_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 CONVERSION_EVENT = "conversion-sent"
 PRICE_USD = 0.01
@@ -79,6 +81,7 @@ def platform_env(
         "PYTHONPATH": str(ROOT),
         "APIFY_LOG_LEVEL": "DEBUG",
         "APIFY_LOCAL_STORAGE_DIR": str(workdir / "local-storage-unused"),
+        ALLOW_PRIVATE_ENV: "1",  # the tests' file server and webhook listen on loopback
     }
     run_env |= apify.actor_env()
     if snap is not None:

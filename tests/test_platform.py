@@ -28,6 +28,8 @@ from platform_support import (
     start_on_platform,
 )
 
+from src.url_guard import ALLOW_PRIVATE_ENV
+
 PIXEL = "pixel-123"
 
 
@@ -156,8 +158,7 @@ def test_send_batch_on_the_platform_pushes_rows_charges_and_stores_output(
     assert report is not None and report.content_type.startswith("text/html")
 
     final = run.final_status
-    assert final is not None and final.message is not None and final.message.startswith("Done.")
-    assert "sent 4,500" in final.message
+    assert final is not None and final.message == "4,500 of 4,500 sent; 4,500 charged" and final.terminal is True
     assert apify.ws_connections == 1
     assert apify.unhandled == [] and apify.auth_failures == 0
     written = run.everything_written()
@@ -165,13 +166,36 @@ def test_send_batch_on_the_platform_pushes_rows_charges_and_stores_output(
         assert secret not in written
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: the final 'Done.' status is set without isStatusMessageTerminal")
 def test_final_status_message_is_terminal(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
     run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(3)), apify=apify, snap=snap)
     assert run.returncode == 0, run.stderr[-3000:]
     final = run.final_status
-    assert final is not None and final.message is not None and final.message.startswith("Done.")
+    assert final is not None and final.message == "3 of 3 sent; 3 charged"
     assert final.terminal is True
+
+
+def test_a_run_that_sent_nothing_fails_with_a_terminal_reason(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
+    events = [{"eventType": "SIGN_UP", "email": "old@example.com", "eventTime": 1_000_000_000}]
+    run = run_on_platform(tmp_path, real(task="send_batch_events", events=events), apify=apify, snap=snap)
+    assert run.returncode == 1
+    final = run.final_status
+    assert final is not None and final.terminal is True
+    assert final.message == "0 of 1 sent: 1 invalid (eventTime is older than Snap's 37-day window); 0 charged"
+    assert run.charges == [] and snap.accepted_event_ids() == []
+
+
+def test_a_private_events_url_is_refused_on_the_platform(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
+    """Without the explicit setting, a platform run may not fetch loopback, private or metadata addresses."""
+    with FileServer() as files:
+        url = files.add("/events.jsonl", "{}\n", "application/x-ndjson")
+        run = run_on_platform(
+            tmp_path, real(task="send_batch_events", eventsUrl=url), apify=apify, snap=snap,
+            env={ALLOW_PRIVATE_ENV: "0"},
+        )  # fmt: skip
+        assert files.gets == []
+    assert run.returncode == 1
+    assert "eventsUrl" in run.output["error"] and "private, loopback or link-local" in run.output["error"]
+    assert snap.accepted_event_ids() == [] and run.charges == []
 
 
 @pytest.mark.parametrize("pricing_via", ["api", "env"])
@@ -295,14 +319,13 @@ def aborted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform
 
 def test_abort_finishes_the_batches_in_flight_and_reads_no_more(aborted: tuple[PlatformRun, FakeSnap, int]) -> None:
     run, snap, total = aborted
-    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.returncode == 1, run.stdout[-3000:]
     accepted = len(snap.accepted_event_ids())
     assert 0 < accepted < total
     assert len(run.rows) == len(run.rows_by_status("sent")) == accepted == run.charged_conversions
     assert run.output["interrupted"] and run.output["counts"] == {"sent": accepted}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: after an abort the final status still says 'Done.', not terminal")
 def test_abort_leaves_a_terminal_status_that_says_so(aborted: tuple[PlatformRun, FakeSnap, int]) -> None:
     final = aborted[0].final_status
     assert final is not None and final.message is not None
