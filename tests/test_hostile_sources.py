@@ -14,6 +14,7 @@ import threading
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -57,6 +58,19 @@ def read_url(url: str, **options: Any) -> tuple[list[SourceEvent], Exception | N
 def files() -> Iterator[FileServer]:
     with FileServer() as server:
         yield server
+
+
+@contextmanager
+def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on 127.0.0.1 for the block; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def jsonl(start: int, count: int) -> bytes:
@@ -245,13 +259,8 @@ def test_a_server_that_fails_after_a_cut_is_a_source_error_not_a_snap_error() ->
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        read, error = read_url(f"http://127.0.0.1:{server.server_address[1]}/cut.jsonl")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback(Handler) as base:
+        read, error = read_url(f"{base}/cut.jsonl")
     assert isinstance(error, SourceError)
     assert str(error).startswith("eventsUrl: eventsUrl download failed after") and "HTTP 503" in str(error)
     assert [e.index for e in read] == list(range(len(read))) and 5 <= len(read) < 20
@@ -304,8 +313,6 @@ def test_each_redirect_hop_is_checked_before_anything_is_sent_to_it() -> None:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     checked: list[str] = []
 
     async def loopback_only_here(url: httpx.URL) -> None:
@@ -313,16 +320,13 @@ def test_each_redirect_hop_is_checked_before_anything_is_sent_to_it() -> None:
         if url.host != "127.0.0.1":
             await UrlGuard(allow_private=False)(url)
 
-    async def fetch() -> None:
+    async def fetch(base: str) -> None:
         async with Transport(url_guard=loopback_only_here) as transport:
-            await transport.request("GET", f"http://127.0.0.1:{server.server_address[1]}/step1", what="eventsUrl")
+            await transport.request("GET", f"{base}/step1", what="eventsUrl")
 
-    try:
-        with pytest.raises(UnsafeUrlError, match=r"eventsUrl: the host 169\.254\.169\.254 is a private"):
-            asyncio.run(fetch())
-    finally:
-        server.shutdown()
-        server.server_close()
+    refused = r"eventsUrl: the host 169\.254\.169\.254 is a private"
+    with loopback(Handler) as base, pytest.raises(UnsafeUrlError, match=refused):
+        asyncio.run(fetch(base))
     assert hits == ["/step1", "/step2"]
     assert checked[-1] == "http://169.254.169.254/latest/meta-data/"
 
@@ -340,11 +344,6 @@ def test_redirects_within_the_limit_are_followed(files: FileServer) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        read, error = read_url(f"http://127.0.0.1:{server.server_address[1]}/moved.jsonl")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback(Handler) as base:
+        read, error = read_url(f"{base}/moved.jsonl")
     assert error is None and len(read) == 2
