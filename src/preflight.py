@@ -6,9 +6,12 @@ None. The messages use the input field names a user typed, not only Snap's.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+from .event_data import broken_text
 
 MAX_AGE_SECONDS = 37 * 24 * 3600
 MAX_FUTURE_SECONDS = 3600
@@ -73,7 +76,37 @@ def check_app_data(event: Payload, now: float) -> str | None:
     return None
 
 
+#: Top-level payload keys by the input name a user gave them.
+_INPUT_NAMES = {"event_id": "eventId", "event_source_url": "eventSourceUrl", "event_name": "eventType"}
+
+
+def _leaves(value: object, path: str) -> Iterator[tuple[str, object]]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for position, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{position}]")
+    else:
+        yield path, value
+
+
+def check_sendable(event: Payload, now: float) -> str | None:
+    """Every value Snap would get is finite and clean text: no NaN or infinity (sent as null or refused),
+    no control characters, U+FFFD or lone surrogates (ids Snap cannot match, or a body that cannot be
+    encoded). Fields with their own rule are tidied before; this covers the rest (eventId, the URL,
+    fields passed through as given)."""
+    for path, value in _leaves(event, ""):
+        name = _INPUT_NAMES.get(path, path)
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{name} must be a finite number (not NaN or infinity)"
+        if isinstance(value, str) and (problem := broken_text(value)) is not None:
+            return f"{name} {problem}"
+    return None
+
+
 RULES: tuple[Callable[[Payload, float], str | None], ...] = (
+    check_sendable,
     check_time,
     check_match_keys,
     check_purchase,
