@@ -227,12 +227,19 @@ class ConversionBuilder:
         payload["event_id"] = event_id
 
         match_keys = tuple(key for key in MATCH_KEYS if key in user)
-        warnings = tuple(native.warnings + normalized.warnings)
+        warnings = tuple(shown(warning, 500) for warning in native.warnings + normalized.warnings)
         reason = preflight(payload, now)
         if reason is not None:
             detail = f"{reason} ({'; '.join(normalized.warnings)})" if normalized.warnings else reason
-            return RejectedEvent(index, detail, event_name, event_id, action_source, match_keys, warnings)
+            return RejectedEvent(index, shown(detail), event_name, shown(event_id), action_source, match_keys, warnings)
         return PreparedEvent(index, asset_id, payload, event_id, event_name, action_source, match_keys, warnings)
+
+
+def shown(text: str, limit: int = 2000) -> str:
+    """Text from an event as a result row can store it: valid UTF-8 (a lone surrogate becomes `?`), and cut
+    short, so that a runaway cell does not become a runaway row."""
+    safe = text.encode("utf-8", "replace").decode("utf-8")
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
 
 
 def is_yes(flag: object) -> bool:
@@ -254,10 +261,10 @@ def _rejected(
     event_id = raw.get("event_id") or (custom.get("order_id") if isinstance(custom, Mapping) else None)
     return RejectedEvent(
         index,
-        error,
-        event_name=str(name) if name else None,
-        event_id=str(event_id) if event_id else None,
-        action_source=str(raw.get("action_source") or "WEB"),
-        warnings=tuple(native.warnings),
+        shown(error),
+        event_name=shown(str(name)) if name else None,
+        event_id=shown(str(event_id)) if event_id else None,
+        action_source=shown(str(raw.get("action_source") or "WEB"), 100),
+        warnings=tuple(shown(warning, 500) for warning in native.warnings),
         status=status,
     )
