@@ -15,6 +15,8 @@ from .event_data import broken_text
 
 MAX_AGE_SECONDS = 37 * 24 * 3600
 MAX_FUTURE_SECONDS = 3600
+#: Longest text sent in any field (a long landing URL fits); a longer cell is a broken source, not data.
+MAX_CHARS = 8192
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S")
 
@@ -102,6 +104,8 @@ def check_sendable(event: Payload, now: float) -> str | None:
             return f"{name} must be a finite number (not NaN or infinity)"
         if isinstance(value, str) and (problem := broken_text(value)) is not None:
             return f"{name} {problem}"
+        if isinstance(value, str) and len(value) > MAX_CHARS:
+            return f"{name} is longer than {MAX_CHARS} characters"
     return None
 
 
