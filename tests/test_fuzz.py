@@ -188,7 +188,7 @@ def test_no_input_value_crashes_parse_input(field: str, value: object, task: str
             assert value.strip() not in message, "an input error must never echo the value"
         return
     exercise(actor_input)
-    if isinstance(value, str) and len(value) > 10_000:
+    if isinstance(value, str) and len(value.strip()) > 10_000:
         assert field in ("events",), f"{field} took a {len(value)}-character value"
 
 
