@@ -48,11 +48,14 @@ SCALARS = st.one_of(
     st.sampled_from(HOSTILE),
     st.builds(lambda char, n: char * n, st.characters(exclude_categories=()), st.integers(5_000, 100_000)),
 )
-JSON_VALUES = st.recursive(
+HOSTILE_NUMBERS = [math.nan, math.inf, -math.inf, 1e308, -1e308, -1, -0.01, 0, 0.5, 2.5, 1e9 + 1, 10**30, -(10**400)]
+NESTED = st.recursive(
     SCALARS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-    max_leaves=8,
+    max_leaves=6,
 )
+#: Mostly single values (hostile ones often), sometimes lists and objects.
+JSON_VALUES = st.one_of(st.sampled_from(HOSTILE), st.sampled_from(HOSTILE_NUMBERS), SCALARS, NESTED)
 
 WEB = {
     "eventType": "PURCHASE",
