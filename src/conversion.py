@@ -95,7 +95,10 @@ def parse_event_time(value: object, now: float) -> int:
     if isinstance(value, bool):
         raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date")
     if isinstance(value, int | float):
-        number = float(value) if abs(value) < 1e300 else math.inf  # a 400-digit int cannot even be a float
+        try:
+            number = float(value)
+        except OverflowError:  # an int of more than 308 digits
+            number = math.inf
     else:
         text = str(value).strip()
         try:
