@@ -192,12 +192,13 @@ def good(i: int, now: int) -> dict[str, Any]:
     }
 
 
-def test_a_batch_with_nan_time_and_negative_price_delivers_and_charges_only_the_good(
+def test_a_batch_with_nan_time_negative_price_and_broken_text_charges_only_the_good(
     tmp_path: Path, snap: FakeSnap
 ) -> None:
     now = int(time.time())
     events = [good(0, now), good(1, now) | {"eventTime": "NaN"}, good(2, now), good(3, now) | {"price": -5}]
     events.append(good(4, now) | {"contents": [{"id": "sku", "quantity": "NaN"}], "eventTime": "Infinity"})
+    events.append(good(5, now) | {"eventId": f"evt-{chr(0xD800)}", "eventType": f"X{chr(0xDFFF)}" * 100_000})
     run = run_actor(
         tmp_path,
         {
@@ -214,10 +215,11 @@ def test_a_batch_with_nan_time_and_negative_price_delivers_and_charges_only_the_
     assert sorted(snap.accepted_event_ids()) == ["order-0", "order-2"]
     assert run.charged_conversions == 2
     invalid = {row["eventIndex"]: row["error"] for row in run.rows_by_status("invalid")}
-    assert sorted(invalid) == [1, 3, 4]
+    assert sorted(invalid) == [1, 3, 4, 5]
     assert invalid[1].startswith("eventTime must be")
     assert invalid[3].startswith("price must be between 0")
-    assert run.output["counts"] == {"sent": 2, "invalid": 3}
+    assert invalid[5].startswith("event name 'X")
+    assert run.output["counts"] == {"sent": 2, "invalid": 4}
     assert "Traceback" not in run.stderr + run.stdout
 
 
