@@ -133,11 +133,22 @@ def assert_clean_outcome(result: PreparedEvent | RejectedEvent) -> None:
     assert isinstance(payload["event_time"], int) and abs(payload["event_time"] - NOW) < 40 * 24 * 3600
 
 
+#: The run settings that change how an event is built: none, a phone country and a name mapping, opted-out
+#: events sent with limited data use.
+OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"phone_country": "US", "mapping": {"order": "PURCHASE"}},
+    {"limited_data_use": True, "defaults": {"eventSourceUrl": "https://shop.example.com/"}},
+]
+
+
 @pytest.mark.parametrize("path", FIELDS, ids=".".join)
 @FUZZ
-@given(value=JSON_VALUES, base=st.sampled_from([WEB, APP]))
-def test_no_event_field_value_crashes_the_build(path: tuple[str, ...], value: object, base: dict[str, Any]) -> None:
-    result = builder().build(SourceEvent(7, with_value(base, path, value)))
+@given(value=JSON_VALUES, base=st.sampled_from([WEB, APP]), options=st.sampled_from(OPTIONS))
+def test_no_event_field_value_crashes_the_build(
+    path: tuple[str, ...], value: object, base: dict[str, Any], options: dict[str, Any]
+) -> None:
+    result = builder(**options).build(SourceEvent(7, with_value(base, path, value)))
     assert result.index == 7
     assert_clean_outcome(result)
 
