@@ -3,12 +3,52 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from .errors import ActorInputError, MissingInputError
+from .event_data import broken_text
+
+#: Longest accepted ids (pixel, app, ad account, dataset, client), secrets, URLs and other text fields:
+#: far above any real value, so that a runaway cell is refused by name before it reaches a URL or a log.
+MAX_ID = 200
+MAX_SECRET = 8192
+MAX_URL = 8192
+MAX_TEXT = 1000
+MAX_LIST = 1000
+
+
+def _clean(value: str) -> str:
+    """An id or secret goes into URLs and headers as it is: control characters or broken UTF-8 are refused."""
+    if (problem := broken_text(value.strip())) is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _clean_secret(value: SecretStr) -> SecretStr:
+    secret = value.get_secret_value()
+    if len(secret) > MAX_SECRET:
+        raise ValueError(f"is longer than {MAX_SECRET} characters")
+    _clean(secret)
+    return value
+
+
+IdText = Annotated[str, Field(max_length=MAX_ID), AfterValidator(_clean)]
+Secret = Annotated[SecretStr, AfterValidator(_clean_secret)]
+UrlText = Annotated[str, Field(max_length=MAX_URL, pattern=r"^https?://"), AfterValidator(_clean)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+TextOrList = Text | Annotated[list[Text], Field(max_length=MAX_LIST)]
 
 Task = Literal[
     "send_event",
@@ -71,63 +111,63 @@ class ActorInput(BaseModel):
 
     task: Task = "send_event"
     demo_mode: bool | None = None
-    access_token: SecretStr | None = None
-    pixel_id: str | None = None
-    snap_app_id: str | None = None
-    ad_account_id: str | None = None
-    refresh_token: SecretStr | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
+    access_token: Secret | None = None
+    pixel_id: IdText | None = None
+    snap_app_id: IdText | None = None
+    ad_account_id: IdText | None = None
+    refresh_token: Secret | None = None
+    client_id: IdText | None = None
+    client_secret: Secret | None = None
 
-    event_type: str = "PURCHASE"
+    event_type: Text = "PURCHASE"
     action_source: ActionSource = "WEB"
-    event_time: str | int | float | None = None
-    event_source_url: str | None = None
-    event_id: str | None = None
-    transaction_id: str | None = None
+    event_time: Text | int | float | None = None
+    event_source_url: Annotated[str, Field(max_length=MAX_URL)] | None = None
+    event_id: Text | None = None
+    transaction_id: Text | None = None
     price: float | None = None
-    currency: str = "USD"
-    item_category: str | None = None
-    item_ids: str | list[str] | None = None
+    currency: Text = "USD"
+    item_category: Text | None = None
+    item_ids: TextOrList | None = None
     number_of_items: int | None = Field(default=1, ge=0)
-    contents: list[dict[str, Any]] | None = None
-    brands: str | list[str] | None = None
-    search_string: str | None = None
-    sign_up_method: str | None = None
+    contents: Annotated[list[dict[str, Any]], Field(max_length=MAX_LIST)] | None = None
+    brands: TextOrList | None = None
+    search_string: Text | None = None
+    sign_up_method: Text | None = None
     advertiser_tracking_enabled: bool | None = None
-    extinfo: list[str] | None = None
-    app_id: str | None = None
+    extinfo: Annotated[list[Text], Field(max_length=MAX_LIST)] | None = None
+    app_id: Text | None = None
 
-    email: str | list[str] | None = None
-    phone: str | list[str] | None = None
+    email: TextOrList | None = None
+    phone: TextOrList | None = None
     default_phone_country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
-    first_name: str | None = None
-    last_name: str | None = None
-    gender: str | None = None
-    date_of_birth: str | None = None
-    city: str | None = None
-    state: str | None = None
-    zip: str | None = None
-    country: str | None = None
-    external_id: str | list[str] | None = None
-    mobile_ad_id: str | None = None
-    idfv: str | None = None
-    sc_click_id: str | None = None
-    uuid1: str | None = None
-    ip_address: str | None = None
-    user_agent: str | None = None
+    first_name: Text | None = None
+    last_name: Text | None = None
+    gender: Text | None = None
+    date_of_birth: Text | None = None
+    city: Text | None = None
+    state: Text | None = None
+    zip: Text | None = None
+    country: Text | None = None
+    external_id: TextOrList | None = None
+    mobile_ad_id: Text | None = None
+    idfv: Text | None = None
+    sc_click_id: Text | None = None
+    uuid1: Text | None = None
+    ip_address: Text | None = None
+    user_agent: Text | None = None
     is_already_hashed: bool = False
     limited_data_use: bool = False
     opt_out: bool = False
     send_opted_out_events: bool = False
 
     events: list[Any] | None = None
-    events_dataset_id: str | None = None
-    events_url: str | None = Field(default=None, pattern=r"^https?://")
-    field_mapping: dict[str, str] | None = None
-    event_name_mapping: dict[str, str] | None = None
+    events_dataset_id: IdText | None = None
+    events_url: UrlText | None = None
+    field_mapping: Annotated[dict[Text, Text], Field(max_length=MAX_LIST)] | None = None
+    event_name_mapping: Annotated[dict[Text, Text], Field(max_length=MAX_LIST)] | None = None
 
-    webhook_url: str | None = Field(default=None, pattern=r"^https?://")
+    webhook_url: UrlText | None = None
     result_rows: Literal["all", "problems"] = "all"
     max_retries: int = Field(default=5, ge=0, le=10)
     max_concurrency: int = Field(default=4, ge=1, le=16)
@@ -272,8 +312,13 @@ def parse_input(raw: dict[str, Any] | None) -> ActorInput:
     try:
         return ActorInput.model_validate(raw or {})
     except ValidationError as error:
-        first = error.errors(include_input=False, include_url=False)[0]
-        location = ".".join(str(part) for part in first["loc"]) or "input"
+        errors = error.errors(include_input=False, include_url=False)
+        # Of a union's errors for the first bad field, the deepest says most (`itemIds[3]` is too long).
+        first = max((e for e in errors if e["loc"][:1] == errors[0]["loc"][:1]), key=lambda e: len(e["loc"]))
+        # The field and any list positions; never a dict key or a union member's type name.
+        loc = first["loc"]
+        positions = (f"[{part}]" for part in loc[1:] if isinstance(part, int))
+        location = "".join([str(loc[0]) if loc else "input", *positions])
         message = first["msg"]
         if message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")

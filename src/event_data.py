@@ -8,6 +8,7 @@ value. Fields without a rule go to Snap as given.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,39 +18,84 @@ import pycountry
 Coerce = Callable[[object], object]
 
 _ID_SEPARATORS = re.compile(r"[,;]")
+#: Control characters (Unicode category Cc), U+FFFD and lone surrogates.
+_BROKEN = re.compile("[\x00-\x1f\x7f-\x9f\ufffd\ud800-\udfff]")
 EXTINFO_LENGTH = 16
 #: `extinfo[0]` is the version tag: `a2` for Android, `i2` for iOS (Snap's and Meta's format).
 EXTINFO_VERSIONS = frozenset({"a2", "i2"})
+#: Largest price (`value`, `contents[].item_price`) and count (`num_items`, `contents[].quantity`) sent:
+#: larger is a unit mix-up (cents, a timestamp, an id in the price column) that would skew Snap's reporting,
+#: and keeps counts within 32-bit integers.
+MAX_AMOUNT = 1_000_000_000
+#: Longest text sent in any custom or app data field.
+MAX_TEXT = 1000
 
 
 class FieldError(ValueError):
     """A field Snap would refuse. The message names the field and never contains the value."""
 
 
+def broken_text(text: str) -> str | None:
+    """What is wrong with text no identifier or id may contain, or None: control characters, and the marks of
+    broken UTF-8 (U+FFFD replacement characters from a mis-decoded file, lone surrogates). The answer never
+    quotes the text."""
+    found = _BROKEN.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    if char == "\ufffd":
+        return "contains U+FFFD replacement characters (broken UTF-8 in the source)"
+    if char >= "\ud800":
+        return "contains broken UTF-8 (a lone surrogate)"
+    return "contains control characters"
+
+
 def as_number(value: object, field: str = "price") -> float | int:
-    """A JSON number from a number or numeric text; `"42"` stays an int, `"42.0"` a float."""
-    if isinstance(value, bool):
+    """A finite JSON number from a number or numeric text; `"42"` stays an int, `"42.0"` a float."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise FieldError(f"{field} must be a number")
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return value
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise FieldError(f"{field} must be a number") from None
-    return int(number) if number.is_integer() and "." not in str(value) else number
+    if isinstance(value, float):
+        number = value
+    else:
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise FieldError(f"{field} must be a number") from None
+    if not math.isfinite(number):
+        raise FieldError(f"{field} must be a finite number (not NaN or infinity)")
+    if isinstance(value, str) and number.is_integer() and "." not in value:
+        return int(number)
+    return number
+
+
+def amount(value: object, field: str) -> float | int:
+    """A price: a number from 0 to `MAX_AMOUNT`; a negative one (a refund) or an absurd one is refused."""
+    number = as_number(value, field)
+    if not 0 <= number <= MAX_AMOUNT:
+        raise FieldError(f"{field} must be between 0 and {MAX_AMOUNT:,}")
+    return number
 
 
 def _count(value: object, field: str, minimum: int) -> int:
     number = as_number(value, field)
-    if number != int(number) or number < minimum:
-        raise FieldError(f"{field} must be a whole number of at least {minimum}")
+    if number != int(number) or not minimum <= number <= MAX_AMOUNT:
+        raise FieldError(f"{field} must be a whole number from {minimum} to {MAX_AMOUNT:,}")
     return int(number)
 
 
 def _text(value: object, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise FieldError(f"{field} must be text")
-    return str(value).strip()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FieldError(f"{field} must be text")
+    text = str(value).strip()
+    if (problem := broken_text(text)) is not None:
+        raise FieldError(f"{field} {problem}")
+    if len(text) > MAX_TEXT:
+        raise FieldError(f"{field} is longer than {MAX_TEXT} characters")
+    return text
 
 
 def _text_list(value: object, field: str, *, split: bool) -> list[str]:
@@ -91,13 +137,13 @@ def num_items(value: object) -> int:
 
 
 def value(value: object) -> float | int:
-    return as_number(value, "price")
+    return amount(value, "price")
 
 
 _CONTENT_RULES: Mapping[str, Callable[[object, str], object]] = {
     "id": _text,
     "quantity": lambda item, field: _count(item, field, 1),
-    "item_price": as_number,
+    "item_price": amount,
     "brand": _text,
     "category": _text,
 }

@@ -93,6 +93,7 @@ class EventNameResolver:
 
 
 def unknown_event_message(name: str) -> str:
+    name = name if len(name) <= 100 else name[:99] + "…"
     return (
         f"event name {name!r} is not one Snap accepts; use one of {', '.join(SNAP_EVENT_NAMES)}, "
         "a GA4 or Segment e-commerce name, or map it with eventNameMapping"

@@ -17,6 +17,7 @@ from functools import partial
 
 import phonenumbers
 
+from .event_data import broken_text
 from .geo import country_code, us_state_code
 
 Rule = Callable[[str], str]
@@ -297,4 +298,7 @@ class UserDataNormalizer:
 def _as_text(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise IdentifierError("must be text")
-    return str(value)
+    text = str(value)
+    if (problem := broken_text(text.strip())) is not None:
+        raise IdentifierError(problem)
+    return text

@@ -64,7 +64,8 @@ def test_csv_with_field_mapping_and_malformed_rows(tmp_path: Path, snap: FakeSna
     lines = text.splitlines()
     lines.insert(3, "only,three,fields")  # line 4: wrong field count
     lines.insert(5, 'x@example.com,"12,order-x,1,2,3')  # line 6: a quote that never closes
-    lines.insert(7, f'"multi\nline@example.com",5,order-m,{now},,"a ""quoted""\nnote"')  # lines 8-9: one record
+    # lines 8-9: one record (an identifier with a line break in it would be left out as broken text)
+    lines.insert(7, f'"multi,line@example.com",5,order-m,{now},,"a ""quoted""\nnote"')
     lines.insert(9, f",5,order-nopii,{now},,")  # no identifier: Snap would refuse it
     url = files.add("/export/orders.csv", "\n".join(lines) + "\n", "text/csv; charset=utf-8")
     mapping = {"Email Address": "email", "Order Total": "price", "Order ID": "transactionId", "When": "eventTime",

@@ -214,7 +214,7 @@ def test_custom_data_fields_from_both_shapes(tmp_path: Path, snap: FakeSnap) -> 
                                              "currency": "USD"}  # fmt: skip
     invalid = {row["eventId"]: row["error"] for row in run.rows_by_status("invalid")}
     assert invalid == {
-        "bad-qty": "contents[0].quantity must be a whole number of at least 1",
+        "bad-qty": "contents[0].quantity must be a whole number from 1 to 1,000,000,000",
         "bad-price": "contents[0].item_price must be a number",
         "no-id": "contents[0].id is missing",
     }

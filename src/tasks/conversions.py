@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from apify import Actor, Event
 
 from ..billing import Billing
@@ -78,7 +80,9 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
 
 async def _checkpoint(ctx: RunContext) -> Checkpoint:
     """Progress an earlier attempt of this run saved (migration, resurrection, crash), if the input is the same."""
-    fingerprint = Checkpoint.fingerprint(ctx.run_id, ctx.input.model_dump_json())
+    # `json` with ASCII escapes: the input's events may hold lone surrogates, which model_dump_json refuses.
+    given = json.dumps(ctx.input.model_dump(mode="python"), sort_keys=True, default=str)
+    fingerprint = Checkpoint.fingerprint(ctx.run_id, given)
     checkpoint = Checkpoint(Actor.set_value, fingerprint, await Actor.get_value(STATE_KEY))
     if checkpoint.resumed:
         Actor.log.info(f"Resuming: events before #{checkpoint.watermark:,} and others already finished are skipped.")

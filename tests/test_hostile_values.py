@@ -1,0 +1,257 @@
+"""Values that used to crash a run (exit 91) or be sent and charged though Snap would drop or mis-measure
+them: NaN and infinite times, negative or absurd prices and counts, control characters and broken UTF-8.
+Each ends as an `invalid` row naming the field, or a warning that drops the value; never a stack trace."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bulk_support import FileServer, csv_text
+from conftest import CAPI_TOKEN, run_actor
+from fake_snap import FakeSnap
+from test_conversion import NOW, build, page_view, prepared, rejected
+
+from src.actor_input import parse_input
+from src.errors import ActorInputError
+from src.results import rejected_row
+
+PIXEL = "pixel-hostile-1"
+
+
+def purchase(**fields: Any) -> dict[str, Any]:
+    return page_view(eventType="PURCHASE", price=10, currency="USD") | fields
+
+
+# --- eventTime -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("when", ["NaN", "nan", "Infinity", "-Infinity", "1e400", math.nan, math.inf, 10**400])
+def test_a_time_that_is_not_a_number_is_invalid_not_a_crash(when: object) -> None:
+    event = rejected(page_view(eventTime=when))
+    assert event.status == "invalid"
+    assert event.error.startswith("eventTime must be Unix seconds")
+    assert "NaN or infinity" in event.error
+
+
+@pytest.mark.parametrize(("when", "why"), [(1e308, "in the future"), (-5, "older than"), ("-1e308", "older than")])
+def test_a_huge_or_negative_time_is_outside_snaps_window(when: object, why: str) -> None:
+    assert why in rejected(page_view(eventTime=when)).error
+
+
+# --- prices and counts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("price", [-5, "-0.01", 1_000_000_001, "1e12", "NaN", math.inf])
+def test_a_negative_absurd_or_nan_price_is_invalid(price: object) -> None:
+    error = rejected(purchase(price=price)).error
+    assert error.startswith("price must be"), error
+
+
+def test_prices_at_the_edges_are_sent() -> None:
+    assert prepared(purchase(price=0)).payload["custom_data"]["value"] == 0
+    assert prepared(purchase(price="1000000000")).payload["custom_data"]["value"] == 1_000_000_000
+
+
+@pytest.mark.parametrize("count", [-1, "2.5", "NaN", 10**10])
+def test_number_of_items_must_be_a_sane_whole_number(count: object) -> None:
+    assert rejected(purchase(numberOfItems=count)).error.startswith("numberOfItems (num_items) must be")
+
+
+@pytest.mark.parametrize("quantity", [0, -2, "1.5", "NaN", "inf", 10**10])
+def test_a_line_item_quantity_must_be_a_positive_whole_number(quantity: object) -> None:
+    error = rejected(purchase(contents=[{"id": "sku-1", "quantity": quantity}])).error
+    assert error.startswith("contents[0].quantity must be"), error
+
+
+@pytest.mark.parametrize("item_price", [-1, "NaN", 2e9])
+def test_a_line_item_price_must_be_between_0_and_a_billion(item_price: object) -> None:
+    error = rejected(purchase(contents=[{"id": "sku-1", "quantity": 1, "item_price": item_price}])).error
+    assert error.startswith("contents[0].item_price must be"), error
+
+
+def test_nan_in_a_field_passed_through_as_given_is_invalid() -> None:
+    event = {"event_name": "PAGE_VIEW", "event_source_url": "https://x.example/", "user_data": {"em": "a@b.example"}}
+    error = rejected(event | {"custom_data": {"custom_score": math.nan}}).error
+    assert error == "custom_data.custom_score must be a finite number (not NaN or infinity)"
+
+
+# --- control characters and broken UTF-8 ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [("\ufffd", "U+FFFD"), ("\ud800", "lone surrogate"), ("\x00", "control characters"), ("\x1b", "control")],
+)
+def test_a_broken_identifier_is_dropped_with_a_warning_and_never_echoed(bad: str, why: str) -> None:
+    email = f"secret.person{bad}@example.com"
+    event = prepared(page_view(email=email, phone="+44 844 412 4653"))
+    assert "em" not in event.payload["user_data"]
+    assert "ph" in event.payload["user_data"]
+    assert any(w.startswith("user_data.em contains") and why in w for w in event.warnings), event.warnings
+    assert "secret.person" not in json.dumps([event.warnings, event.payload])
+
+
+def test_a_broken_only_identifier_leaves_the_event_invalid_with_the_reason() -> None:
+    event = rejected(page_view(email="secret\ufffd@example.com"))
+    assert "Insufficient PII" in event.error
+    assert "user_data.em contains U+FFFD" in event.error
+    assert "secret" not in event.error
+
+
+def test_a_broken_user_agent_is_dropped_not_sent() -> None:
+    event = prepared(page_view(userAgent="Mozilla/5.0\x00\x07", ipAddress="203.0.113.9"))
+    assert "client_user_agent" not in event.payload["user_data"]
+
+
+@pytest.mark.parametrize(
+    ("field", "named"),
+    [
+        ("eventId", "eventId"),
+        ("transactionId", "transactionId (order_id)"),
+        ("itemIds", "itemIds (content_ids)"),
+        ("eventSourceUrl", "eventSourceUrl"),
+    ],
+)
+@pytest.mark.parametrize("bad", ["order\ufffd1", f"order{chr(0xD800)}1", "order\x001"])
+def test_an_id_with_broken_text_is_invalid_and_names_the_field(field: str, named: str, bad: str) -> None:
+    value = f"https://shop.example.com/{bad}" if field == "eventSourceUrl" else bad
+    event = rejected(purchase(**{field: value}))
+    assert event.error.startswith(f"{named} contains"), event.error
+    row = rejected_row("send_batch_events", event)
+    json.dumps(row, ensure_ascii=False).encode("utf-8")  # the row can be stored
+
+
+def test_a_contents_id_with_broken_text_is_invalid() -> None:
+    error = rejected(purchase(contents=[{"id": "sku\ufffd", "quantity": 1}])).error
+    assert error.startswith("contents[0].id contains U+FFFD")
+
+
+def test_a_huge_unknown_event_name_is_cut_short_in_the_row() -> None:
+    event = rejected(page_view(eventType="X" * 5_000_000 + "\ud800"))
+    assert event.error.startswith("event name 'XXX")
+    assert len(event.error) < 2_000
+    assert event.event_name is not None and len(event.event_name) <= 2_000
+    json.dumps(rejected_row("send_batch_events", event), ensure_ascii=False).encode("utf-8")
+
+
+def test_an_overlong_text_is_invalid() -> None:
+    assert rejected(page_view(eventId="e" * 10_000)).error == "eventId is longer than 8192 characters"
+
+
+def test_fine_unicode_is_sent_as_is() -> None:
+    event = prepared(purchase(transactionId="Bestellung-Müller-中文-😀", itemIds="sku-é"))
+    assert event.payload["custom_data"]["order_id"] == "Bestellung-Müller-中文-😀"
+    assert build(page_view(eventTime=NOW - 60)).event_name == "PAGE_VIEW"
+
+
+# --- input fields ---------------------------------------------------------------------------------
+
+
+def test_a_10_mb_pixel_id_is_refused_by_name_without_echoing_it() -> None:
+    with pytest.raises(ActorInputError) as refused:
+        parse_input({"pixelId": "p" * 10_000_000})
+    assert refused.value.field == "pixelId"
+    assert "ppppp" not in str(refused.value)
+    assert len(str(refused.value)) < 200
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("pixelId", "pixel\x00"), ("snapAppId", "app\ufffd"), ("accessToken", "tok\nen"), ("eventsUrl", "https://x\x00")],
+)
+def test_ids_tokens_and_urls_with_broken_text_are_refused_by_name(field: str, value: str) -> None:
+    with pytest.raises(ActorInputError) as refused:
+        parse_input({field: value})
+    assert refused.value.field == field
+    assert value not in str(refused.value)
+
+
+def test_a_long_item_in_a_list_field_is_named_with_its_position() -> None:
+    with pytest.raises(ActorInputError) as refused:
+        parse_input({"email": ["a@example.com", "b" * 5000]})
+    assert refused.value.field == "email[1]"
+    assert "at most 1000 characters" in str(refused.value)
+
+
+# --- end to end: one bad event or cell never kills the run ------------------------------------------
+
+
+def good(i: int, now: int) -> dict[str, Any]:
+    return {
+        "eventType": "PURCHASE",
+        "email": f"buyer{i}@example.com",
+        "price": 10 + i,
+        "currency": "USD",
+        "transactionId": f"order-{i}",
+        "eventTime": now - 60,
+    }
+
+
+def test_a_batch_with_nan_time_negative_price_and_broken_text_charges_only_the_good(
+    tmp_path: Path, snap: FakeSnap
+) -> None:
+    now = int(time.time())
+    events = [good(0, now), good(1, now) | {"eventTime": "NaN"}, good(2, now), good(3, now) | {"price": -5}]
+    events.append(good(4, now) | {"contents": [{"id": "sku", "quantity": "NaN"}], "eventTime": "Infinity"})
+    events.append(good(5, now) | {"eventId": f"evt-{chr(0xD800)}", "eventType": f"X{chr(0xDFFF)}" * 100_000})
+    run = run_actor(
+        tmp_path,
+        {
+            "task": "send_batch_events",
+            "accessToken": CAPI_TOKEN,
+            "pixelId": PIXEL,
+            "eventSourceUrl": "https://shop.example.com/thanks",
+            "events": events,
+        },
+        snap=snap,
+        ppe=True,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(snap.accepted_event_ids()) == ["order-0", "order-2"]
+    assert run.charged_conversions == 2
+    invalid = {row["eventIndex"]: row["error"] for row in run.rows_by_status("invalid")}
+    assert sorted(invalid) == [1, 3, 4, 5]
+    assert invalid[1].startswith("eventTime must be")
+    assert invalid[3].startswith("price must be between 0")
+    assert invalid[5].startswith("event name 'X")
+    assert run.output["counts"] == {"sent": 2, "invalid": 4}
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_a_csv_with_nan_and_broken_cells_from_a_url_does_not_kill_the_run(tmp_path: Path, snap: FakeSnap) -> None:
+    now = int(time.time())
+    rows: list[list[Any]] = [["eventType", "email", "price", "currency", "transactionId", "eventTime"]]
+    rows += [["PURCHASE", f"buyer{i}@example.com", "12.5", "USD", f"order-{i}", str(now - 60)] for i in range(6)]
+    rows[2][5] = "NaN"  # order-1
+    rows[3][2] = "-3"  # order-2
+    rows[4][4] = "order-\ufffd3"  # order-3: a mis-decoded id
+    rows[5][1] = "secret.buyer\x07@example.com"  # order-4: its only identifier is broken
+    with FileServer() as files:
+        url = files.add("/export.csv", csv_text(rows), "text/csv")
+        run = run_actor(
+            tmp_path,
+            {
+                "task": "send_batch_events",
+                "accessToken": CAPI_TOKEN,
+                "pixelId": PIXEL,
+                "eventSourceUrl": "https://shop.example.com/thanks",
+                "eventsUrl": url,
+            },
+            snap=snap,
+            ppe=True,
+        )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(snap.accepted_event_ids()) == ["order-0", "order-5"]
+    assert run.charged_conversions == 2
+    errors = {row["eventIndex"]: row["error"] for row in run.rows_by_status("invalid")}
+    assert sorted(errors) == [1, 2, 3, 4]
+    assert errors[1].startswith("eventTime must be")
+    assert errors[2].startswith("price must be between 0")
+    assert errors[3].startswith("transactionId (order_id) contains U+FFFD")
+    assert "user_data.em contains control characters" in errors[4]
+    assert "secret.buyer" not in run.everything_written()
