@@ -7,13 +7,13 @@ applies the table to one event's `user_data`; nothing else in the actor touches 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
+from hashlib import sha256
 
 import phonenumbers
 
@@ -30,11 +30,11 @@ class IdentifierError(ValueError):
 
 
 def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+    return sha256(value.encode()).hexdigest()
 
 
 def is_sha256_hex(value: str) -> bool:
-    return _SHA256_HEX.fullmatch(value) is not None
+    return len(value) == 64 and _SHA256_HEX.fullmatch(value) is not None
 
 
 def _text(value: str) -> str:
@@ -305,23 +305,29 @@ class UserDataNormalizer:
 
     def __init__(self, *, default_phone_country: str | None = None, already_hashed: bool = False) -> None:
         self._already_hashed = already_hashed
-        self._hashed: dict[str, Rule] = dict(HASHED_RULES)
-        self._hashed["ph"] = partial(normalize_phone, default_country=default_phone_country)
+        hashed: dict[str, Rule] = dict(HASHED_RULES)
+        hashed["ph"] = partial(normalize_phone, default_country=default_phone_country)
+        #: Every `user_data` key -> the whole transform of one value, compiled once per run.
+        self._transforms: dict[str, Rule] = {key: partial(self._hash, rule) for key, rule in hashed.items()}
+        self._transforms.update(RAW_RULES)
 
     def normalize(self, user_data: Mapping[str, object]) -> NormalizedUserData:
         result: dict[str, UserDataValue] = {}
         warnings: list[str] = []
+        transforms = self._transforms
         for given_key, value in user_data.items():
             if value is None or value == "" or value == []:
                 continue
             key = USER_DATA_ALIASES.get(given_key, given_key)
-            rule = self._hashed.get(key)
-            if rule is not None:
-                transform: Rule = partial(self._hash, rule)
-            elif key in RAW_RULES:
-                transform = RAW_RULES[key]
-            else:
+            transform = transforms.get(key)
+            if transform is None:
                 warnings.append(f"user_data.{key} is not a Snap identifier and was left out")
+                continue
+            if type(value) is str and key not in result:  # the common case: one text value, first of its key
+                try:
+                    result[key] = transform(value)
+                except IdentifierError as error:
+                    warnings.append(f"user_data.{key} {error}; left out")
                 continue
             earlier = result.get(key)
             kept: list[str] = [] if earlier is None else [earlier] if isinstance(earlier, str) else earlier
@@ -340,11 +346,11 @@ class UserDataNormalizer:
 
     def _hash(self, rule: Rule, value: str) -> str:
         value = value.strip()
-        if is_sha256_hex(value):
+        if len(value) == 64 and _SHA256_HEX.fullmatch(value) is not None:
             return value.lower()
         if self._already_hashed:
             raise IdentifierError("is marked as already hashed but is not a SHA-256 hex digest")
-        return sha256_hex(rule(value))
+        return sha256(rule(value).encode()).hexdigest()
 
 
 def _as_text(value: object) -> str:
