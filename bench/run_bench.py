@@ -14,7 +14,8 @@ JSON file each, the SDK's storage), `problems` writes rows only for events not a
 `--platform` runs the platform path instead: the actor with APIFY_IS_AT_HOME=1 against the loopback Apify API
 (`tests/fake_apify.py` in its own process: INPUT record, dataset pushes, pay-per-event charges, records, events
 websocket) and the loopback Snap, default input (`resultRows: all`). Each repeat measures the reference loop
-(issue 9's definition, `reference_loop`) right before the actor, and prints the ratio of the two:
+(issue 9's definition, `reference_loop`) and the build alone (on one core, then over `os.cpu_count()` worker
+processes: `build_rates`) right before the actor, and prints the ratios to the reference:
 
     python bench/run_bench.py --platform --events 200000 --repeat 3
 
