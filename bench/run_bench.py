@@ -14,7 +14,8 @@ JSON file each, the SDK's storage), `problems` writes rows only for events not a
 `--platform` runs the platform path instead: the actor with APIFY_IS_AT_HOME=1 against the loopback Apify API
 (`tests/fake_apify.py` in its own process: INPUT record, dataset pushes, pay-per-event charges, records, events
 websocket) and the loopback Snap, default input (`resultRows: all`). Each repeat measures the reference loop
-(issue 9's definition, `reference_loop`) right before the actor, and prints the ratio of the two:
+(issue 9's definition, `reference_loop`) and the build alone (on one core, then over `os.cpu_count()` worker
+processes: `build_rates`) right before the actor, and prints the ratios to the reference:
 
     python bench/run_bench.py --platform --events 200000 --repeat 3
 
@@ -81,6 +82,63 @@ def plain_loop(path: Path) -> float:
 
 
 _NOT_DIGITS = {c: None for c in range(0x110) if not chr(c).isdigit()}
+
+
+def _bench_builder() -> ConversionBuilder:
+    return ConversionBuilder(
+        destinations=Destinations(PIXEL, None),
+        normalizer=UserDataNormalizer(),
+        names=EventNameResolver(None),
+        defaults={"eventSourceUrl": SOURCE_URL},
+    )
+
+
+_WORKER_BUILDER: ConversionBuilder | None = None
+
+
+def _build_chunk(chunk: tuple[int, list[bytes]]) -> list[Any]:
+    """In a worker process: parse and build one chunk of JSON lines; the results go back pickled."""
+    global _WORKER_BUILDER
+    if _WORKER_BUILDER is None:
+        _WORKER_BUILDER = _bench_builder()
+    start, lines = chunk
+    build = _WORKER_BUILDER.build
+    return [build(SourceEvent(start + offset, orjson.loads(line))) for offset, line in enumerate(lines)]
+
+
+def _chunks(path: Path, size: int = 2000) -> Any:
+    with path.open("rb") as lines:
+        chunk: list[bytes] = []
+        start = 0
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) == size:
+                yield start, chunk
+                start += size
+                chunk = []
+        if chunk:
+            yield start, chunk
+
+
+def build_rates(path: Path, workers: int) -> tuple[float, float]:
+    """The per-event build alone (orjson.loads + `ConversionBuilder.build`, results kept in order), events/s:
+    on one core in process, then spread over `workers` processes in chunks of 2,000 (the measurement
+    for moving normalization to worker processes; results come back pickled, in order)."""
+    n = 0
+    started = time.perf_counter()
+    for start, lines in _chunks(path):
+        n += len(_build_chunk((start, lines)))
+    one = n / (time.perf_counter() - started)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_build_chunk, [(0, [b'{"eventType":"PURCHASE"}'])] * workers))  # start the workers first
+        n = 0
+        started = time.perf_counter()
+        for built in pool.map(_build_chunk, _chunks(path)):
+            n += len(built)
+        spread = n / (time.perf_counter() - started)
+    return one, spread
 
 
 def reference_loop(path: Path) -> float:
@@ -267,16 +325,20 @@ def platform_main(args: argparse.Namespace, workdir: Path, source: Path) -> None
     runs: list[dict[str, Any]] = []
     for repeat in range(args.repeat):
         reference = n / reference_loop(source)
+        build_one, build_all = build_rates(source, os.cpu_count() or 1)
         timings, apify, snap = run_platform_actor(workdir, source)
         rate = n / timings["wall"]
         output = apify.get("output") or {}
         charged = apify["charged"].get("conversion-sent", 0)
         runs.append(timings | {"rate": rate, "reference": reference, "ratio": rate / reference,
+                               "build_one": build_one / reference, "build_all": build_all / reference,
                                "pushes": apify["pushes"], "charge_calls": apify["charge_calls"],
                                "charged_ok": charged == snap["accepted"] == n})  # fmt: skip
         print(f"  run {repeat + 1}: {timings['wall']:,.1f} s, exit {timings['returncode']}, actor {rate:,.0f} ev/s, "
               f"reference {reference:,.0f} ev/s, ratio {rate / reference:.3f}, peak RSS {timings['peak_mb']:,.0f} MB, "
               f"first Snap request {timings['first_request']:.2f} s")  # fmt: skip
+        print(f"    build alone: one core {build_one:,.0f} ev/s ({build_one / reference:.3f} x reference), "
+              f"{os.cpu_count()} worker processes {build_all:,.0f} ev/s ({build_all / reference:.3f} x)")  # fmt: skip
         print(f"    fake Snap {snap}; fake Apify: {apify['pushes']} pushes / {apify['stored_items']:,} rows, "
               f"{apify['charge_calls']} charge calls ({apify['duplicate_charges']} repeated), charged {charged:,}, "
               f"OUTPUT sent {output.get('counts', {}).get('sent')}, final status {apify['final_status']}, "
@@ -289,6 +351,8 @@ def platform_main(args: argparse.Namespace, workdir: Path, source: Path) -> None
     print(f"  actor: {median('rate'):,.0f} events/s ({median('wall'):,.1f} s wall, from process start to exit)")
     print(f"  reference loop, same runs: {median('reference'):,.0f} events/s")
     print(f"  ratio actor / reference (per run, median): {median('ratio'):.3f}")
+    print(f"  build alone / reference (per run, median): one core {median('build_one'):.3f}, "
+          f"{os.cpu_count()} worker processes {median('build_all'):.3f}")  # fmt: skip
     peak = max(r["peak_mb"] for r in runs)
     print(f"  peak RSS of the actor process: median {median('peak_mb'):,.0f} MB, max {peak:,.0f} MB")
     print(f"  first request at the fake Snap after {median('first_request'):.2f} s")

@@ -127,8 +127,16 @@ class LineSplitter:
         self._overlong = False
 
     def feed(self, text: str) -> list[str | None]:
-        *complete, rest = text.split("\n")
-        lines = [self._finish(piece) for piece in complete]
+        pieces = text.split("\n")
+        rest = pieces.pop()
+        if pieces:
+            # The first piece ends what earlier chunks began; every other one is a whole line in this chunk.
+            first = self._finish(pieces[0])
+            limit = self._limit
+            lines: list[str | None] = [piece if len(piece) <= limit else None for piece in pieces]
+            lines[0] = first
+        else:
+            lines = []
         self._add(rest)
         return lines
 
@@ -172,6 +180,8 @@ class JsonLinesParser:
         return self._lines(self._lines_of.end())
 
     def _lines(self, lines: list[str | None]) -> Iterator[SourceEvent]:
+        rename = self._mapping.rename
+        loads = orjson.loads
         for line in lines:
             self._line += 1
             if line is not None and not line.strip():
@@ -184,11 +194,14 @@ class JsonLinesParser:
                 yield SourceEvent(index, None, error=too_long(self._line))
                 continue
             try:
-                data = orjson.loads(line)
+                data = loads(line)
             except orjson.JSONDecodeError:
                 yield SourceEvent(index, None, error=f"line {self._line}: not valid JSON")
                 continue
-            yield _record(index, data, f"line {self._line}", self._mapping)
+            if type(data) is dict:  # `_record`, inlined for the common case
+                yield SourceEvent(index, rename(data))
+            else:
+                yield _record(index, data, f"line {self._line}", self._mapping)
 
 
 class CsvParser:

@@ -29,6 +29,7 @@ MATCH_KEYS = (
     "em", "ph", "madid", "idfa", "idfv", "sc_click_id", "sc_cookie1", "client_ip_address",
     "client_user_agent", "external_id", "fn", "ln", "ge", "db", "ct", "st", "zp", "country",
 )  # fmt: skip
+_MATCH_RANK = {key: rank for rank, key in enumerate(MATCH_KEYS)}
 _CLICK_ID_PARAMS = frozenset({"sccid", "sscid"})
 _MS_THRESHOLD = 10**11  # 10**11 seconds is the year 5138; anything larger is milliseconds.
 _YES = frozenset({"true", "1", "yes"})
@@ -118,6 +119,8 @@ def parse_event_time(value: object, now: float) -> int:
 
 def click_id_from_url(url: str) -> str | None:
     """The `ScCid` parameter of a landing URL, whatever the name's case; the value keeps its case."""
+    if "?" not in url:  # no query, no click id: skips parsing the URL of nearly every event
+        return None
     try:
         query = urlsplit(url).query
     except ValueError:
@@ -184,14 +187,15 @@ class ConversionBuilder:
         if action_source not in ACTION_SOURCES:
             raise EventError("actionSource must be WEB, MOBILE_APP or OFFLINE")
         asset_id = self._destinations.asset_for(action_source)
-        opted_out = is_yes(native.flags.get("optOut"))
+        flags = native.flags
+        opted_out = bool(flags) and is_yes(flags.get("optOut"))
         if opted_out and not self._send_opted_out:
             return _rejected(index, native, OPTED_OUT, event_name=event_name, status="skipped")
 
         user_data = raw.get("user_data") or {}
         custom_data = raw.get("custom_data") or {}
         app_data = raw.get("app_data") or {}
-        if not all(isinstance(section, Mapping) for section in (user_data, custom_data, app_data)):
+        if not (_is_mapping(user_data) and _is_mapping(custom_data) and _is_mapping(app_data)):
             raise EventError("user_data, custom_data and app_data must be JSON objects")
         normalized = self._normalizer.normalize(user_data)
         user = normalized.user_data
@@ -218,7 +222,7 @@ class ConversionBuilder:
             app.setdefault("advertiser_tracking_enabled", False)
         if app:
             payload["app_data"] = app
-        if self._limited_data_use or opted_out or is_yes(native.flags.get("limitedDataUse")):
+        if self._limited_data_use or opted_out or (flags and is_yes(flags.get("limitedDataUse"))):
             payload["data_processing_options"] = ["LDU"]
         elif raw.get("data_processing_options"):
             payload["data_processing_options"] = raw["data_processing_options"]
@@ -229,7 +233,7 @@ class ConversionBuilder:
         )
         payload["event_id"] = event_id
 
-        match_keys = tuple(key for key in MATCH_KEYS if key in user)
+        match_keys = tuple(sorted(user.keys() & _MATCH_RANK.keys(), key=_MATCH_RANK.__getitem__))
         warnings = tuple(shown(warning, 500) for warning in native.warnings + normalized.warnings)
         reason = preflight(payload, now)
         if reason is not None:
@@ -243,6 +247,10 @@ def shown(text: str, limit: int = 2000) -> str:
     short, so that a runaway cell does not become a runaway row."""
     safe = text.encode("utf-8", "replace").decode("utf-8")
     return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
+def _is_mapping(section: object) -> bool:
+    return type(section) is dict or isinstance(section, Mapping)
 
 
 def is_yes(flag: object) -> bool:

@@ -67,6 +67,7 @@ SEGMENT_NAMES: Mapping[str, str] = {
 }
 
 _SEPARATORS = re.compile(r"[\s\-_]+")
+_SEEN_LIMIT = 4096
 
 
 def _key(name: str) -> str:
@@ -87,9 +88,16 @@ class EventNameResolver:
                 raise ValueError(f"maps {alias!r} to {snap!r}, which is not a Snap event name")
             table[_key(alias)] = target
         self._table = table
+        self._seen: dict[str, str | None] = {}  # names as written -> resolved; an export repeats a few names
 
     def resolve(self, name: str) -> str | None:
-        return self._table.get(_key(name))
+        try:
+            return self._seen[name]
+        except KeyError:
+            resolved = self._table.get(_key(name))
+            if len(self._seen) < _SEEN_LIMIT:
+                self._seen[name] = resolved
+            return resolved
 
 
 def unknown_event_message(name: str) -> str:

@@ -7,13 +7,13 @@ applies the table to one event's `user_data`; nothing else in the actor touches 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
+from hashlib import sha256
 
 import phonenumbers
 
@@ -31,11 +31,11 @@ class IdentifierError(ValueError):
 
 
 def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+    return sha256(value.encode()).hexdigest()
 
 
 def is_sha256_hex(value: str) -> bool:
-    return _SHA256_HEX.fullmatch(value) is not None
+    return len(value) == 64 and _SHA256_HEX.fullmatch(value) is not None
 
 
 def _text(value: str) -> str:
@@ -67,6 +67,56 @@ def _e164_digits(number: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
+#: Punctuation `phonenumbers` ignores between the digits of a number; the fast path takes no other.
+_PHONE_PUNCTUATION = str.maketrans("", "", " ()-.")
+_MAX_COUNTRY_CODE_LENGTH = 3
+_MIN_NSN_LENGTH, _MAX_NSN_LENGTH = 2, 17  # `phonenumbers`' own bounds for a national number
+#: Per country calling code: the national prefix `parse` would try to strip (None: none), and the
+#: lengths `is_possible_number` calls possible (not counting local-only ones). Filled lazily from
+#: `phonenumbers`' metadata; None for a code without metadata.
+_CALLING_CODES: dict[str, tuple[Callable[[str], object] | None, frozenset[int]] | None] = {}
+
+
+def _calling_code_rule(code: str) -> tuple[Callable[[str], object] | None, frozenset[int]] | None:
+    if code in _CALLING_CODES:
+        return _CALLING_CODES[code]
+    number = int(code)
+    rule: tuple[Callable[[str], object] | None, frozenset[int]] | None = None
+    if number in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        region = phonenumbers.region_code_for_country_code(number)
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(number, region)
+        if metadata is not None and metadata.general_desc is not None:
+            prefix = metadata.national_prefix_for_parsing
+            lengths = frozenset(length for length in metadata.general_desc.possible_length if length > 0)
+            rule = (re.compile(prefix).match if prefix else None, lengths)
+    _CALLING_CODES[code] = rule
+    return rule
+
+
+def _plus_digits_e164(text: str) -> str | None:
+    """The fast path of `normalize_phone` for the common case, `+` then digits and plain punctuation:
+    the same answer `phonenumbers.parse` + `is_possible_number` + E.164 give, from the same metadata,
+    or None to let `phonenumbers` decide (anything unusual: a national prefix to strip, a length that
+    is not plainly possible, other characters). tests/test_phone_fast_path.py proves the two agree."""
+    digits = text[1:].translate(_PHONE_PUNCTUATION)
+    if not (digits.isascii() and digits.isdigit()) or digits[0] == "0":
+        return None
+    for size in range(1, _MAX_COUNTRY_CODE_LENGTH + 1):
+        code = digits[:size]
+        if int(code) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            rule = _calling_code_rule(code)
+            if rule is None:
+                return None
+            strip_prefix, lengths = rule
+            national = digits[size:]
+            if not _MIN_NSN_LENGTH <= len(national) <= _MAX_NSN_LENGTH or len(national) not in lengths:
+                return None
+            if strip_prefix is not None and strip_prefix(national):
+                return None
+            return digits
+    return None
+
+
 def normalize_phone(value: str, default_country: str | None = None) -> str:
     """Digits with the country code: no `+`, no `00` prefix, no trunk `0`, no punctuation.
 
@@ -83,6 +133,9 @@ def normalize_phone(value: str, default_country: str | None = None) -> str:
     if text.startswith("00"):
         text = "+" + text[2:]
     if text.startswith("+"):
+        fast = _plus_digits_e164(text)
+        if fast is not None:
+            return fast
         number = _parse_phone(text, None)
         if number is None:
             raise IdentifierError("is not a phone number")
@@ -253,23 +306,29 @@ class UserDataNormalizer:
 
     def __init__(self, *, default_phone_country: str | None = None, already_hashed: bool = False) -> None:
         self._already_hashed = already_hashed
-        self._hashed: dict[str, Rule] = dict(HASHED_RULES)
-        self._hashed["ph"] = partial(normalize_phone, default_country=default_phone_country)
+        hashed: dict[str, Rule] = dict(HASHED_RULES)
+        hashed["ph"] = partial(normalize_phone, default_country=default_phone_country)
+        #: Every `user_data` key -> the whole transform of one value, compiled once per run.
+        self._transforms: dict[str, Rule] = {key: partial(self._hash, rule) for key, rule in hashed.items()}
+        self._transforms.update(RAW_RULES)
 
     def normalize(self, user_data: Mapping[str, object]) -> NormalizedUserData:
         result: dict[str, UserDataValue] = {}
         warnings: list[str] = []
+        transforms = self._transforms
         for given_key, value in user_data.items():
             if value is None or value == "" or value == []:
                 continue
             key = USER_DATA_ALIASES.get(given_key, given_key)
-            rule = self._hashed.get(key)
-            if rule is not None:
-                transform: Rule = partial(self._hash, rule)
-            elif key in RAW_RULES:
-                transform = RAW_RULES[key]
-            else:
+            transform = transforms.get(key)
+            if transform is None:
                 warnings.append(f"user_data.{key} is not a Snap identifier and was left out")
+                continue
+            if type(value) is str and key not in result:  # the common case: one text value, first of its key
+                try:
+                    result[key] = transform(value)
+                except IdentifierError as error:
+                    warnings.append(f"user_data.{key} {error}; left out")
                 continue
             earlier = result.get(key)
             kept: list[str] = [] if earlier is None else [earlier] if isinstance(earlier, str) else earlier
@@ -288,11 +347,11 @@ class UserDataNormalizer:
 
     def _hash(self, rule: Rule, value: str) -> str:
         value = value.strip()
-        if is_sha256_hex(value):
+        if len(value) == 64 and _SHA256_HEX.fullmatch(value) is not None:
             return value.lower()
         if self._already_hashed:
             raise IdentifierError("is marked as already hashed but is not a SHA-256 hex digest")
-        return sha256_hex(rule(value))
+        return sha256(rule(value).encode()).hexdigest()
 
 
 def _as_text(value: object) -> str:
