@@ -37,8 +37,9 @@ class Checkpoint:
             self.watermark: int = int(state["watermark"])
             self._ranges: list[list[int]] = [[int(a), int(b)] for a, b in state["ranges"]]
             self.restored: dict[str, Any] | None = state.get("summary")
+            self.unstored: list[dict[str, Any]] = list(state.get("unstored") or [])
         else:
-            self.watermark, self._ranges, self.restored = 0, [], None
+            self.watermark, self._ranges, self.restored, self.unstored = 0, [], None, []
 
     @staticmethod
     def fingerprint(*parts: str) -> str:
@@ -72,14 +73,21 @@ class Checkpoint:
             stop += 1
         ranges[at:stop] = [[start, end]]
 
-    async def save(self, summary: Summary) -> None:
-        """Write the state now; saves are serialized so the newest always lands last."""
+    async def save(self, summary: Summary, unstored: list[dict[str, Any]] | None = None) -> None:
+        """Write the state now; saves are serialized so the newest always lands last.
+
+        `unstored` are result rows of finished events the dataset has not stored (an outage): kept here,
+        so the record of what was sent and charged does not depend on the dataset; a resumed attempt
+        stores them first. Their number is bounded: the pipeline takes no new events while rows cannot
+        be stored.
+        """
         async with self._lock:
             state = {
                 "fingerprint": self._fingerprint,
                 "watermark": self.watermark,
                 "ranges": [list(r) for r in self._ranges],
                 "summary": summary.to_state(),
+                "unstored": unstored or [],
             }
             await self._save(STATE_KEY, state)
 
