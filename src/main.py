@@ -150,8 +150,9 @@ class DatasetWriter:
                 if await self._landed(rows):
                     break
                 Actor.log.warning(f"Dataset push failed ({type(error).__name__}), attempt {attempt + 1}")
-                if attempt + 1 == PUSH_ATTEMPTS:
-                    raise
+                status = getattr(error, "status_code", None)
+                if attempt + 1 == PUSH_ATTEMPTS or (isinstance(status, int) and 400 <= status < 500 and status != 429):
+                    raise  # a refusal (a dataset schema rejecting a row) does not change when repeated
                 await asyncio.sleep(PUSH_BACKOFF_S[min(attempt, len(PUSH_BACKOFF_S) - 1)])
             else:
                 break

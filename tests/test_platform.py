@@ -240,11 +240,6 @@ def test_a_dataset_push_answered_500_once_is_retried_without_duplicate_rows(
     assert run.output["datasetRows"] == 2500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: a push stored but whose answer was lost is retried by the SDK and the rows appear twice, "
-    "while OUTPUT says datasetRows == events",
-)
 def test_a_dataset_push_whose_answer_is_lost_does_not_duplicate_rows(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
@@ -296,7 +291,6 @@ def test_migration_resumes_without_resending_or_charging_twice(migrated: tuple[P
     assert run.output["counts"] == {"sent": 6000} and run.output["charged"] == 6000
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: OUTPUT.datasetRows counts only the last attempt's rows")
 def test_migrated_run_output_counts_every_dataset_row(migrated: tuple[PlatformRun, FakeSnap]) -> None:
     run, _ = migrated
     assert run.output["datasetRows"] == len(run.rows) == 6000
@@ -333,11 +327,6 @@ def test_abort_leaves_a_terminal_status_that_says_so(aborted: tuple[PlatformRun,
     assert final.terminal is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: SIGTERM ends the process at once (exit -15); what Snap accepted and the run charged "
-    "has no dataset row, no OUTPUT and no checkpoint",
-)
 def test_sigterm_stops_gracefully_keeping_the_record_of_what_was_charged(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
@@ -351,11 +340,6 @@ def test_sigterm_stops_gracefully_keeping_the_record_of_what_was_charged(
     assert run.output["charged"] == run.charged_conversions
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: ResultSink.flush drops its buffer before the push succeeds, so a rejected push still lets the "
-    "checkpoint mark those events finished; the resumed run skips them and they never get a row",
-)
 def test_rows_of_a_rejected_push_are_stored_when_the_run_resumes(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
