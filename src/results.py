@@ -7,6 +7,7 @@ identifier's value.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import Counter
@@ -229,7 +230,9 @@ class ResultSink:
             self.kept.extend(rows[: self._keep - len(self.kept)])
         self._buffer.extend(rows)
         if len(self._buffer) >= self._chunk_size:
-            await self.flush()
+            # On failure the rows stay buffered; the pipeline's next commit learns of it (`failed`) and stops.
+            with contextlib.suppress(DatasetUnavailableError):
+                await self.flush()
 
     def _warn_problems(self, warn: Callable[[str], object], rows: Sequence[Row]) -> None:
         """The first events not accepted are logged as they happen; the rest are only counted."""
