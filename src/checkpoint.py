@@ -8,9 +8,10 @@ after every batch (not only on the SDK's 60 s PERSIST_STATE), together with the 
 finished rows, so the final OUTPUT covers every attempt of the run.
 
 Remaining windows, by design: a crash after Snap accepted a batch and before its checkpoint makes the
-next attempt send it again (same event_ids, which Snap deduplicates) and charge it again with the same
-idempotency key (which the platform deduplicates); rows pushed before the crash but not yet
-checkpointed appear twice in the dataset.
+next attempt send it again (same event_ids, which Snap deduplicates); its charge is covered by the
+credit for what the platform counted beyond this checkpoint (`billing.Billing.for_actor`). Rows the
+dataset refused are kept here (`unstored`) and stored first by the next attempt; a push whose answer
+was lost is checked before it is repeated (`main.DatasetWriter`), and rows carry a stable `rowId`.
 """
 
 from __future__ import annotations
