@@ -14,6 +14,7 @@ Records: `asset-<h>` (the index: its chunks, oldest first) and `asset-<h>-<n>` (
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Iterable
@@ -59,7 +60,8 @@ class Ledger:
         self._store = store
         self._skip = skip
         self._today = _today() if today is None else today
-        self._assets: dict[str, _Asset] = {}
+        self._assets: dict[str, asyncio.Future[_Asset]] = {}
+        self._saving = asyncio.Lock()  # concurrent commits: the newest version of a chunk must land last
 
     async def seen(self, asset_id: str, event_id: str) -> bool:
         """Did Snap accept this event in an earlier run (one whose ledger was saved)?"""
@@ -69,9 +71,13 @@ class Ledger:
         return int(entry(asset_id, event_id), 16) in asset.seen
 
     async def _asset(self, asset_id: str) -> _Asset:
-        if (asset := self._assets.get(asset_id)) is not None:
-            return asset
-        asset = self._assets[asset_id] = _Asset(asset_id)
+        """The asset's entries, loaded once; concurrent callers wait for the same load."""
+        if (loading := self._assets.get(asset_id)) is None:
+            loading = self._assets[asset_id] = asyncio.ensure_future(self._load(asset_id))
+        return await loading
+
+    async def _load(self, asset_id: str) -> _Asset:
+        asset = _Asset(asset_id)
         index = await self._store.get(asset.prefix)
         chunks = index.get("chunks", []) if isinstance(index, dict) else []
         fresh = [c for c in chunks if self._today - int(c.get("day", 0)) <= RETENTION_DAYS]
@@ -98,7 +104,12 @@ class Ledger:
 
     async def save(self) -> None:
         """Write each changed asset's open chunk (this run's newest) and its index; a run starts its own chunk."""
-        for asset in self._assets.values():
+        async with self._saving:
+            await self._save()
+
+    async def _save(self) -> None:
+        for loading in list(self._assets.values()):
+            asset = await loading
             if not asset.dirty:
                 continue
             while asset.open:

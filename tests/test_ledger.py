@@ -111,6 +111,30 @@ def test_with_skipping_off_nothing_is_seen_but_accepted_events_are_still_recorde
     assert asyncio.run(scenario()) == (False, True)
 
 
+def test_concurrent_commits_never_overwrite_an_earlier_runs_entries() -> None:
+    """Batches commit concurrently: the asset is loaded once, and each chunk's newest version lands last."""
+
+    class SlowStore(MemoryStore):
+        async def get(self, key: str) -> Any:
+            await asyncio.sleep(0)
+            return await super().get(key)
+
+    async def scenario() -> list[bool]:
+        store = SlowStore()
+        await _accept(store, [(PIXEL, "yesterday")])
+        today = Ledger(store, skip=False)
+
+        async def commit(event_id: str) -> None:
+            await today.add([(PIXEL, event_id)])
+            await today.save()
+
+        await asyncio.gather(commit("a"), commit("b"), commit("c"))
+        later = Ledger(store)
+        return [await later.seen(PIXEL, event_id) for event_id in ("yesterday", "a", "b", "c")]
+
+    assert asyncio.run(scenario()) == [True, True, True, True]
+
+
 # ----- end to end, local storage: named stores outlive the purge of default storages -----
 
 
