@@ -10,6 +10,10 @@ that old can no longer be sent twice) are dropped, and so are the oldest chunks 
 
 Records: `asset-<h>` (the index: its chunks, oldest first) and `asset-<h>-<n>` (a chunk:
 `{"day": d, "ids": "<hex><hex>..."}`). The core sees only `KeyValueStore` (get/set).
+
+Events a run could not deliver for a transient reason (failed after the retries, or skipped at the
+run's maximum charge) are remembered in `asset-<h>-retry` (same hashes, at most `MAX_RETRY`): they are
+not in the ledger, so the next run sends them, and their rows say they are a retry.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ LEDGER_STORE = "snapchat-capi-ledger"
 CHUNK_ENTRIES = 10_000
 MAX_ENTRIES = 1_000_000
 RETENTION_DAYS = 38
+MAX_RETRY = 100_000
 _HEX = 16
 
 
@@ -35,6 +40,10 @@ class KeyValueStore(Protocol):
 
 def entry(asset_id: str, event_id: str) -> str:
     return hashlib.sha256(f"{asset_id}\n{event_id}".encode()).hexdigest()[:_HEX]
+
+
+def _entries(ids: str) -> Iterable[int]:
+    return (int(ids[i : i + _HEX], 16) for i in range(0, len(ids) - _HEX + 1, _HEX))
 
 
 def _today() -> int:
@@ -50,6 +59,9 @@ class _Asset:
         self.open_n: int | None = None
         self.open_ids = ""
         self.dirty = False
+        #: Not delivered by earlier runs (transient), and not delivered by this one so far.
+        self.retry_before: set[int] = set()
+        self.retry_now: set[int] = set()
 
 
 class Ledger:
@@ -88,8 +100,24 @@ class Ledger:
         for chunk in fresh:
             record = await self._store.get(f"{asset.prefix}-{chunk['n']}")
             ids = str(record.get("ids", "")) if isinstance(record, dict) else ""
-            asset.seen.update(int(ids[i : i + _HEX], 16) for i in range(0, len(ids) - _HEX + 1, _HEX))
+            asset.seen.update(_entries(ids))
+        retry = await self._store.get(f"{asset.prefix}-retry")
+        if isinstance(retry, dict) and self._today - int(retry.get("day", 0)) <= RETENTION_DAYS:
+            asset.retry_before = set(_entries(str(retry.get("ids", ""))))
         return asset
+
+    async def retrying(self, asset_id: str, event_id: str) -> bool:
+        """Did an earlier run fail to deliver this event for a transient reason?"""
+        asset = await self._asset(asset_id)
+        return int(entry(asset_id, event_id), 16) in asset.retry_before
+
+    async def not_delivered(self, events: Iterable[tuple[str, str]]) -> None:
+        """Remember events this run could not deliver for a transient reason, for the next run."""
+        for asset_id, event_id in events:
+            asset = await self._asset(asset_id)
+            if len(asset.retry_now) < MAX_RETRY:
+                asset.retry_now.add(int(entry(asset_id, event_id), 16))
+                asset.dirty = True
 
     async def add(self, accepted: Iterable[tuple[str, str]]) -> None:
         """Remember `(asset id, event id)` pairs Snap accepted (written on the next `save`)."""
@@ -98,6 +126,8 @@ class Ledger:
             key = entry(asset_id, event_id)
             if int(key, 16) in asset.seen:
                 continue
+            asset.retry_before.discard(int(key, 16))
+            asset.retry_now.discard(int(key, 16))
             asset.seen.add(int(key, 16))
             asset.open.append(key)
             asset.dirty = True
@@ -125,4 +155,7 @@ class Ledger:
                 if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
                     asset.open_n = None
             await self._store.set(asset.prefix, {"chunks": asset.chunks})
+            retry = sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY]
+            ids = "".join(f"{h:016x}" for h in retry)
+            await self._store.set(f"{asset.prefix}-retry", {"day": self._today, "ids": ids})
             asset.dirty = False

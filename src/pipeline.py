@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ from .results import (
 MAX_BATCH = 2000
 #: A migration that has not moved the run after this long was a false alarm: reading resumes.
 MIGRATION_GRACE_S = 300.0
+RETRY_WARNING = "not delivered by an earlier run (failed or over its maximum charge): sent again now"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,8 @@ class Pipeline:
                 reason = f"already accepted by Snap in an earlier run (event_id {built.event_id})"
                 await self._add_rows([event_row(self._settings.task, built, DUPLICATE, reason)])
                 continue
+            if self._ledger is not None and await self._ledger.retrying(built.asset_id, built.event_id):
+                built = dataclasses.replace(built, warnings=(*built.warnings, RETRY_WARNING))
             batch = pending.setdefault(built.asset_id, [])
             batch.append(built)
             if len(batch) >= self._settings.batch_size:
@@ -190,6 +194,8 @@ class Pipeline:
             charged = await self._billing.settle(allowed, outcomes, key)
             if self._ledger is not None:
                 self._accepted.extend((o.event.asset_id, o.event.event_id) for o in outcomes if o.status == "sent")
+                failed = [(o.event.asset_id, o.event.event_id) for o in outcomes if o.status == "failed"]
+                await self._ledger.not_delivered([*failed, *((e.asset_id, e.event_id) for e in over_budget)])
             rows = outcome_rows(self._settings.task, outcomes, charged)
             reason = "not sent: the run's maximum charge (max total charge USD) is used up"
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)

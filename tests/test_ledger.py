@@ -72,7 +72,7 @@ def test_the_ledger_stores_hashes_of_event_ids_only_in_bounded_chunks(monkeypatc
     assert all_seen
     written = "\n".join(store.records.values())
     assert "order-" not in written and PIXEL not in written
-    chunks = {key: json.loads(value) for key, value in store.records.items() if key.count("-") == 2}
+    chunks = {k: json.loads(v) for k, v in store.records.items() if k.count("-") == 2 and not k.endswith("-retry")}
     assert sorted(len(chunk["ids"]) // 16 for chunk in chunks.values()) == [50, 100, 100]
     assert entry(PIXEL, "order-7") in written
 
@@ -194,3 +194,18 @@ def test_skip_already_sent_off_sends_and_charges_again(tmp_path: Path, snap: Fak
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.charged_conversions == 4 and len(snap.accepted_event_ids()) == 8
     assert again.output["counts"] == {"sent": 4}
+
+
+def test_events_over_the_maximum_charge_are_sent_by_the_next_run_and_say_so(tmp_path: Path, snap: FakeSnap) -> None:
+    capped = run_actor(tmp_path, export(5), snap=snap, ppe=True, max_charge_usd=0.03)
+    assert capped.returncode == 0, capped.stderr[-3000:]
+    assert capped.output["counts"] == {"sent": 3, "skipped": 2} and capped.charged_conversions == 3
+
+    nightly = run_actor(tmp_path, export(5), snap=snap, ppe=True)
+    assert nightly.returncode == 0, nightly.stderr[-3000:]
+    assert snap.duplicates() == [] and sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(5))
+    assert nightly.charged_conversions == 2
+    assert nightly.output["counts"] == {"duplicate": 3, "sent": 2}
+    retried = nightly.rows_by_status("sent")
+    assert {row["eventId"] for row in retried} == {"order-3", "order-4"}
+    assert all(any("not delivered by an earlier run" in w for w in row["warnings"]) for row in retried)
