@@ -91,8 +91,8 @@ _OAUTH = frozenset({"refreshToken", "clientId", "clientSecret"})
 
 #: The input fields each task reads, by input name; any other field a run is given is ignored.
 TASK_FIELDS: dict[str, frozenset[str]] = {
-    "send_event": _CONVERSION | set(SINGLE_EVENT_FIELDS),
-    "send_batch_events": _BATCH,
+    "send_event": _CONVERSION | set(SINGLE_EVENT_FIELDS) | {"skipAlreadySent"},
+    "send_batch_events": _BATCH | {"skipAlreadySent"},
     "validate_events": _BATCH,
     "list_pixels": _COMMON | _OAUTH | {"adAccountId"},
     "get_pixel_info": _COMMON | _OAUTH | {"pixelId"},
@@ -160,6 +160,7 @@ class ActorInput(BaseModel):
     limited_data_use: bool = False
     opt_out: bool = False
     send_opted_out_events: bool = False
+    skip_already_sent: bool = True
 
     events: list[Any] | None = None
     events_dataset_id: IdText | None = None

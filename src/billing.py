@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-
-from apify import Actor
+from typing import Protocol
 
 from .delivery import Outcome
 
@@ -19,6 +18,15 @@ BILLABLE_STATUS = "sent"
 
 LimitFn = Callable[[], int | None]
 ChargeFn = Callable[[int, str], Awaitable[int]]
+LogFn = Callable[[str], object]
+
+
+class ChargingManager(Protocol):
+    """What billing reads from the SDK's charging manager (`Actor.get_charging_manager()`)."""
+
+    def get_charged_event_count(self, event_name: str) -> int: ...
+
+    def calculate_max_event_charge_count_within_limit(self, event_name: str) -> int | None: ...
 
 
 def billable_count(outcomes: Sequence[Outcome]) -> int:
@@ -33,8 +41,9 @@ class Billing:
     `event_id`; here they are marked paid instead of being charged a second time.
     """
 
-    def __init__(self, *, limit: LimitFn, charge: ChargeFn | None, prepaid: int = 0) -> None:
+    def __init__(self, *, limit: LimitFn, charge: ChargeFn | None, prepaid: int = 0, attempt: str = "") -> None:
         self._limit = limit
+        self._attempt = attempt
         self._charge = charge
         self._prepaid = prepaid
         self._reserved = 0
@@ -47,26 +56,26 @@ class Billing:
         return cls(limit=lambda: None, charge=None)
 
     @classmethod
-    def for_actor(cls, *, recorded_charges: int | None = None) -> Billing:
-        """Charges through the Apify SDK, which also enforces the run's maximum total charge.
+    def for_actor(
+        cls, manager: ChargingManager, charge: ChargeFn, *, recorded_charges: int | None = None, log: LogFn = print
+    ) -> Billing:
+        """Charges through the Apify SDK (the edge passes its charging manager and `Actor.charge`).
 
         `recorded_charges` is, for a resumed run, how many conversions its checkpoint says were
         charged; the platform's own count beyond that was paid by an earlier attempt and not recorded.
+        That credit may go to any batch of this attempt (see `settle`), because this attempt's charge
+        keys never repeat an earlier attempt's: the platform's count at the start is part of each key,
+        so no resent batch is silently deduplicated by the platform on top of the credit.
         """
-        manager = Actor.get_charging_manager()
-
-        async def charge(count: int, key: str) -> int:
-            result = await Actor.charge(CONVERSION_EVENT, count=count, idempotency_key=key)
-            return result.charged_count
-
         charged_before = manager.get_charged_event_count(CONVERSION_EVENT)
         prepaid = 0 if recorded_charges is None else max(0, charged_before - recorded_charges)
         if prepaid:
-            Actor.log.info(f"{prepaid} conversions were charged by an earlier attempt and are not charged again.")
+            log(f"{prepaid} conversions were charged by an earlier attempt and are not charged again.")
         return cls(
             limit=lambda: manager.calculate_max_event_charge_count_within_limit(CONVERSION_EVENT),
             charge=charge,
             prepaid=prepaid,
+            attempt=f"c{charged_before}" if recorded_charges is not None else "",
         )
 
     async def reserve(self, wanted: int) -> int:
@@ -88,6 +97,7 @@ class Billing:
             try:
                 prepaid = min(self._prepaid, accepted)
                 self._prepaid -= prepaid
+                key = f"{key}:{self._attempt}" if self._attempt else key
                 charged = await self._charge(accepted - prepaid, key) if accepted > prepaid else 0
             finally:
                 self._reserved -= reserved

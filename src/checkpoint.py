@@ -8,9 +8,10 @@ after every batch (not only on the SDK's 60 s PERSIST_STATE), together with the 
 finished rows, so the final OUTPUT covers every attempt of the run.
 
 Remaining windows, by design: a crash after Snap accepted a batch and before its checkpoint makes the
-next attempt send it again (same event_ids, which Snap deduplicates) and charge it again with the same
-idempotency key (which the platform deduplicates); rows pushed before the crash but not yet
-checkpointed appear twice in the dataset.
+next attempt send it again (same event_ids, which Snap deduplicates); its charge is covered by the
+credit for what the platform counted beyond this checkpoint (`billing.Billing.for_actor`). Rows the
+dataset refused are kept here (`unstored`) and stored first by the next attempt; a push whose answer
+was lost is checked before it is repeated (`main.DatasetWriter`), and rows carry a stable `rowId`.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class Checkpoint:
             self.watermark: int = int(state["watermark"])
             self._ranges: list[list[int]] = [[int(a), int(b)] for a, b in state["ranges"]]
             self.restored: dict[str, Any] | None = state.get("summary")
+            self.unstored: list[dict[str, Any]] = list(state.get("unstored") or [])
         else:
-            self.watermark, self._ranges, self.restored = 0, [], None
+            self.watermark, self._ranges, self.restored, self.unstored = 0, [], None, []
 
     @staticmethod
     def fingerprint(*parts: str) -> str:
@@ -72,14 +74,21 @@ class Checkpoint:
             stop += 1
         ranges[at:stop] = [[start, end]]
 
-    async def save(self, summary: Summary) -> None:
-        """Write the state now; saves are serialized so the newest always lands last."""
+    async def save(self, summary: Summary, unstored: list[dict[str, Any]] | None = None) -> None:
+        """Write the state now; saves are serialized so the newest always lands last.
+
+        `unstored` are result rows of finished events the dataset has not stored (an outage): kept here,
+        so the record of what was sent and charged does not depend on the dataset; a resumed attempt
+        stores them first. Their number is bounded: the pipeline takes no new events while rows cannot
+        be stored.
+        """
         async with self._lock:
             state = {
                 "fingerprint": self._fingerprint,
                 "watermark": self.watermark,
                 "ranges": [list(r) for r in self._ranges],
                 "summary": summary.to_state(),
+                "unstored": unstored or [],
             }
             await self._save(STATE_KEY, state)
 

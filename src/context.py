@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from .actor_input import ActorInput
+from .ledger import KeyValueStore
 from .results import Progress, ResultSink
 from .snap_api import Endpoints
 from .transport import RetryPolicy, Transport
@@ -20,6 +22,10 @@ class RunContext:
     run_id: str
     #: Checks users' URLs (`eventsUrl`, `webhookUrl`) and each redirect they take.
     url_guard: UrlGuard
+    #: Opens the named store of the ledger of accepted events (`ledger.LEDGER_STORE`); None: no ledger.
+    ledger_store: Callable[[], Awaitable[KeyValueStore]] | None = None
+    #: Called with a reason when the run must stop early (abort, SIGTERM): read no more, finish what is in flight.
+    stoppers: list[Callable[[str], object]] = field(default_factory=list)
 
     def transport(self) -> Transport:
         return Transport(

@@ -18,7 +18,7 @@ from .conversion import PreparedEvent
 from .errors import SnapAuthError, SnapError, SnapRejectedError
 from .snap_api import ConversionsApi, EventVerdict, event_verdicts
 
-Status = Literal["sent", "valid", "invalid", "failed", "skipped", "demo"]
+Status = Literal["sent", "valid", "invalid", "failed", "skipped", "demo", "duplicate"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
+from datetime import timedelta
 from typing import Any
 
 from apify import Actor
+from apify.storages import KeyValueStore
 
 from .actor_input import ActorInput, parse_input
 from .context import RunContext
 from .errors import ActorInputError, SnapError, SourceError
+from .ledger import LEDGER_STORE
 from .outcome import Verdict, conversion_verdict, lookup_verdict
 from .report import CONTENT_TYPE, REPORT_KEY, render_report
-from .results import NOT_ACCEPTED, Progress, ResultSink, Summary
+from .results import NOT_ACCEPTED, DatasetUnavailableError, Progress, ResultSink, Summary
 from .snap_api import Endpoints
 from .tasks import CONVERSION_TASKS, LOOKUP_NOUNS, TASKS
 from .url_guard import ALLOW_PRIVATE_ENV, UrlGuard
@@ -20,6 +26,11 @@ from .webhook import post_results
 
 #: Up to this many rows travel in the webhook body; beyond it, a link to the dataset does.
 WEBHOOK_ROWS = 1000
+#: A push to the platform dataset: attempts, the wait for each answer, and the pause before the next attempt
+#: (about a minute in all before the run stops taking events and fails; the SDK alone would retry ~4 minutes).
+PUSH_ATTEMPTS = 4
+PUSH_TIMEOUT_S = 20.0
+PUSH_BACKOFF_S = (2.0, 5.0, 10.0)
 
 
 async def main() -> None:
@@ -44,10 +55,12 @@ async def run(actor_input: ActorInput) -> Verdict:
     task = actor_input.task
     summary = Summary(task=task, demo=actor_input.is_demo)
     only = NOT_ACCEPTED if actor_input.result_rows == "problems" and task in CONVERSION_TASKS else None
-    sink = ResultSink(_push, summary, keep=WEBHOOK_ROWS, only=only, warn=Actor.log.warning)
-    progress = Progress(Actor.set_status_message, summary)
     run_id = Actor.configuration.actor_run_id or "local"
-    ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, run_id, _url_guard())
+    writer = await DatasetWriter.open()
+    sink = ResultSink(writer.push, summary, keep=WEBHOOK_ROWS, only=only, warn=Actor.log.warning, row_prefix=run_id)
+    progress = Progress(Actor.set_status_message, summary)
+    ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, run_id, _url_guard(), _ledger_store)
+    _stop_on_sigterm(ctx)
     if actor_input.is_demo:
         Actor.log.info("Demo mode: sample data, nothing is sent to Snap and nothing is charged.")
     if ignored := actor_input.ignored_fields():
@@ -59,15 +72,22 @@ async def run(actor_input: ActorInput) -> Verdict:
     except (ActorInputError, SnapError, SourceError) as error:
         failure = str(error)
         Actor.log.error(failure)
+    except DatasetUnavailableError as error:
+        failure = f"Stopped: {error}. What was sent and charged is recorded in OUTPUT and the checkpoint"
+        Actor.log.error(failure)
     finally:
-        await sink.flush()
+        with contextlib.suppress(DatasetUnavailableError):
+            await sink.flush()
+    if sink.failed is not None and failure is None:
+        failure = f"Stopped: {sink.failed}"
 
     if task in CONVERSION_TASKS:
         verdict = conversion_verdict(summary, validate=task == "validate_events", failure=failure)
     else:
         verdict = lookup_verdict(summary, noun=LOOKUP_NOUNS[task], failure=failure)
     output: dict[str, Any] = summary.to_output() | {
-        "datasetRows": sink.stored,
+        "datasetRows": await writer.count(sink.stored - len(sink.unstored())),
+        "rowsNotStored": len(sink.unstored()),
         "error": failure,
         "succeeded": verdict.succeeded,
         "statusMessage": verdict.message,
@@ -99,8 +119,89 @@ def _url_guard() -> UrlGuard:
     return UrlGuard(allow_private=not Actor.is_at_home() or os.environ.get(ALLOW_PRIVATE_ENV) == "1")
 
 
-async def _push(rows: list[dict[str, Any]]) -> None:
-    await Actor.push_data(rows)
+class DatasetWriter:
+    """Pushes rows to the run's default dataset, never under the SDK's charge lock (charges do not wait on
+    pushes), and on the platform with a bounded number of attempts of its own: a push whose answer was
+    lost is checked (is its first row at the expected offset?) before it is pushed again, so rows are not
+    duplicated. Pushes are serialized by `ResultSink`, so the offset is known."""
+
+    def __init__(self, client: Any, count: int) -> None:
+        self._client = client
+        self._count = count
+
+    @classmethod
+    async def open(cls) -> DatasetWriter:
+        if not Actor.is_at_home():
+            return cls(None, 0)
+        api = Actor.new_client(max_retries=0, timeout=timedelta(seconds=PUSH_TIMEOUT_S))
+        client = api.dataset(Actor.configuration.default_dataset_id or "")
+        info = await Actor.open_dataset()
+        meta = await info.get_metadata()
+        return cls(client, int(meta.item_count or 0))
+
+    async def push(self, rows: list[dict[str, Any]]) -> None:
+        if self._client is None:
+            await (await Actor.open_dataset()).push_data(rows)
+            return
+        for attempt in range(PUSH_ATTEMPTS):
+            try:
+                await asyncio.wait_for(self._client.push_items(rows), PUSH_TIMEOUT_S * 2)
+            except Exception as error:
+                if await self._landed(rows):
+                    break
+                Actor.log.warning(f"Dataset push failed ({type(error).__name__}), attempt {attempt + 1}")
+                status = getattr(error, "status_code", None)
+                if attempt + 1 == PUSH_ATTEMPTS or (isinstance(status, int) and 400 <= status < 500 and status != 429):
+                    raise  # a refusal (a dataset schema rejecting a row) does not change when repeated
+                await asyncio.sleep(PUSH_BACKOFF_S[min(attempt, len(PUSH_BACKOFF_S) - 1)])
+            else:
+                break
+        self._count += len(rows)
+
+    async def _landed(self, rows: list[dict[str, Any]]) -> bool:
+        """Did the push store the rows although its answer never came?"""
+        try:
+            page = await self._client.list_items(offset=self._count, limit=1)
+        except Exception:
+            return False
+        items = list(page.items)
+        return bool(items) and items[0].get("rowId") == rows[0].get("rowId")
+
+    async def count(self, fallback: int) -> int:
+        """Rows in the dataset now, every attempt of the run included (OUTPUT.datasetRows)."""
+        try:
+            meta = await (await Actor.open_dataset()).get_metadata()
+        except Exception:
+            return fallback
+        return int(meta.item_count or 0) if self._client is not None else fallback
+
+
+class _NamedStore:
+    def __init__(self, store: KeyValueStore) -> None:
+        self._store = store
+
+    async def get(self, key: str) -> Any:
+        return await self._store.get_value(key)
+
+    async def set(self, key: str, value: Any) -> None:
+        await self._store.set_value(key, value)
+
+
+async def _ledger_store() -> _NamedStore:
+    """The ledger lives in a named store of the user's account: it outlives runs (and local purges)."""
+    return _NamedStore(await Actor.open_key_value_store(name=LEDGER_STORE))
+
+
+def _stop_on_sigterm(ctx: RunContext) -> None:
+    """SIGTERM stops like an abort: read no more, finish and record the batches in flight, save OUTPUT."""
+
+    def stop() -> None:
+        Actor.log.warning("SIGTERM: finishing the batches in flight, then stopping.")
+        for stopper in ctx.stoppers:
+            stopper("the run was stopped (SIGTERM); events not reached were not sent")
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
 
 
 def _webhook_body(output: dict[str, Any], sink: ResultSink) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .results import NOT_ACCEPTED, Summary
+from .results import DUPLICATE, NOT_ACCEPTED, Summary
 
 #: What the run's status message calls an accepted event, by task kind.
 _ACCEPTED = {"send": ("sent", "sent"), "validate": ("valid", "valid"), "demo": ("demo", "prepared")}
@@ -32,10 +32,14 @@ def conversion_verdict(summary: Summary, *, validate: bool, failure: str | None 
     accepted, total = summary.counts.get(status, 0), summary.total
     head = f"{accepted:,} of {total:,} {verb}"
     problems = [f"{summary.counts[name]:,} {name}" for name in NOT_ACCEPTED if summary.counts.get(name)]
-    if problems:
+    duplicates = summary.counts.get(DUPLICATE, 0)
+    if problems or duplicates:
         head += ": " + ", ".join(problems)
-        if reasons := _top_reasons(summary):
+        if problems and (reasons := _top_reasons(summary)):
             head += f" ({reasons})"
+        if duplicates:
+            # Not a failure: Snap has these from an earlier run (see `ledger`), so they were not sent or charged again.
+            head += ("; " if problems else "") + f"{duplicates:,} already sent in earlier runs"
     if kind == "send":
         head += f"; {summary.charged:,} charged"
     elif kind == "demo":
@@ -46,7 +50,7 @@ def conversion_verdict(summary: Summary, *, validate: bool, failure: str | None 
         return Verdict(False, f"{failure} ({head})" if total else failure)
     if total == 0:
         return Verdict(False, f"{summary.task}: the source held no events, nothing was sent")
-    return Verdict(accepted > 0, head)
+    return Verdict(accepted + duplicates > 0, head)
 
 
 def lookup_verdict(summary: Summary, *, noun: str, failure: str | None = None) -> Verdict:

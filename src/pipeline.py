@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -24,11 +25,23 @@ from .conversion import ConversionBuilder, PreparedEvent, RejectedEvent
 from .delivery import Delivery, DeliveryStoppedError, Outcome
 from .errors import SnapAuthError, SourceError
 from .event_input import SourceEvent
-from .results import Progress, ResultSink, Row, Summary, event_row, outcome_rows, rejected_row
+from .ledger import Ledger
+from .results import (
+    DUPLICATE,
+    DatasetUnavailableError,
+    Progress,
+    ResultSink,
+    Row,
+    Summary,
+    event_row,
+    outcome_rows,
+    rejected_row,
+)
 
 MAX_BATCH = 2000
 #: A migration that has not moved the run after this long was a false alarm: reading resumes.
 MIGRATION_GRACE_S = 300.0
+RETRY_WARNING = "not delivered by an earlier run (failed or over its maximum charge): sent again now"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +63,14 @@ class Pipeline:
         sink: ResultSink,
         progress: Progress,
         checkpoint: Checkpoint | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self._settings = settings
+        self._ledger = ledger
+        #: (asset id, event id) Snap accepted since the last commit, for the ledger.
+        self._accepted: list[tuple[str, str]] = []
+        #: Set once the dataset refused rows: no new events are taken, the run fails once in-flight work is recorded.
+        self.dataset_down: DatasetUnavailableError | None = None
         self._builder = builder
         self._delivery = delivery
         self._billing = billing
@@ -66,6 +85,7 @@ class Pipeline:
         if checkpoint is not None and checkpoint.restored is not None:
             summary.restore(checkpoint.restored)
             self._committed.restore(checkpoint.restored)
+            sink.requeue(checkpoint.unstored)  # rows an earlier attempt could not store: stored first
             progress.resumed()
         self._uncommitted: list[Row] = []
         self._interrupted: str | None = None
@@ -106,6 +126,8 @@ class Pipeline:
             await self._commit()
             await self._progress.update(force=True)
         self._sink.summary.interrupted = self._interrupted
+        if self.dataset_down is not None:
+            raise self.dataset_down
         if self.stopped_by is not None:
             raise self.stopped_by
         if source_error is not None:
@@ -126,6 +148,12 @@ class Pipeline:
             if self.stopped_by is not None:
                 await self._not_sent([built])
                 continue
+            if self._ledger is not None and await self._ledger.seen(built.asset_id, built.event_id):
+                reason = f"already accepted by Snap in an earlier run (event_id {built.event_id})"
+                await self._add_rows([event_row(self._settings.task, built, DUPLICATE, reason)])
+                continue
+            if self._ledger is not None and await self._ledger.retrying(built.asset_id, built.event_id):
+                built = dataclasses.replace(built, warnings=(*built.warnings, RETRY_WARNING))
             batch = pending.setdefault(built.asset_id, [])
             batch.append(built)
             if len(batch) >= self._settings.batch_size:
@@ -164,6 +192,10 @@ class Pipeline:
                 outcomes = stopped.outcomes
             key = f"{self._settings.charge_key_prefix}:{batch[0].asset_id}:{batch[0].index}-{batch[-1].index}"
             charged = await self._billing.settle(allowed, outcomes, key)
+            if self._ledger is not None:
+                self._accepted.extend((o.event.asset_id, o.event.event_id) for o in outcomes if o.status == "sent")
+                failed = [(o.event.asset_id, o.event.event_id) for o in outcomes if o.status == "failed"]
+                await self._ledger.not_delivered([*failed, *((e.asset_id, e.event_id) for e in over_budget)])
             rows = outcome_rows(self._settings.task, outcomes, charged)
             reason = "not sent: the run's maximum charge (max total charge USD) is used up"
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)
@@ -181,13 +213,24 @@ class Pipeline:
         await self._sink.add(rows)
 
     async def _commit(self) -> None:
-        """Rows first, then the checkpoint: an event is only ever marked finished once its row is stored."""
+        """Rows, then the checkpoint, then the ledger: an event is marked finished once its row is stored, or,
+        when the dataset refuses rows, kept in the checkpoint with them (the record of what was sent and
+        charged never depends on the dataset); the ledger never knows an event the checkpoint does not."""
         rows, self._uncommitted = self._uncommitted, []
-        await self._sink.flush()
+        accepted, self._accepted = self._accepted, []
+        try:
+            await self._sink.flush()
+        except DatasetUnavailableError as error:
+            if self.dataset_down is None:
+                self.dataset_down = error
+                self.stop(f"{error}; no new events were taken while rows could not be stored")
         if self._checkpoint is not None and rows:
             self._checkpoint.mark(row["eventIndex"] for row in rows)
             self._committed.add(rows)
-            await self._checkpoint.save(self._committed)
+            await self._checkpoint.save(self._committed, self._sink.unstored())
+        if self._ledger is not None and accepted:
+            await self._ledger.add(accepted)
+            await self._ledger.save()
 
     async def _tick(self) -> None:
         """The status line moves every few seconds even while a batch waits on retries."""

@@ -7,12 +7,13 @@ identifier's value.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from .conversion import PreparedEvent, RejectedEvent
 from .delivery import DeliveryStats, Outcome, Status
@@ -72,6 +73,12 @@ OTHER = "(other)"
 WARN_ROWS = 5
 #: Statuses whose `error` says why an event was not accepted.
 NOT_ACCEPTED = ("invalid", "failed", "skipped")
+#: An event Snap accepted in an earlier run (see `ledger`): not sent again, not charged, not a failure.
+DUPLICATE: Final = "duplicate"
+
+
+class DatasetUnavailableError(Exception):
+    """Rows could not be stored in the dataset; they stay buffered (and go to the checkpoint)."""
 
 
 def count_into(counter: Counter[str], key: str, amount: int = 1) -> None:
@@ -190,6 +197,7 @@ class ResultSink:
         keep: int = 1000,
         only: Collection[str] | None = None,
         warn: Callable[[str], object] | None = None,
+        row_prefix: str | None = None,
     ) -> None:
         self._push = push
         self.summary = summary
@@ -202,6 +210,9 @@ class ResultSink:
         self.stored = 0
         self._warn = warn
         self._warned = 0
+        #: `rowId` = `{row_prefix}:{eventIndex}`: the same event always gets the same id, so rows are easy to dedupe.
+        self._row_prefix = row_prefix
+        self.failed: DatasetUnavailableError | None = None
 
     async def add(self, rows: Sequence[Row], *, count_as: str | None = None) -> None:
         """`count_as` counts rows whose `status` is not a result status (a pixel's own status)."""
@@ -210,12 +221,18 @@ class ResultSink:
             self._warn_problems(self._warn, rows)
         if self._only is not None:
             rows = [row for row in rows if row["status"] in self._only]
+        if self._row_prefix is not None:
+            for row in rows:
+                if "eventIndex" in row:
+                    row["rowId"] = f"{self._row_prefix}:{row['eventIndex']}"
         self.stored += len(rows)
         if len(self.kept) < self._keep:
             self.kept.extend(rows[: self._keep - len(self.kept)])
         self._buffer.extend(rows)
         if len(self._buffer) >= self._chunk_size:
-            await self.flush()
+            # On failure the rows stay buffered; the pipeline's next commit learns of it (`failed`) and stops.
+            with contextlib.suppress(DatasetUnavailableError):
+                await self.flush()
 
     def _warn_problems(self, warn: Callable[[str], object], rows: Sequence[Row]) -> None:
         """The first events not accepted are logged as they happen; the rest are only counted."""
@@ -230,11 +247,37 @@ class ResultSink:
             warn(f"Event #{row['eventIndex']} ({name}) {row['status']}: {row.get('error')}")
 
     async def flush(self) -> None:
-        """Push what is buffered. Pushes never overlap: once `flush` returns, every row added before it is stored."""
+        """Push what is buffered. Pushes never overlap: once `flush` returns, every row added before it is stored.
+
+        A push that fails keeps its rows buffered (see `unstored`) and raises `DatasetUnavailableError`.
+        """
         async with self._lock:
-            if self._buffer:
-                rows, self._buffer = self._buffer, []
-                await self._push(rows)
+            if self.failed is not None:
+                raise self.failed  # the writer already spent its retries: fail fast, keep the rows
+            while self._buffer:
+                rows = self._buffer[: self._chunk_size]
+                try:
+                    await self._push(rows)
+                except Exception as error:
+                    self.failed = DatasetUnavailableError(_push_failure(error))
+                    raise self.failed from None
+                del self._buffer[: len(rows)]
+
+    def unstored(self) -> list[Row]:
+        """Rows added but not (yet) stored in the dataset."""
+        return list(self._buffer)
+
+    def requeue(self, rows: Sequence[Row]) -> None:
+        """Rows an earlier attempt counted but could not store: stored with the next flush, not counted again."""
+        self._buffer[:0] = rows
+        self.stored += len(rows)
+
+
+def _push_failure(error: Exception) -> str:
+    detail = str(error).split("\n", 1)[0][:200]
+    return f"the dataset did not store rows ({type(error).__name__}: {detail})" if detail else (
+        f"the dataset did not store rows ({type(error).__name__})"
+    )
 
 
 class Progress:

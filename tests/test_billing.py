@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+
+import pytest
 
 from src.billing import Billing
 from src.conversion import PreparedEvent
@@ -72,3 +75,77 @@ def test_free_billing_never_charges() -> None:
         return reserved, await billing.settle(reserved, sent(7), "k")
 
     assert asyncio.run(scenario()) == (7, 0)
+
+
+class Platform:
+    """The platform's side of charging: a charge with an idempotency key it has seen is not counted again.
+    Also the SDK's charging manager (`get_charged_event_count`, the budget), as `Billing.for_actor` reads it."""
+
+    def __init__(self, charged: int = 0, budget: int | None = None) -> None:
+        self.charged = charged
+        self.budget = budget
+        self.keys: set[str] = set()
+
+    def get_charged_event_count(self, event_name: str) -> int:
+        assert event_name == "conversion-sent"
+        return self.charged
+
+    def calculate_max_event_charge_count_within_limit(self, event_name: str) -> int | None:
+        return None if self.budget is None else self.budget - self.charged
+
+    async def charge(self, count: int, key: str) -> int:
+        await asyncio.sleep(0)
+        if key not in self.keys:
+            self.keys.add(key)
+            self.charged += count
+        await asyncio.sleep(0)
+        return count  # the SDK reports the count whether or not the platform deduplicated the key
+
+
+def test_for_actor_reads_the_charging_manager_and_credits_what_an_earlier_attempt_charged() -> None:
+    logged: list[str] = []
+
+    async def scenario() -> tuple[int, int, list[str]]:
+        platform = Platform(charged=130, budget=200)
+        billing = Billing.for_actor(platform, platform.charge, recorded_charges=100, log=logged.append)
+        reserved = await billing.reserve(500)  # 70 left in the budget, plus the 30 already paid for
+        paid = await billing.settle(reserved, sent(reserved), "run:px:0-99")
+        return reserved, paid, sorted(platform.keys)
+
+    reserved, paid, keys = asyncio.run(scenario())
+    assert reserved == 100 and paid == 100
+    assert logged == ["30 conversions were charged by an earlier attempt and are not charged again."]
+    assert keys == ["run:px:0-99:c130"]  # this attempt's key: never one an earlier attempt used
+
+    fresh = Billing.for_actor(Platform(), Platform().charge, log=logged.append)
+    assert asyncio.run(fresh.reserve(7)) == 7 and len(logged) == 1  # a first attempt has no credit
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+@pytest.mark.parametrize("same_boundaries", [True, False])
+def test_no_interleaving_leaves_a_resumed_batch_unbilled(order: tuple[int, ...], same_boundaries: bool) -> None:
+    """Attempt 1 charged batches 0-99 (checkpointed) and 100-199 (not: it died before its checkpoint). Attempt 2
+    resends 100-199 (Snap deduplicates it by event_id) and sends 200-299 and 300-349. Whatever order the three
+    settle in, the platform ends up charging each of the 350 conversions exactly once, and every row is paid."""
+
+    async def scenario() -> tuple[int, list[int]]:
+        platform = Platform()
+        await platform.charge(100, "run:px:0-99")
+        await platform.charge(100, "run:px:100-199")
+        billing = Billing.for_actor(platform, platform.charge, recorded_charges=100, log=lambda _: None)
+        resent = "run:px:100-199" if same_boundaries else "run:px:100-150"
+        batches = [(resent, 100), ("run:px:200-299", 100), ("run:px:300-349", 50)]
+        reserved = [await billing.reserve(n) for _, n in batches]
+        paid = [0, 0, 0]
+
+        async def settle(i: int, delay: int) -> None:
+            for _ in range(delay):
+                await asyncio.sleep(0)
+            paid[i] = await billing.settle(reserved[i], sent(batches[i][1]), batches[i][0])
+
+        await asyncio.gather(*(settle(i, 3 * position) for position, i in enumerate(order)))
+        return platform.charged, paid
+
+    charged, paid = asyncio.run(scenario())
+    assert charged == 350
+    assert paid == [100, 100, 50]

@@ -28,6 +28,7 @@ from platform_support import (
     start_on_platform,
 )
 
+from src.ledger import LEDGER_STORE
 from src.url_guard import ALLOW_PRIVATE_ENV
 
 PIXEL = "pixel-123"
@@ -240,11 +241,6 @@ def test_a_dataset_push_answered_500_once_is_retried_without_duplicate_rows(
     assert run.output["datasetRows"] == 2500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: a push stored but whose answer was lost is retried by the SDK and the rows appear twice, "
-    "while OUTPUT says datasetRows == events",
-)
 def test_a_dataset_push_whose_answer_is_lost_does_not_duplicate_rows(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
@@ -296,7 +292,6 @@ def test_migration_resumes_without_resending_or_charging_twice(migrated: tuple[P
     assert run.output["counts"] == {"sent": 6000} and run.output["charged"] == 6000
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: OUTPUT.datasetRows counts only the last attempt's rows")
 def test_migrated_run_output_counts_every_dataset_row(migrated: tuple[PlatformRun, FakeSnap]) -> None:
     run, _ = migrated
     assert run.output["datasetRows"] == len(run.rows) == 6000
@@ -333,11 +328,6 @@ def test_abort_leaves_a_terminal_status_that_says_so(aborted: tuple[PlatformRun,
     assert final.terminal is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: SIGTERM ends the process at once (exit -15); what Snap accepted and the run charged "
-    "has no dataset row, no OUTPUT and no checkpoint",
-)
 def test_sigterm_stops_gracefully_keeping_the_record_of_what_was_charged(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
@@ -351,11 +341,6 @@ def test_sigterm_stops_gracefully_keeping_the_record_of_what_was_charged(
     assert run.output["charged"] == run.charged_conversions
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: ResultSink.flush drops its buffer before the push succeeds, so a rejected push still lets the "
-    "checkpoint mark those events finished; the resumed run skips them and they never get a row",
-)
 def test_rows_of_a_rejected_push_are_stored_when_the_run_resumes(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
@@ -368,3 +353,65 @@ def test_rows_of_a_rejected_push_are_stored_when_the_run_resumes(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert snap.duplicates() == [] and resumed.charged_conversions == 3000 == len(snap.accepted_event_ids())
     assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(3000))
+
+
+# ----- across runs: the ledger in a named key-value store of the user's account -----
+
+
+def test_a_scheduled_rerun_on_the_platform_sends_and_charges_nothing(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    first = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.charged_conversions == 5
+    assert [c.query.get("name") for c in apify.calls("kv.create")] == [LEDGER_STORE]
+    ledger_id = apify.store_id_by_name(LEDGER_STORE)
+    assert ledger_id is not None and ledger_id != apify.store_id
+
+    apify.run_id = "fake-run-2"  # the next day's scheduled run: a new run of the same account
+    second = run_on_platform(tmp_path, None, apify=apify, snap=snap)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert len(snap.accepted_event_ids()) == 5  # nothing new reached Snap
+    assert second.charged_conversions == 5  # the account's total: the rerun charged nothing
+    new_rows = apify.items()[5:]
+    assert [row["status"] for row in new_rows] == ["duplicate"] * 5
+    assert {row["rowId"] for row in new_rows} == {f"fake-run-2:{i}" for i in range(5)}
+    final = second.final_status
+    assert final is not None and final.terminal is True
+    assert final.message == "0 of 5 sent: 5 already sent in earlier runs; 0 charged"
+    ledger = "\n".join(r.value.decode() for r in apify.records(ledger_id).values())
+    assert "order-" not in ledger and CAPI_TOKEN not in ledger and "buyer" not in ledger
+
+
+# ----- the dataset down for the whole run -----
+
+
+def test_a_dataset_outage_stops_the_run_with_the_record_of_what_was_sent_and_charged(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """Every push fails: the run takes no new events, fails with a clear message within a few minutes, and
+    OUTPUT plus the checkpoint say what Snap accepted and what was charged; once the dataset is back, the
+    resurrected run stores those rows and sends the rest, nothing twice."""
+    apify.set_outage("dataset.push")
+    first = run_on_platform(
+        tmp_path, real(task="send_batch_events", events=batch(20_000), maxConcurrency=2), apify=apify, snap=snap
+    )
+    assert first.returncode == 1, first.stderr[-3000:]
+    accepted = len(snap.accepted_event_ids())
+    assert 0 < accepted < 20_000  # stopped taking events
+    assert first.charged_conversions == accepted == first.output["charged"]
+    assert first.output["counts"] == {"sent": accepted} and first.output["rowsNotStored"] == accepted
+    assert first.output["datasetRows"] == 0 == len(first.rows)
+    assert "dataset did not store rows" in first.output["error"]
+    final = first.final_status
+    assert final is not None and final.terminal is True and "dataset did not store rows" in str(final.message)
+    progress = apify.record_json("BULK_PROGRESS")
+    assert len(progress["unstored"]) == accepted
+
+    apify.clear_outage("dataset.push")
+    resumed = run_on_platform(tmp_path, None, apify=apify, snap=snap)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert snap.duplicates() == [] and len(snap.accepted_event_ids()) == 20_000
+    assert resumed.charged_conversions == 20_000
+    assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(20_000))
+    assert resumed.output["datasetRows"] == 20_000 and resumed.output["rowsNotStored"] == 0

@@ -6,7 +6,7 @@ import json
 
 from apify import Actor, Event
 
-from ..billing import Billing
+from ..billing import CONVERSION_EVENT, Billing
 from ..checkpoint import STATE_KEY, Checkpoint
 from ..context import RunContext
 from ..conversion import ConversionBuilder, Destinations
@@ -14,6 +14,7 @@ from ..delivery import Delivery, DemoDelivery, SnapDelivery
 from ..demo import DEMO_PIXEL_ID, sample_quality_scores
 from ..errors import ActorInputError
 from ..event_names import EventNameResolver
+from ..ledger import Ledger
 from ..normalize import UserDataNormalizer
 from ..pipeline import Pipeline, PipelineSettings
 from ..quality_scores import SnapQuality, fetch_snap_quality, parse_quality_scores
@@ -66,9 +67,13 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
     async with ctx.transport() as transport:
         api = ConversionsApi(transport, actor_input.token(), ctx.endpoints.capi)
         recorded = int(checkpoint.restored.get("charged", 0)) if checkpoint and checkpoint.restored else None
-        billing = Billing.free() if validate else Billing.for_actor(recorded_charges=recorded)
+        billing = Billing.free() if validate else _actor_billing(recorded)
         delivery = SnapDelivery(api, validate=validate, stats=ctx.sink.summary.delivery)
-        pipeline = _pipeline(ctx, settings, builder, delivery, billing, checkpoint)
+        ledger = None
+        if not validate and ctx.ledger_store is not None:
+            ledger = Ledger(await ctx.ledger_store(), skip=actor_input.skip_already_sent)
+        pipeline = _pipeline(ctx, settings, builder, delivery, billing, checkpoint, ledger)
+        ctx.stoppers.append(pipeline.stop)
         Actor.on(Event.ABORTING, lambda _: pipeline.stop("the run was aborted; events not reached were not sent"))
         Actor.on(Event.MIGRATING, lambda _: pipeline.pause())
         await pipeline.run(source.events)
@@ -76,6 +81,14 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
             # Snap's own score for the report, beside our per-event grades; a refusal is shown, never fatal.
             marketing = MarketingApi(transport, OAuthCredentials(actor_input.token()), ctx.endpoints)
             summary.snap_quality = await fetch_snap_quality(marketing, actor_input.pixel_id)
+
+
+def _actor_billing(recorded: int | None) -> Billing:
+    async def charge(count: int, key: str) -> int:
+        result = await Actor.charge(CONVERSION_EVENT, count=count, idempotency_key=key)
+        return result.charged_count
+
+    return Billing.for_actor(Actor.get_charging_manager(), charge, recorded_charges=recorded, log=Actor.log.info)
 
 
 async def _checkpoint(ctx: RunContext) -> Checkpoint:
@@ -96,6 +109,7 @@ def _pipeline(
     delivery: Delivery,
     billing: Billing,
     checkpoint: Checkpoint | None = None,
+    ledger: Ledger | None = None,
 ) -> Pipeline:
     return Pipeline(
         settings,
@@ -105,6 +119,7 @@ def _pipeline(
         sink=ctx.sink,
         progress=ctx.progress,
         checkpoint=checkpoint,
+        ledger=ledger,
     )
 
 

@@ -1,0 +1,161 @@
+"""Which events Snap accepted in earlier runs, per pixel / app: so a scheduled export never pays twice.
+
+Kept in a named key-value store of the user's account (`LEDGER_STORE`), which outlives runs (locally
+too: the SDK purges only default storages). Compact: an entry is the first 8 bytes of
+SHA-256(asset id, event id) as 16 hex characters, never the event id itself; entries are written in
+chunked records of at most `CHUNK_ENTRIES`, each dated by the day its newest entry was added.
+Bounded: chunks older than `RETENTION_DAYS` (Snap rejects events older than 37 days, so an event
+that old can no longer be sent twice) are dropped, and so are the oldest chunks beyond
+`MAX_ENTRIES` per asset.
+
+Records: `asset-<h>` (the index: its chunks, oldest first) and `asset-<h>-<n>` (a chunk:
+`{"day": d, "ids": "<hex><hex>..."}`). The core sees only `KeyValueStore` (get/set).
+
+Events a run could not deliver for a transient reason (failed after the retries, or skipped at the
+run's maximum charge) are remembered in `asset-<h>-retry` (same hashes, at most `MAX_RETRY`): they are
+not in the ledger, so the next run sends them, and their rows say they are a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+LEDGER_STORE = "snapchat-capi-ledger"
+CHUNK_ENTRIES = 10_000
+MAX_ENTRIES = 1_000_000
+RETENTION_DAYS = 38
+MAX_RETRY = 100_000
+_HEX = 16
+
+
+class KeyValueStore(Protocol):
+    async def get(self, key: str) -> Any: ...
+
+    async def set(self, key: str, value: Any) -> None: ...
+
+
+def entry(asset_id: str, event_id: str) -> str:
+    return hashlib.sha256(f"{asset_id}\n{event_id}".encode()).hexdigest()[:_HEX]
+
+
+def _entries(ids: str) -> Iterable[int]:
+    return (int(ids[i : i + _HEX], 16) for i in range(0, len(ids) - _HEX + 1, _HEX))
+
+
+def _today() -> int:
+    return int(time.time() // 86_400)
+
+
+class _Asset:
+    def __init__(self, asset_id: str) -> None:
+        self.prefix = "asset-" + hashlib.sha256(asset_id.encode()).hexdigest()[:16]
+        self.chunks: list[dict[str, Any]] = []  # {"n": int, "day": int, "count": int}
+        self.seen: set[int] = set()
+        self.open: list[str] = []  # entries of the newest chunk, which is rewritten as it fills
+        self.open_n: int | None = None
+        self.open_ids = ""
+        self.dirty = False
+        #: Not delivered by earlier runs (transient), and not delivered by this one so far.
+        self.retry_before: set[int] = set()
+        self.retry_now: set[int] = set()
+
+
+class Ledger:
+    """Load an asset's entries on first use; `add` what Snap accepted; `save` writes the changed chunk."""
+
+    def __init__(self, store: KeyValueStore, *, skip: bool = True, today: int | None = None) -> None:
+        """`skip` False (input `skipAlreadySent`): nothing is reported as seen, accepted events are still added."""
+        self._store = store
+        self._skip = skip
+        self._today = _today() if today is None else today
+        self._assets: dict[str, asyncio.Future[_Asset]] = {}
+        self._saving = asyncio.Lock()  # concurrent commits: the newest version of a chunk must land last
+
+    async def seen(self, asset_id: str, event_id: str) -> bool:
+        """Did Snap accept this event in an earlier run (one whose ledger was saved)?"""
+        if not self._skip:
+            return False
+        asset = await self._asset(asset_id)
+        return int(entry(asset_id, event_id), 16) in asset.seen
+
+    async def _asset(self, asset_id: str) -> _Asset:
+        """The asset's entries, loaded once; concurrent callers wait for the same load."""
+        if (loading := self._assets.get(asset_id)) is None:
+            loading = self._assets[asset_id] = asyncio.ensure_future(self._load(asset_id))
+        return await loading
+
+    async def _load(self, asset_id: str) -> _Asset:
+        asset = _Asset(asset_id)
+        index = await self._store.get(asset.prefix)
+        chunks = index.get("chunks", []) if isinstance(index, dict) else []
+        fresh = [c for c in chunks if self._today - int(c.get("day", 0)) <= RETENTION_DAYS]
+        while sum(int(c.get("count", 0)) for c in fresh) > MAX_ENTRIES:
+            fresh.pop(0)
+        asset.chunks = fresh
+        asset.dirty = fresh != chunks
+        for chunk in fresh:
+            record = await self._store.get(f"{asset.prefix}-{chunk['n']}")
+            ids = str(record.get("ids", "")) if isinstance(record, dict) else ""
+            asset.seen.update(_entries(ids))
+        retry = await self._store.get(f"{asset.prefix}-retry")
+        if isinstance(retry, dict) and self._today - int(retry.get("day", 0)) <= RETENTION_DAYS:
+            asset.retry_before = set(_entries(str(retry.get("ids", ""))))
+        return asset
+
+    async def retrying(self, asset_id: str, event_id: str) -> bool:
+        """Did an earlier run fail to deliver this event for a transient reason?"""
+        asset = await self._asset(asset_id)
+        return int(entry(asset_id, event_id), 16) in asset.retry_before
+
+    async def not_delivered(self, events: Iterable[tuple[str, str]]) -> None:
+        """Remember events this run could not deliver for a transient reason, for the next run."""
+        for asset_id, event_id in events:
+            asset = await self._asset(asset_id)
+            if len(asset.retry_now) < MAX_RETRY:
+                asset.retry_now.add(int(entry(asset_id, event_id), 16))
+                asset.dirty = True
+
+    async def add(self, accepted: Iterable[tuple[str, str]]) -> None:
+        """Remember `(asset id, event id)` pairs Snap accepted (written on the next `save`)."""
+        for asset_id, event_id in accepted:
+            asset = await self._asset(asset_id)
+            key = entry(asset_id, event_id)
+            if int(key, 16) in asset.seen:
+                continue
+            asset.retry_before.discard(int(key, 16))
+            asset.retry_now.discard(int(key, 16))
+            asset.seen.add(int(key, 16))
+            asset.open.append(key)
+            asset.dirty = True
+
+    async def save(self) -> None:
+        """Write each changed asset's open chunk (this run's newest) and its index; a run starts its own chunk."""
+        async with self._saving:
+            await self._save()
+
+    async def _save(self) -> None:
+        for loading in list(self._assets.values()):
+            asset = await loading
+            if not asset.dirty:
+                continue
+            while asset.open:
+                if asset.open_n is None:
+                    asset.open_n = max((int(c["n"]) for c in asset.chunks), default=-1) + 1
+                    asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0})
+                    asset.open_ids = ""
+                room = CHUNK_ENTRIES - len(asset.open_ids) // _HEX
+                asset.open_ids += "".join(asset.open[:room])
+                asset.open = asset.open[room:]
+                await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": asset.open_ids})
+                asset.chunks[-1] |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
+                if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
+                    asset.open_n = None
+            await self._store.set(asset.prefix, {"chunks": asset.chunks})
+            retry = sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY]
+            ids = "".join(f"{h:016x}" for h in retry)
+            await self._store.set(f"{asset.prefix}-retry", {"day": self._today, "ids": ids})
+            asset.dirty = False

@@ -1,0 +1,211 @@
+"""Across runs: the ledger of events Snap accepted (a named key-value store) keeps a scheduled export from
+resending or re-billing. In process for the ledger itself; end to end (`python -m src`, local storage) for
+what a user sees: what Snap received, what was charged, the rows and the status message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CAPI_TOKEN, run_actor
+from fake_snap import FakeSnap
+
+from src import ledger as ledger_module
+from src.ledger import LEDGER_STORE, Ledger, entry
+
+PIXEL = "pixel-ledger-1"
+
+
+class MemoryStore:
+    """The `KeyValueStore` protocol over a dict; values go through JSON as they would in a real store."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, str] = {}
+        self.writes = 0
+
+    async def get(self, key: str) -> Any:
+        raw = self.records.get(key)
+        return None if raw is None else json.loads(raw)
+
+    async def set(self, key: str, value: Any) -> None:
+        self.writes += 1
+        self.records[key] = json.dumps(value)
+
+
+async def _accept(store: MemoryStore, pairs: list[tuple[str, str]], **options: Any) -> Ledger:
+    ledger = Ledger(store, **options)
+    await ledger.add(pairs)
+    await ledger.save()
+    return ledger
+
+
+def test_a_later_run_sees_what_an_earlier_run_saved_per_asset() -> None:
+    async def scenario() -> list[bool]:
+        store = MemoryStore()
+        await _accept(store, [("px-1", "order-1"), ("px-1", "order-2"), ("app-9", "install-1")])
+        later = Ledger(store)
+        return [
+            await later.seen("px-1", "order-1"),
+            await later.seen("px-1", "order-2"),
+            await later.seen("app-9", "install-1"),
+            await later.seen("px-1", "order-3"),  # never accepted
+            await later.seen("px-2", "order-1"),  # same event id, another pixel
+        ]
+
+    assert asyncio.run(scenario()) == [True, True, True, False, False]
+
+
+def test_the_ledger_stores_hashes_of_event_ids_only_in_bounded_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 100)
+    ids = [f"order-{i}" for i in range(250)]
+
+    async def scenario() -> tuple[MemoryStore, bool]:
+        store = MemoryStore()
+        await _accept(store, [(PIXEL, event_id) for event_id in ids])
+        return store, all([await Ledger(store).seen(PIXEL, event_id) for event_id in ids])
+
+    store, all_seen = asyncio.run(scenario())
+    assert all_seen
+    written = "\n".join(store.records.values())
+    assert "order-" not in written and PIXEL not in written
+    chunks = {k: json.loads(v) for k, v in store.records.items() if k.count("-") == 2 and not k.endswith("-retry")}
+    assert sorted(len(chunk["ids"]) // 16 for chunk in chunks.values()) == [50, 100, 100]
+    assert entry(PIXEL, "order-7") in written
+
+
+def test_entries_older_than_snaps_window_expire_and_the_size_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> list[bool]:
+        store = MemoryStore()
+        day = 20_000
+        await _accept(store, [(PIXEL, "old")], today=day)
+        await _accept(store, [(PIXEL, "recent")], today=day + 30)
+        later = Ledger(store, today=day + 40)  # "old" is 40 days old: past the 38 days kept
+        return [await later.seen(PIXEL, "old"), await later.seen(PIXEL, "recent")]
+
+    assert asyncio.run(scenario()) == [False, True]
+
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 10)
+    monkeypatch.setattr(ledger_module, "MAX_ENTRIES", 20)
+
+    async def capped() -> list[bool]:
+        store = MemoryStore()
+        for run in range(3):  # three runs of 10: the oldest run's chunk goes beyond 20 entries
+            await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(10)])
+        later = Ledger(store)
+        return [await later.seen(PIXEL, f"r{run}-0") for run in range(3)]
+
+    assert asyncio.run(capped()) == [False, True, True]
+
+
+def test_with_skipping_off_nothing_is_seen_but_accepted_events_are_still_recorded() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        store = MemoryStore()
+        await _accept(store, [(PIXEL, "order-1")])
+        off = await _accept(store, [(PIXEL, "order-2")], skip=False)
+        return await off.seen(PIXEL, "order-1"), await Ledger(store).seen(PIXEL, "order-2")
+
+    assert asyncio.run(scenario()) == (False, True)
+
+
+def test_concurrent_commits_never_overwrite_an_earlier_runs_entries() -> None:
+    """Batches commit concurrently: the asset is loaded once, and each chunk's newest version lands last."""
+
+    class SlowStore(MemoryStore):
+        async def get(self, key: str) -> Any:
+            await asyncio.sleep(0)
+            return await super().get(key)
+
+    async def scenario() -> list[bool]:
+        store = SlowStore()
+        await _accept(store, [(PIXEL, "yesterday")])
+        today = Ledger(store, skip=False)
+
+        async def commit(event_id: str) -> None:
+            await today.add([(PIXEL, event_id)])
+            await today.save()
+
+        await asyncio.gather(commit("a"), commit("b"), commit("c"))
+        later = Ledger(store)
+        return [await later.seen(PIXEL, event_id) for event_id in ("yesterday", "a", "b", "c")]
+
+    assert asyncio.run(scenario()) == [True, True, True, True]
+
+
+# ----- end to end, local storage: named stores outlive the purge of default storages -----
+
+
+def export(n: int, **fields: Any) -> dict[str, Any]:
+    now = int(time.time())
+    events = [
+        {"eventType": "PURCHASE", "email": f"buyer{i}@example.com", "price": 10, "currency": "USD",
+         "transactionId": f"order-{i}", "eventTime": now - 600}
+        for i in range(n)
+    ]  # fmt: skip
+    return {
+        "task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+        "eventSourceUrl": "https://shop.example.com/thanks", "events": events,
+    } | fields  # fmt: skip
+
+
+def test_a_rerun_of_the_same_export_sends_and_charges_nothing(tmp_path: Path, snap: FakeSnap) -> None:
+    first = run_actor(tmp_path, export(5), snap=snap, ppe=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.charged_conversions == 5 and len(snap.accepted_event_ids()) == 5
+
+    again = run_actor(tmp_path, export(5), snap=snap, ppe=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(snap.accepted_event_ids()) == 5  # Snap got nothing new
+    assert again.charged_conversions == 0  # the second run's charging log (default storages are purged)
+    rows = again.rows
+    assert [row["status"] for row in rows] == ["duplicate"] * 5 and not any(row["charged"] for row in rows)
+    assert rows[0]["error"] == "already accepted by Snap in an earlier run (event_id order-0)"
+    assert again.output["counts"] == {"duplicate": 5} and again.output["charged"] == 0
+    assert again.output["statusMessage"] == "0 of 5 sent: 5 already sent in earlier runs; 0 charged"
+    assert again.output["succeeded"] is True
+
+    ledger_files = list((tmp_path / "storage" / "key_value_stores" / LEDGER_STORE).glob("*"))
+    assert ledger_files
+    stored = "\n".join(p.read_text() for p in ledger_files)
+    for secret in ("order-", "buyer", CAPI_TOKEN):
+        assert secret not in stored
+
+
+def test_a_grown_export_sends_only_the_new_events(tmp_path: Path, snap: FakeSnap) -> None:
+    first = run_actor(tmp_path, export(3000), snap=snap, ppe=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    grown = run_actor(tmp_path, export(3500), snap=snap, ppe=True)
+    assert grown.returncode == 0, grown.stderr[-3000:]
+    assert snap.duplicates() == []
+    assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(3500))
+    assert grown.charged_conversions == 500
+    assert grown.output["counts"] == {"duplicate": 3000, "sent": 500} and grown.output["charged"] == 500
+    assert grown.output["statusMessage"] == "500 of 3,500 sent: 3,000 already sent in earlier runs; 500 charged"
+    sent = {row["eventId"] for row in grown.rows_by_status("sent")}
+    assert sent == {f"order-{i}" for i in range(3000, 3500)}
+
+
+def test_skip_already_sent_off_sends_and_charges_again(tmp_path: Path, snap: FakeSnap) -> None:
+    assert run_actor(tmp_path, export(4), snap=snap, ppe=True).returncode == 0
+    again = run_actor(tmp_path, export(4, skipAlreadySent=False), snap=snap, ppe=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.charged_conversions == 4 and len(snap.accepted_event_ids()) == 8
+    assert again.output["counts"] == {"sent": 4}
+
+
+def test_events_over_the_maximum_charge_are_sent_by_the_next_run_and_say_so(tmp_path: Path, snap: FakeSnap) -> None:
+    capped = run_actor(tmp_path, export(5), snap=snap, ppe=True, max_charge_usd=0.03)
+    assert capped.returncode == 0, capped.stderr[-3000:]
+    assert capped.output["counts"] == {"sent": 3, "skipped": 2} and capped.charged_conversions == 3
+
+    nightly = run_actor(tmp_path, export(5), snap=snap, ppe=True)
+    assert nightly.returncode == 0, nightly.stderr[-3000:]
+    assert snap.duplicates() == [] and sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(5))
+    assert nightly.charged_conversions == 2
+    assert nightly.output["counts"] == {"duplicate": 3, "sent": 2}
+    retried = nightly.rows_by_status("sent")
+    assert {row["eventId"] for row in retried} == {"order-3", "order-4"}
+    assert all(any("not delivered by an earlier run" in w for w in row["warnings"]) for row in retried)
