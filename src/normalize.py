@@ -326,7 +326,7 @@ class UserDataNormalizer:
                 continue
             if type(value) is str and key not in result:  # the common case: one text value, first of its key
                 try:
-                    result[key] = transform(value)
+                    result[key] = transform(_as_text(value))
                 except IdentifierError as error:
                     warnings.append(f"user_data.{key} {error}; left out")
                 continue
