@@ -359,9 +359,12 @@ def run(
     seed: int,
     equivalent: dict[str, str],
     out: Path,
+    lines: set[int] | None = None,
 ) -> dict[str, object]:
     relative = module.resolve().relative_to(ROOT)
     baseline, mutants = find_mutants(ROOT / relative)
+    if lines:
+        mutants = [m for m in mutants if m.line in lines]
     total_found = len(mutants)
     excluded = [m for m in mutants if f"{relative}:{m.key}" in equivalent]
     mutants = [m for m in mutants if f"{relative}:{m.key}" not in equivalent]
@@ -490,6 +493,16 @@ def read_equivalents(path: Path | None) -> dict[str, str]:
     return found
 
 
+def _line_set(text: str | None) -> set[int] | None:
+    if not text:
+        return None
+    found: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        found.update(range(int(first), int(last or first) + 1))
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -502,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--jobs", type=int, default=1, help="parallel workers, each with its own repo copy (default 1)")
     r.add_argument("--equivalent", type=Path, help="file of `path:line:mutation  # reason` mutants to leave out")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (default mutation-results/)")
+    r.add_argument("--lines", help="only mutants on these lines, e.g. 139-141,200 (to check given survivors)")
     r.add_argument("--list", action="store_true", help="only list the mutants, run nothing")
     t = sub.add_parser("table", help="the table of every module in the results directory")
     t.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -524,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         equivalent=read_equivalents(args.equivalent),
         out=args.out,
+        lines=_line_set(args.lines),
     )
     return 0 if summary["survived"] == 0 else 1
 
