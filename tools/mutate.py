@@ -435,7 +435,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     slug = str(relative).removesuffix(".py").replace("/", ".")
     (out / f"{slug}.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    lines = [
+    report = [
         f"# Surviving mutants of {relative}",
         "",
         f"Tests: `{' '.join(tests)}`. {_row_text(summary)}",
@@ -446,7 +446,7 @@ def run(
         "|---:|---|---|",
         *(f"| {m.line} | `{_cell(m.original)}` | {_cell(m.mutation)} |" for m in survivors),
     ]
-    (out / f"{slug}.survivors.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / f"{slug}.survivors.md").write_text("\n".join(report) + "\n", encoding="utf-8")
     print(_row_text(summary))
     return summary
 
