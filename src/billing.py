@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from .delivery import Outcome
+from .delivery.send import Outcome
 
 CONVERSION_EVENT = "conversion-sent"
 BILLABLE_STATUS = "sent"

@@ -12,17 +12,17 @@ from typing import Any
 from apify import Actor
 from apify.storages import KeyValueStore
 
-from .actor_input import ActorInput, parse_input
-from .context import RunContext
 from .errors import ActorInputError, SnapError, SourceError
+from .input import ActorInput, parse_input
 from .ledger import LEDGER_STORE
-from .outcome import Verdict, conversion_verdict, lookup_verdict
-from .report import CONTENT_TYPE, REPORT_KEY, render_report
-from .results import NOT_ACCEPTED, DatasetUnavailableError, Progress, ResultSink, Summary
-from .snap_api import Endpoints
+from .net.url_guard import ALLOW_PRIVATE_ENV, UrlGuard
+from .results.report import CONTENT_TYPE, REPORT_KEY, render_report
+from .results.sink import NOT_ACCEPTED, DatasetUnavailableError, Progress, ResultSink, Summary
+from .results.verdict import Verdict, conversion_verdict, lookup_verdict
+from .results.webhook import post_results
+from .snap.api import Endpoints
 from .tasks import CONVERSION_TASKS, LOOKUP_NOUNS, TASKS
-from .url_guard import ALLOW_PRIVATE_ENV, UrlGuard
-from .webhook import post_results
+from .tasks.context import RunContext
 
 #: Up to this many rows travel in the webhook body; beyond it, a link to the dataset does.
 WEBHOOK_ROWS = 1000

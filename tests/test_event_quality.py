@@ -16,22 +16,22 @@ import pytest
 from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap, Fault, make_quality_scores
 
-from src.actor_input import parse_input
-from src.context import RunContext
 from src.errors import SnapAuthError
-from src.quality_scores import (
+from src.input import parse_input
+from src.net.transport import RetryPolicy, Transport
+from src.net.url_guard import UrlGuard
+from src.results.report import render_report
+from src.results.sink import Progress, ResultSink, Row, Summary
+from src.snap.api import Endpoints, MarketingApi, OAuthCredentials
+from src.snap.quality_scores import (
     QualityScore,
     Recommendation,
     SnapQuality,
     fetch_snap_quality,
     parse_quality_scores,
 )
-from src.report import render_report
-from src.results import Progress, ResultSink, Row, Summary
-from src.snap_api import Endpoints, MarketingApi, OAuthCredentials
 from src.tasks import TASKS
-from src.transport import RetryPolicy, Transport
-from src.url_guard import UrlGuard
+from src.tasks.context import RunContext
 
 PIXEL = "pixel-eqs"
 

@@ -22,7 +22,11 @@ import httpx
 import pytest
 from bulk_support import FileServer
 
-from src.bulk_sources import (
+from src.errors import SourceError
+from src.events.shape import SourceEvent
+from src.net.transport import RetryPolicy, Transport
+from src.net.url_guard import UnsafeUrlError, UrlGuard, is_public
+from src.sources.files import (
     MAX_LINE_CHARS,
     DownloadLimits,
     FieldMapping,
@@ -30,10 +34,6 @@ from src.bulk_sources import (
     LineSplitter,
     url_events,
 )
-from src.errors import SourceError
-from src.event_input import SourceEvent
-from src.transport import RetryPolicy, Transport
-from src.url_guard import UnsafeUrlError, UrlGuard, is_public
 
 OPEN = UrlGuard(allow_private=True)
 NO_MAPPING = FieldMapping(None)

@@ -16,9 +16,9 @@ from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap
 from test_conversion import NOW, build, page_view, prepared, rejected
 
-from src.actor_input import parse_input
 from src.errors import ActorInputError
-from src.results import rejected_row
+from src.input import parse_input
+from src.results.sink import rejected_row
 
 PIXEL = "pixel-hostile-1"
 

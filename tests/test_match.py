@@ -10,8 +10,8 @@ from typing import Any
 from conftest import CAPI_TOKEN, ROOT, ActorRun, run_actor
 from fake_snap import FakeSnap
 
-from src.actor_input import ActorInput
-from src.conversion import INTEGRATION
+from src.events.build import INTEGRATION
+from src.input import ActorInput
 
 PIXEL = "pixel-123"
 APP = "snap-app-9"

@@ -14,8 +14,8 @@ import pytest
 from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap
 
-from src.outcome import Verdict, conversion_verdict, lookup_verdict
-from src.results import Summary
+from src.results.sink import Summary
+from src.results.verdict import Verdict, conversion_verdict, lookup_verdict
 
 PIXEL = "pixel-outcome"
 REAL = {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://shop.example.com/thanks"}

@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from .errors import ActorInputError, MissingInputError
-from .event_data import broken_text
+from .events.custom_data import broken_text
 
 #: Longest accepted ids (pixel, app, ad account, dataset, client), secrets, URLs and other text fields:
 #: far above any real value, so that a runaway cell is refused by name before it reaches a URL or a log.

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from .event_data import FieldError, tidy_app_data, tidy_custom_data
-from .event_input import NativeEvent, SourceEvent, to_native
-from .event_names import EventNameResolver, unknown_event_message
+from .custom_data import FieldError, tidy_app_data, tidy_custom_data
+from .names import EventNameResolver, unknown_event_message
 from .normalize import UserDataNormalizer
 from .preflight import preflight
+from .shape import NativeEvent, SourceEvent, to_native
 
 INTEGRATION = "apify-snapchat-conversions-actor"
 ACTION_SOURCES = frozenset({"WEB", "MOBILE_APP", "OFFLINE"})

@@ -7,19 +7,19 @@ import json
 from apify import Actor, Event
 
 from ..billing import CONVERSION_EVENT, Billing
-from ..checkpoint import STATE_KEY, Checkpoint
-from ..context import RunContext
-from ..conversion import ConversionBuilder, Destinations
-from ..delivery import Delivery, DemoDelivery, SnapDelivery
-from ..demo import DEMO_PIXEL_ID, sample_quality_scores
+from ..delivery.checkpoint import STATE_KEY, Checkpoint
+from ..delivery.pipeline import Pipeline, PipelineSettings
+from ..delivery.send import Delivery, DemoDelivery, SnapDelivery
 from ..errors import ActorInputError
-from ..event_names import EventNameResolver
+from ..events.build import ConversionBuilder, Destinations
+from ..events.names import EventNameResolver
+from ..events.normalize import UserDataNormalizer
 from ..ledger import Ledger
-from ..normalize import UserDataNormalizer
-from ..pipeline import Pipeline, PipelineSettings
-from ..quality_scores import SnapQuality, fetch_snap_quality, parse_quality_scores
-from ..snap_api import ConversionsApi, MarketingApi, OAuthCredentials
+from ..snap.api import ConversionsApi, MarketingApi, OAuthCredentials
+from ..snap.quality_scores import SnapQuality, fetch_snap_quality, parse_quality_scores
 from ..sources import event_source
+from ..sources.demo import DEMO_PIXEL_ID, sample_quality_scores
+from .context import RunContext
 
 
 async def send_events(ctx: RunContext) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .results import DUPLICATE, NOT_ACCEPTED, Summary
+from .sink import DUPLICATE, NOT_ACCEPTED, Summary
 
 #: What the run's status message calls an accepted event, by task kind.
 _ACCEPTED = {"send": ("sent", "sent"), "validate": ("valid", "valid"), "demo": ("demo", "prepared")}

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .conversion import PreparedEvent, RejectedEvent
-from .delivery import DeliveryStats, Outcome, Status
-from .match_quality import grade
+from ..delivery.send import DeliveryStats, Outcome, Status
+from ..events.build import PreparedEvent, RejectedEvent
+from ..events.quality import grade
 
 Row = dict[str, Any]
 PushFn = Callable[[list[Row]], Awaitable[None]]

@@ -27,10 +27,10 @@ import httpx
 import orjson
 from apify import Actor
 
-from .errors import ActorInputError, ServiceUnavailableError, SourceError
-from .event_input import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SourceEvent
-from .transport import RetryPolicy, Transport
-from .url_guard import UnsafeUrlError, UrlGuard
+from ..errors import ActorInputError, ServiceUnavailableError, SourceError
+from ..events.shape import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SourceEvent
+from ..net.transport import RetryPolicy, Transport
+from ..net.url_guard import UnsafeUrlError, UrlGuard
 
 EVENT_FIELDS = frozenset(FLAT_FIELDS) | FLAG_FIELDS | NATIVE_FIELDS
 DATASET_PAGE = 1000

@@ -16,8 +16,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from .errors import SnapAuthError, SnapError, SnapNotFoundError, SnapRejectedError
-from .transport import Transport, redact, response_json
+from ..errors import SnapAuthError, SnapError, SnapNotFoundError, SnapRejectedError
+from ..net.transport import Transport, redact, response_json
 
 
 @dataclass(frozen=True, slots=True)

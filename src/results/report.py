@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
-from .conversion import MATCH_KEYS
-from .match_quality import GRADES
-from .quality_scores import SnapQuality
-from .results import Summary
+from ..events.build import MATCH_KEYS
+from ..events.quality import GRADES
+from ..snap.quality_scores import SnapQuality
+from .sink import Summary
 
 REPORT_KEY = "REPORT"
 CONTENT_TYPE = "text/html; charset=utf-8"

@@ -17,7 +17,7 @@ from hashlib import sha256
 
 import phonenumbers
 
-from .event_data import broken_text
+from .custom_data import broken_text
 from .geo import country_code, us_state_code
 
 Rule = Callable[[str], str]

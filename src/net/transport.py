@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from .errors import ServiceUnavailableError
+from ..errors import ServiceUnavailableError
 from .url_guard import MAX_REDIRECTS, UnsafeUrlError
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import SnapError
-from .transport import RetryPolicy, Transport
-from .url_guard import UnsafeUrlError, UrlGuard
+from ..errors import SnapError
+from ..net.transport import RetryPolicy, Transport
+from ..net.url_guard import UnsafeUrlError, UrlGuard
 
 
 async def post_results(url: str, payload: dict[str, Any], *, max_retries: int, url_guard: UrlGuard) -> dict[str, Any]:

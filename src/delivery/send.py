@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from .conversion import PreparedEvent
-from .errors import SnapAuthError, SnapError, SnapRejectedError
-from .snap_api import ConversionsApi, EventVerdict, event_verdicts
+from ..errors import SnapAuthError, SnapError, SnapRejectedError
+from ..events.build import PreparedEvent
+from ..snap.api import ConversionsApi, EventVerdict, event_verdicts
 
 Status = Literal["sent", "valid", "invalid", "failed", "skipped", "demo", "duplicate"]
 

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from .actor_input import ActorInput
-from .bulk_sources import FieldMapping, dataset_events, url_events
+from ..errors import ActorInputError
+from ..events.shape import FLAT_FIELDS, SourceEvent, iter_events
+from ..input import ActorInput
+from ..net.transport import RetryPolicy
+from ..net.url_guard import UrlGuard
 from .demo import sample_events
-from .errors import ActorInputError
-from .event_input import FLAT_FIELDS, SourceEvent, iter_events
-from .transport import RetryPolicy
-from .url_guard import UrlGuard
+from .files import FieldMapping, dataset_events, url_events
 
 _IDENTIFIERS = frozenset(name for name, (section, _) in FLAT_FIELDS.items() if section == "user_data")
 

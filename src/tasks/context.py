@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from .actor_input import ActorInput
-from .ledger import KeyValueStore
-from .results import Progress, ResultSink
-from .snap_api import Endpoints
-from .transport import RetryPolicy, Transport
-from .url_guard import UrlGuard
+from ..input import ActorInput
+from ..ledger import KeyValueStore
+from ..net.transport import RetryPolicy, Transport
+from ..net.url_guard import UrlGuard
+from ..results.sink import Progress, ResultSink
+from ..snap.api import Endpoints
 
 
 @dataclass(slots=True)

@@ -19,14 +19,12 @@ import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from .billing import Billing
-from .checkpoint import Checkpoint
-from .conversion import ConversionBuilder, PreparedEvent, RejectedEvent
-from .delivery import Delivery, DeliveryStoppedError, Outcome
-from .errors import SnapAuthError, SourceError
-from .event_input import SourceEvent
-from .ledger import Ledger
-from .results import (
+from ..billing import Billing
+from ..errors import SnapAuthError, SourceError
+from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
+from ..events.shape import SourceEvent
+from ..ledger import Ledger
+from ..results.sink import (
     DUPLICATE,
     DatasetUnavailableError,
     Progress,
@@ -37,6 +35,8 @@ from .results import (
     outcome_rows,
     rejected_row,
 )
+from .checkpoint import Checkpoint
+from .send import Delivery, DeliveryStoppedError, Outcome
 
 MAX_BATCH = 2000
 #: A migration that has not moved the run after this long was a false alarm: reading resumes.

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import SnapAuthError, SnapError
-from .results import Row
-from .snap_api import MarketingApi
+from ..errors import SnapAuthError, SnapError
+from ..results.sink import Row
+from .api import MarketingApi
 
 _LIST_KEYS = ("event_quality_scores", "event_quality_score", "scores", "event_quality", "data")
 _EVENT_KEYS = ("event_type", "event_name", "event")
