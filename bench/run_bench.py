@@ -50,8 +50,8 @@ from bulk_support import conversions as synthetic  # noqa: E402
 
 from src.events.build import ConversionBuilder, Destinations  # noqa: E402
 from src.events.names import EventNameResolver  # noqa: E402
-from src.events.normalize import UserDataNormalizer  # noqa: E402
 from src.events.shape import SourceEvent  # noqa: E402
+from src.events.user_data import UserDataNormalizer  # noqa: E402
 from src.net.url_guard import ALLOW_PRIVATE_ENV  # noqa: E402
 from src.snap.api import encode_body  # noqa: E402
 

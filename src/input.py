@@ -3,30 +3,31 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from .errors import ActorInputError, MissingInputError
 from .events.custom_data import broken_text
+from .fields import FIELDS, INHERITED_EVENT_FIELDS, MAX_LIST, MAX_URL, SINGLE_EVENT_FIELDS, Text
+from .fields import Field as EventField
 
-#: Longest accepted ids (pixel, app, ad account, dataset, client), secrets, URLs and other text fields:
+#: Longest accepted ids (pixel, app, ad account, dataset, client), secrets and URLs (event fields: `fields.py`):
 #: far above any real value, so that a runaway cell is refused by name before it reaches a URL or a log.
 MAX_ID = 200
 MAX_SECRET = 8192
-MAX_URL = 8192
-MAX_TEXT = 1000
-MAX_LIST = 1000
 
 
 def _clean(value: str) -> str:
@@ -47,8 +48,6 @@ def _clean_secret(value: SecretStr) -> SecretStr:
 IdText = Annotated[str, Field(max_length=MAX_ID), AfterValidator(_clean)]
 Secret = Annotated[SecretStr, AfterValidator(_clean_secret)]
 UrlText = Annotated[str, Field(max_length=MAX_URL, pattern=r"^https?://"), AfterValidator(_clean)]
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
-TextOrList = Text | Annotated[list[Text], Field(max_length=MAX_LIST)]
 
 Task = Literal[
     "send_event",
@@ -60,22 +59,6 @@ Task = Literal[
     "get_test_event_stats",
     "get_event_quality",
 ]
-ActionSource = Literal["WEB", "MOBILE_APP", "OFFLINE"]
-
-#: Single-event fields a batch event takes from the top level when it has none of its own.
-#: Identifiers are deliberately absent: one person's email must never spread over a batch.
-INHERITED_EVENT_FIELDS = ("eventType", "actionSource", "eventSourceUrl", "currency")
-
-#: Input fields that describe the single event of `send_event`.
-SINGLE_EVENT_FIELDS = (
-    "eventType", "actionSource", "eventTime", "eventSourceUrl", "eventId", "transactionId",
-    "price", "currency", "itemCategory", "itemIds", "numberOfItems", "email", "phone",
-    "firstName", "lastName", "gender", "dateOfBirth", "city", "state", "zip", "country",
-    "externalId", "mobileAdId", "idfv", "scClickId", "uuid1", "ipAddress", "userAgent",
-    "limitedDataUse", "optOut", "contents", "brands", "searchString", "signUpMethod",
-    "advertiserTrackingEnabled", "extinfo", "appId",
-)  # fmt: skip
-
 
 #: Fields every task reads.
 _COMMON = frozenset({"task", "demoMode", "accessToken", "webhookUrl", "maxRetries"})
@@ -101,13 +84,31 @@ TASK_FIELDS: dict[str, frozenset[str]] = {
     "get_event_quality": _COMMON | {"pixelId"},
 }
 
-#: Identifiers Snap can match a person on (`preflight.check_match_keys` says which combinations suffice).
-MATCH_IDENTIFIERS = ("email", "phone", "mobileAdId", "ipAddress", "userAgent")
 NEEDS_IDENTIFIER = "a customer identifier: email, phone, mobileAdId, or ipAddress together with userAgent"
 
 
-class ActorInput(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+def _event_input(field: EventField) -> tuple[Any, Any]:
+    """An event field's type in the input form, from its row in `fields.FIELDS`."""
+    assert field.form is not None
+    form = field.form
+    optional = form.optional if form.optional is not None else form.default is None
+    annotation = form.type | None if optional else form.type
+    if form.before is not None:
+        annotation = Annotated[annotation, BeforeValidator(form.before)]
+    return annotation, Field(form.default, alias=field.input, **(form.limits or {}))
+
+
+_CONFIG = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+if TYPE_CHECKING:
+    _EventFields = BaseModel
+else:  # the single-event fields of the form, one per row of `fields.FIELDS` that has a form
+    _EventFields = create_model(
+        "EventFields", __config__=_CONFIG, **{to_snake(f.input): _event_input(f) for f in FIELDS if f.form}
+    )
+
+
+class ActorInput(_EventFields):
+    model_config = _CONFIG
 
     task: Task = "send_event"
     demo_mode: bool | None = None
@@ -119,46 +120,8 @@ class ActorInput(BaseModel):
     client_id: IdText | None = None
     client_secret: Secret | None = None
 
-    event_type: Text = "PURCHASE"
-    action_source: ActionSource = "WEB"
-    event_time: Text | int | float | None = None
-    event_source_url: Annotated[str, Field(max_length=MAX_URL)] | None = None
-    event_id: Text | None = None
-    transaction_id: Text | None = None
-    price: float | None = None
-    currency: Text = "USD"
-    item_category: Text | None = None
-    item_ids: TextOrList | None = None
-    number_of_items: int | None = Field(default=1, ge=0)
-    contents: Annotated[list[dict[str, Any]], Field(max_length=MAX_LIST)] | None = None
-    brands: TextOrList | None = None
-    search_string: Text | None = None
-    sign_up_method: Text | None = None
-    advertiser_tracking_enabled: bool | None = None
-    extinfo: Annotated[list[Text], Field(max_length=MAX_LIST)] | None = None
-    app_id: Text | None = None
-
-    email: TextOrList | None = None
-    phone: TextOrList | None = None
     default_phone_country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
-    first_name: Text | None = None
-    last_name: Text | None = None
-    gender: Text | None = None
-    date_of_birth: Text | None = None
-    city: Text | None = None
-    state: Text | None = None
-    zip: Text | None = None
-    country: Text | None = None
-    external_id: TextOrList | None = None
-    mobile_ad_id: Text | None = None
-    idfv: Text | None = None
-    sc_click_id: Text | None = None
-    uuid1: Text | None = None
-    ip_address: Text | None = None
-    user_agent: Text | None = None
     is_already_hashed: bool = False
-    limited_data_use: bool = False
-    opt_out: bool = False
     send_opted_out_events: bool = False
     skip_already_sent: bool = True
 
@@ -189,15 +152,6 @@ class ActorInput(BaseModel):
         if not isinstance(parsed, list):
             raise ValueError("must be a JSON array of event objects")
         return parsed
-
-    @field_validator("email", "phone", mode="before")
-    @classmethod
-    def _several_from_text(cls, value: object) -> object:
-        """The form has one text box per identifier: several values of one person come comma-separated."""
-        if isinstance(value, str) and "," in value:
-            values = [part.strip() for part in value.split(",") if part.strip()]
-            return values if len(values) > 1 else (values[0] if values else None)
-        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -232,9 +186,16 @@ class ActorInput(BaseModel):
             raise ActorInputError(given[1], f"cannot be combined with {given[0]}: give one source of events")
         return given[0] if given else None
 
+    def event_field(self, name: str) -> Any:
+        """The single event's value of an event field, by input name (`fields.FIELDS`)."""
+        return getattr(self, _ATTRS[name])
+
     def has_identifier(self) -> bool:
         """The single event names someone Snap can match (`preflight` has the final word per event)."""
-        return bool(self.email or self.phone or self.mobile_ad_id or (self.ip_address and self.user_agent))
+        value = self.event_field
+        return bool(
+            value("email") or value("phone") or value("mobileAdId") or (value("ipAddress") and value("userAgent"))
+        )
 
     def fields_read(self) -> frozenset[str]:
         """Input names this run reads. `validate_events` without a batch source checks the single event."""

@@ -20,9 +20,9 @@ from src.events.build import (
     tidy_custom_data,
 )
 from src.events.names import EventNameResolver
-from src.events.normalize import UserDataNormalizer
 from src.events.quality import grade
 from src.events.shape import SourceEvent, to_native
+from src.events.user_data import UserDataNormalizer
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 DAY = 24 * 3600

@@ -16,9 +16,18 @@ from test_conversion import NOW, builder
 
 from src.errors import ActorInputError
 from src.events.build import UNPREPARABLE, PreparedEvent, RejectedEvent
-from src.events.custom_data import APP_RULES, CUSTOM_RULES, MAX_AMOUNT, broken_text
-from src.events.normalize import HASHED_RULES, RAW_RULES, USER_DATA_ALIASES
-from src.events.shape import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SourceEvent
+from src.events.custom_data import MAX_AMOUNT, broken_text
+from src.events.shape import SourceEvent
+from src.fields import (
+    APP_RULES,
+    CUSTOM_RULES,
+    FLAG_FIELDS,
+    FLAT_FIELDS,
+    HASHED_RULES,
+    NATIVE_FIELDS,
+    RAW_RULES,
+    USER_DATA_ALIASES,
+)
 from src.input import ActorInput, parse_input
 from src.results.sink import event_row
 from src.snap.api import encode_body

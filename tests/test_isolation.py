@@ -22,8 +22,8 @@ from src.delivery.pipeline import Pipeline, PipelineSettings
 from src.delivery.send import MAX_ISOLATION_REQUESTS, SnapDelivery
 from src.events.build import ConversionBuilder, Destinations
 from src.events.names import EventNameResolver
-from src.events.normalize import UserDataNormalizer
 from src.events.shape import SourceEvent
+from src.events.user_data import UserDataNormalizer
 from src.net.transport import RetryPolicy, Transport
 from src.results.sink import Progress, ResultSink, Row, Summary
 from src.snap.api import ConversionsApi

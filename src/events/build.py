@@ -16,23 +16,18 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from .custom_data import FieldError, tidy_app_data, tidy_custom_data
+from ..fields import APP_RULES, CUSTOM_RULES, MATCH_RANK
+from .custom_data import FieldError
 from .names import EventNameResolver, unknown_event_message
-from .normalize import UserDataNormalizer
 from .preflight import preflight
 from .shape import NativeEvent, SourceEvent, to_native
+from .user_data import UserDataNormalizer
+from .yes_no import is_yes
 
 INTEGRATION = "apify-snapchat-conversions-actor"
 ACTION_SOURCES = frozenset({"WEB", "MOBILE_APP", "OFFLINE"})
-#: Identifiers reported in a row's `matchKeys`, in the order Snap weighs them.
-MATCH_KEYS = (
-    "em", "ph", "madid", "idfa", "idfv", "sc_click_id", "sc_cookie1", "client_ip_address",
-    "client_user_agent", "external_id", "fn", "ln", "ge", "db", "ct", "st", "zp", "country",
-)  # fmt: skip
-_MATCH_RANK = {key: rank for rank, key in enumerate(MATCH_KEYS)}
 _CLICK_ID_PARAMS = frozenset({"sccid", "sscid"})
 _MS_THRESHOLD = 10**11  # 10**11 seconds is the year 5138; anything larger is milliseconds.
-_YES = frozenset({"true", "1", "yes"})
 OPTED_OUT = "not sent: the event is marked opted out (optOut); set sendOptedOutEvents to send it with limited data use"
 
 
@@ -233,7 +228,7 @@ class ConversionBuilder:
         )
         payload["event_id"] = event_id
 
-        match_keys = tuple(sorted(user.keys() & _MATCH_RANK.keys(), key=_MATCH_RANK.__getitem__))
+        match_keys = tuple(sorted(user.keys() & MATCH_RANK.keys(), key=MATCH_RANK.__getitem__))
         warnings = tuple(shown(warning, 500) for warning in native.warnings + normalized.warnings)
         reason = preflight(payload, now)
         if reason is not None:
@@ -253,9 +248,16 @@ def _is_mapping(section: object) -> bool:
     return type(section) is dict or isinstance(section, Mapping)
 
 
-def is_yes(flag: object) -> bool:
-    """A per-event switch given as a boolean, 1, or text such as "true"; anything else is off."""
-    return flag is True or (isinstance(flag, int | str) and str(flag).strip().lower() in _YES)
+def tidy_custom_data(custom: Mapping[str, Any]) -> dict[str, Any]:
+    return _apply(CUSTOM_RULES, custom)
+
+
+def tidy_app_data(app: Mapping[str, Any]) -> dict[str, Any]:
+    return _apply(APP_RULES, app)
+
+
+def _apply(rules: Mapping[str, Callable[[object], object]], data: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: rules[key](item) if key in rules else item for key, item in data.items() if item is not None}
 
 
 def _rejected(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pycountry
 
-Coerce = Callable[[object], object]
+from .yes_no import yes_no
 
 _ID_SEPARATORS = re.compile(r"[,;]")
 #: Control characters (Unicode category Cc), U+FFFD and lone surrogates.
@@ -168,32 +168,33 @@ def contents(items: object) -> list[dict[str, Any]]:
     return out
 
 
-#: `custom_data` fields and the rule that gives each Snap's type.
-CUSTOM_RULES: Mapping[str, Coerce] = {
-    "value": value,
-    "currency": currency,
-    "order_id": order_id,
-    "content_ids": content_ids,
-    "contents": contents,
-    "num_items": num_items,
-    "content_category": lambda item: _text(item, "itemCategory (content_category)"),
-    "brands": brands,
-    "search_string": lambda item: _text(item, "searchString (search_string)"),
-    "sign_up_method": lambda item: _text(item, "signUpMethod (sign_up_method)"),
-}
+def content_category(value: object) -> str:
+    return _text(value, "itemCategory (content_category)")
 
-_TRACKING = {
-    "true": True, "1": True, "yes": True, "authorized": True,
-    "false": False, "0": False, "no": False, "denied": False, "restricted": False,
-    "not_determined": False, "notdetermined": False,
+
+def search_string(value: object) -> str:
+    return _text(value, "searchString (search_string)")
+
+
+def sign_up_method(value: object) -> str:
+    return _text(value, "signUpMethod (sign_up_method)")
+
+
+def app_id(value: object) -> str:
+    return _text(value, "appId (app_id)")
+
+
+#: iOS ATT status names beyond the yes/no truth table (`authorized` is the only yes).
+_ATT_STATUS = {
+    "authorized": True, "denied": False, "restricted": False, "not_determined": False, "notdetermined": False,
 }  # fmt: skip
 
 
 def tracking_enabled(status: object) -> bool:
     """iOS ATT status as Snap's boolean: a bool, 1/0, or the ATT names (`authorized` is the only yes)."""
-    if isinstance(status, bool):
-        return status
-    found = _TRACKING.get(str(status).strip().lower()) if isinstance(status, str | int) else None
+    found = yes_no(status)
+    if found is None and isinstance(status, str):
+        found = _ATT_STATUS.get(status.strip().lower())
     if found is None:
         raise FieldError("advertiserTrackingEnabled must be true/false, 1/0 or an ATT status such as authorized")
     return found
@@ -213,23 +214,3 @@ def extinfo(items: object) -> list[str]:
     if texts[0] not in EXTINFO_VERSIONS:
         raise FieldError("extinfo[0] must be 'a2' (Android) or 'i2' (iOS)")
     return texts + [""] * (EXTINFO_LENGTH - len(texts))
-
-
-#: `app_data` fields (MOBILE_APP events only) and their rules.
-APP_RULES: Mapping[str, Coerce] = {
-    "advertiser_tracking_enabled": tracking_enabled,
-    "extinfo": extinfo,
-    "app_id": lambda item: _text(item, "appId (app_id)"),
-}
-
-
-def _apply(rules: Mapping[str, Coerce], data: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: rules[key](item) if key in rules else item for key, item in data.items() if item is not None}
-
-
-def tidy_custom_data(custom: Mapping[str, Any]) -> dict[str, Any]:
-    return _apply(CUSTOM_RULES, custom)
-
-
-def tidy_app_data(app: Mapping[str, Any]) -> dict[str, Any]:
-    return _apply(APP_RULES, app)

@@ -1,23 +1,20 @@
 """Snap's normalization and hashing rules for `user_data`, one small pure rule per field.
 
-Every identifier Snap matches on is listed once in a table: hashed fields map to the rule that
-normalizes them before SHA-256, raw fields to the rule that tidies them. `UserDataNormalizer`
-applies the table to one event's `user_data`; nothing else in the actor touches raw identifiers.
+Each rule takes one text value and returns what Snap wants (before SHA-256 for the hashed fields), or
+raises `IdentifierError`. Which key gets which rule is said once, in `fields.py`; `user_data.py` applies
+them to one event's `user_data`.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import date, datetime
-from functools import partial
 from hashlib import sha256
 
 import phonenumbers
 
-from .custom_data import broken_text
 from .geo import country_code, us_state_code
 
 Rule = Callable[[str], str]
@@ -257,107 +254,3 @@ def normalize_ip(value: str) -> str:
     if is_sha256_hex(ip):
         raise IdentifierError("must be the raw IP address; Snap rejects a hashed one")
     return ip
-
-
-#: Hashed `user_data` fields and the rule applied before hashing.
-HASHED_RULES: Mapping[str, Rule] = {
-    "em": normalize_email,
-    "ph": normalize_phone,
-    "fn": normalize_name,
-    "ln": normalize_name,
-    "ge": normalize_gender,
-    "db": normalize_date_of_birth,
-    "ct": normalize_city,
-    "st": normalize_state,
-    "zp": normalize_zip,
-    "country": normalize_country,
-    "external_id": normalize_external_id,
-}
-
-#: `user_data` fields Snap takes unhashed.
-RAW_RULES: Mapping[str, Rule] = {
-    "client_ip_address": normalize_ip,
-    "client_user_agent": normalize_raw,
-    "sc_click_id": normalize_raw,
-    "sc_cookie1": normalize_raw,
-    "madid": normalize_lowercase_id,
-    "idfv": normalize_lowercase_id,
-    "idfa": normalize_lowercase_id,
-}
-
-#: Other spellings of device identifiers, sent under Snap's v3 key (the Java v3 SDK says `mobile_ad_id`).
-USER_DATA_ALIASES: Mapping[str, str] = {"mobile_ad_id": "madid"}
-
-UserDataValue = str | list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class NormalizedUserData:
-    user_data: dict[str, UserDataValue]
-    warnings: list[str] = field(default_factory=list)
-
-
-class UserDataNormalizer:
-    """Turns one event's raw `user_data` into what Snap accepts: hashes where Snap wants hashes.
-
-    A value that fails its rule is dropped with a warning naming the field, so that one bad phone
-    number does not cost the conversion its email match.
-    """
-
-    def __init__(self, *, default_phone_country: str | None = None, already_hashed: bool = False) -> None:
-        self._already_hashed = already_hashed
-        hashed: dict[str, Rule] = dict(HASHED_RULES)
-        hashed["ph"] = partial(normalize_phone, default_country=default_phone_country)
-        #: Every `user_data` key -> the whole transform of one value, compiled once per run.
-        self._transforms: dict[str, Rule] = {key: partial(self._hash, rule) for key, rule in hashed.items()}
-        self._transforms.update(RAW_RULES)
-
-    def normalize(self, user_data: Mapping[str, object]) -> NormalizedUserData:
-        result: dict[str, UserDataValue] = {}
-        warnings: list[str] = []
-        transforms = self._transforms
-        for given_key, value in user_data.items():
-            if value is None or value == "" or value == []:
-                continue
-            key = USER_DATA_ALIASES.get(given_key, given_key)
-            transform = transforms.get(key)
-            if transform is None:
-                warnings.append(f"user_data.{key} is not a Snap identifier and was left out")
-                continue
-            if type(value) is str and key not in result:  # the common case: one text value, first of its key
-                try:
-                    result[key] = transform(_as_text(value))
-                except IdentifierError as error:
-                    warnings.append(f"user_data.{key} {error}; left out")
-                continue
-            earlier = result.get(key)
-            kept: list[str] = [] if earlier is None else [earlier] if isinstance(earlier, str) else earlier
-            many = isinstance(value, list) or earlier is not None
-            for item in value if isinstance(value, list) else [value]:
-                try:
-                    out = transform(_as_text(item))
-                except IdentifierError as error:
-                    warnings.append(f"user_data.{key} {error}; left out")
-                    continue
-                if out not in kept:
-                    kept.append(out)
-            if kept:
-                result[key] = kept if (many and len(kept) > 1) or isinstance(value, list) else kept[0]
-        return NormalizedUserData(result, warnings)
-
-    def _hash(self, rule: Rule, value: str) -> str:
-        value = value.strip()
-        if len(value) == 64 and _SHA256_HEX.fullmatch(value) is not None:
-            return value.lower()
-        if self._already_hashed:
-            raise IdentifierError("is marked as already hashed but is not a SHA-256 hex digest")
-        return sha256(rule(value).encode()).hexdigest()
-
-
-def _as_text(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise IdentifierError("must be text")
-    text = str(value)
-    if (problem := broken_text(text.strip())) is not None:
-        raise IdentifierError(problem)
-    return text

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from ..fields import PERSONAL_KEYS
+
 GRADES = ("excellent", "good", "fair", "poor", "none")
-_PERSONAL = frozenset({"external_id", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "idfv", "idfa"})
 
 
 def grade(keys: Collection[str]) -> str:
@@ -27,7 +28,7 @@ def grade(keys: Collection[str]) -> str:
     network = "client_ip_address" in keys and "client_user_agent" in keys
     if strong and click:
         return "excellent"
-    if strong and (network or not _PERSONAL.isdisjoint(keys)):
+    if strong and (network or not PERSONAL_KEYS.isdisjoint(keys)):
         return "good"
     if strong or (click and network):
         return "fair"

@@ -11,56 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: Single-event input name -> (section of the Snap event or None for the top level, Snap's key).
-FLAT_FIELDS: Mapping[str, tuple[str | None, str]] = {
-    "eventType": (None, "event_name"),
-    "eventTime": (None, "event_time"),
-    "actionSource": (None, "action_source"),
-    "eventSourceUrl": (None, "event_source_url"),
-    "eventId": (None, "event_id"),
-    "email": ("user_data", "em"),
-    "phone": ("user_data", "ph"),
-    "firstName": ("user_data", "fn"),
-    "lastName": ("user_data", "ln"),
-    "gender": ("user_data", "ge"),
-    "dateOfBirth": ("user_data", "db"),
-    "city": ("user_data", "ct"),
-    "state": ("user_data", "st"),
-    "zip": ("user_data", "zp"),
-    "country": ("user_data", "country"),
-    "externalId": ("user_data", "external_id"),
-    "mobileAdId": ("user_data", "madid"),
-    "idfv": ("user_data", "idfv"),
-    "idfa": ("user_data", "idfa"),
-    "scClickId": ("user_data", "sc_click_id"),
-    "uuid1": ("user_data", "sc_cookie1"),
-    "ipAddress": ("user_data", "client_ip_address"),
-    "userAgent": ("user_data", "client_user_agent"),
-    "price": ("custom_data", "value"),
-    "currency": ("custom_data", "currency"),
-    "transactionId": ("custom_data", "order_id"),
-    "itemCategory": ("custom_data", "content_category"),
-    "itemIds": ("custom_data", "content_ids"),
-    "numberOfItems": ("custom_data", "num_items"),
-    "contents": ("custom_data", "contents"),
-    "brands": ("custom_data", "brands"),
-    "searchString": ("custom_data", "search_string"),
-    "signUpMethod": ("custom_data", "sign_up_method"),
-    "advertiserTrackingEnabled": ("app_data", "advertiser_tracking_enabled"),
-    "extinfo": ("app_data", "extinfo"),
-    "appId": ("app_data", "app_id"),
-}
-
-#: Per-event switches that are not part of Snap's event (`optOut`: see `conversion.OPTED_OUT`).
-FLAG_FIELDS = frozenset({"limitedDataUse", "optOut"})
-
-NATIVE_FIELDS = frozenset(
-    {
-        "event_name", "event_time", "action_source", "event_source_url", "event_id", "user_data",
-        "custom_data", "app_data", "data_processing_options", "integration",
-    }
-)  # fmt: skip
-_SECTIONS = ("user_data", "custom_data", "app_data")
+from ..fields import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SECTIONS
 
 
 @dataclass(slots=True)
@@ -106,7 +57,7 @@ def to_native(data: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
         if route is None:
             warnings.append(f"field '{key}' is not an event field and was ignored")
         elif route is _NATIVE:
-            event[key] = dict(value) if key in _SECTIONS and isinstance(value, Mapping) else value
+            event[key] = dict(value) if key in SECTIONS and isinstance(value, Mapping) else value
         elif route is _FLAG:
             flags[key] = value
         else:

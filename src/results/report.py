@@ -17,21 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
-from ..events.build import MATCH_KEYS
 from ..events.quality import GRADES
+from ..fields import IDENTIFIER_LABELS, MATCH_KEYS
 from ..snap.quality_scores import SnapQuality
 from .sink import Summary
 
 REPORT_KEY = "REPORT"
 CONTENT_TYPE = "text/html; charset=utf-8"
 
-IDENTIFIER_LABELS: Mapping[str, str] = {
-    "em": "Email", "ph": "Phone", "madid": "Mobile ad ID", "idfa": "IDFA", "idfv": "IDFV",
-    "sc_click_id": "Click ID (ScCid)",
-    "sc_cookie1": "Snap cookie (_scid)", "client_ip_address": "IP address", "client_user_agent": "User agent",
-    "external_id": "External ID", "fn": "First name", "ln": "Last name", "ge": "Gender", "db": "Date of birth",
-    "ct": "City", "st": "State", "zp": "Zip", "country": "Country",
-}  # fmt: skip
 STATUS_COLORS: Mapping[str, str] = {
     "sent": "#2e7d32", "valid": "#43a047", "demo": "#1e88e5", "invalid": "#c62828", "failed": "#ef6c00",
     "skipped": "#8d8d8d",

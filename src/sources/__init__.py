@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ActorInputError
-from ..events.shape import FLAT_FIELDS, SourceEvent, iter_events
+from ..events.shape import SourceEvent, iter_events
+from ..fields import IDENTIFIER_INPUTS
 from ..input import ActorInput
 from ..net.transport import RetryPolicy
 from ..net.url_guard import UrlGuard
 from .demo import sample_events
 from .files import FieldMapping, dataset_events, url_events
-
-_IDENTIFIERS = frozenset(name for name, (section, _) in FLAT_FIELDS.items() if section == "user_data")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +48,7 @@ def event_source(actor_input: ActorInput, url_guard: UrlGuard, start: int = 0) -
         events = iter_events(mapping.rename(item) if isinstance(item, dict) else item for item in actor_input.events)
         return EventSource(events, actor_input.event_defaults(), f"{count} events from input")
     single = actor_input.single_event()
-    if actor_input.is_demo and (actor_input.task == "send_batch_events" or _IDENTIFIERS.isdisjoint(single)):
-        samples = sample_events(actor_input.event_source_url)
+    if actor_input.is_demo and (actor_input.task == "send_batch_events" or IDENTIFIER_INPUTS.isdisjoint(single)):
+        samples = sample_events(actor_input.event_field("eventSourceUrl"))
         return EventSource(iter_events(samples), {}, f"{len(samples)} demo sample events")
     return EventSource(iter_events([single]), {}, "the single event from input")

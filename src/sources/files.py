@@ -28,11 +28,11 @@ import orjson
 from apify import Actor
 
 from ..errors import ActorInputError, ServiceUnavailableError, SourceError
-from ..events.shape import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SourceEvent
+from ..events.shape import SourceEvent
+from ..fields import EVENT_FIELDS
 from ..net.transport import RetryPolicy, Transport
 from ..net.url_guard import UnsafeUrlError, UrlGuard
 
-EVENT_FIELDS = frozenset(FLAT_FIELDS) | FLAG_FIELDS | NATIVE_FIELDS
 DATASET_PAGE = 1000
 #: A JSON element still open after this many characters stops the run: the file is not JSON.
 MAX_RECORD_CHARS = 1 << 20
@@ -43,7 +43,6 @@ INFLATE_PIECE = 1 << 20
 #: A CSV quoted field still open after this many lines is a stray quote: its line is reported.
 MAX_RECORD_LINES = 100
 _GZIP_MAGIC = b"\x1f\x8b"
-_TRUE = frozenset({"true", "1", "yes", "y"})
 
 
 class FieldMapping:
@@ -305,7 +304,7 @@ class CsvParser:
         data: dict[str, Any] = {}
         for column, value in zip(columns, values, strict=True):
             if column is not None and value != "":
-                data[column] = value.strip().lower() in _TRUE if column in FLAG_FIELDS else value
+                data[column] = value  # a yes/no cell is read by `events.yes_no`, as in JSON
         return SourceEvent(index, data)
 
 

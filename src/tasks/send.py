@@ -13,7 +13,7 @@ from ..delivery.send import Delivery, DemoDelivery, SnapDelivery
 from ..errors import ActorInputError
 from ..events.build import ConversionBuilder, Destinations
 from ..events.names import EventNameResolver
-from ..events.normalize import UserDataNormalizer
+from ..events.user_data import UserDataNormalizer
 from ..ledger import Ledger
 from ..snap.api import ConversionsApi, MarketingApi, OAuthCredentials
 from ..snap.quality_scores import SnapQuality, fetch_snap_quality, parse_quality_scores
@@ -49,7 +49,7 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
         ),
         names=names,
         defaults=source.defaults,
-        limited_data_use=actor_input.limited_data_use,
+        limited_data_use=bool(actor_input.event_field("limitedDataUse")),
         send_opted_out=actor_input.send_opted_out_events,
     )
     settings = PipelineSettings(
