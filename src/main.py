@@ -12,7 +12,7 @@ from typing import Any
 from apify import Actor
 from apify.storages import KeyValueStore
 
-from .errors import ActorInputError, SnapError, SourceError
+from .errors import ActorInputError, ServiceUnavailableError, SnapError, SourceError
 from .input import ActorInput, parse_input
 from .ledger import LEDGER_STORE
 from .net.url_guard import ALLOW_PRIVATE_ENV, UrlGuard
@@ -69,7 +69,7 @@ async def run(actor_input: ActorInput) -> Verdict:
     failure: str | None = None
     try:
         await TASKS[task](ctx)
-    except (ActorInputError, SnapError, SourceError) as error:
+    except (ActorInputError, SnapError, SourceError, ServiceUnavailableError) as error:
         failure = str(error)
         Actor.log.error(failure)
     except DatasetUnavailableError as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import SnapError
+from ..errors import ServiceUnavailableError
 from ..net.transport import RetryPolicy, Transport
 from ..net.url_guard import UnsafeUrlError, UrlGuard
 
@@ -15,7 +15,7 @@ async def post_results(url: str, payload: dict[str, Any], *, max_retries: int, u
     async with Transport(retry=retry, timeout=30.0, url_guard=url_guard) as transport:
         try:
             response = await transport.request("POST", url, what="webhook POST", json=payload)
-        except SnapError as error:
+        except ServiceUnavailableError as error:
             return {"delivered": False, "statusCode": error.status, "error": str(error)}
         except UnsafeUrlError as error:
             return {"delivered": False, "statusCode": None, "error": str(error)}

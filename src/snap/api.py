@@ -16,7 +16,14 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from ..errors import SnapAuthError, SnapError, SnapNotFoundError, SnapRejectedError
+from ..errors import (
+    ServiceUnavailableError,
+    SnapAuthError,
+    SnapError,
+    SnapNotFoundError,
+    SnapRejectedError,
+    SnapUnavailableError,
+)
 from ..net.transport import Transport, redact, response_json
 
 
@@ -120,6 +127,14 @@ def _reason(body: dict[str, Any], response: httpx.Response) -> str:
     return f"{reason} ({'; '.join(details)})" if details else reason
 
 
+async def snap_request(transport: Transport, method: str, url: str, **options: Any) -> httpx.Response:
+    """A request to Snap through the shared transport: a host that never answered is Snap's to report."""
+    try:
+        return await transport.request(method, url, **options)
+    except ServiceUnavailableError as error:
+        raise SnapUnavailableError(str(error), status=error.status) from None
+
+
 def raise_for_snap(response: httpx.Response, what: str, *, advice: str) -> dict[str, Any]:
     """The JSON body of a success, or the matching `SnapError` for a failure."""
     body = response_json(response)
@@ -178,7 +193,7 @@ class ConversionsApi:
         suffix = "/events/validate" if validate else "/events"
         what = "Snap Conversions API validate" if validate else "Snap Conversions API send"
         body = encode_body(events)
-        response = await self._transport.request(
+        response = await snap_request(self._transport,
             "POST",
             f"{self._base}/v3/{quote(asset_id, safe='')}{suffix}",
             what=what,
@@ -191,7 +206,7 @@ class ConversionsApi:
     async def test_events(self, asset_id: str, kind: str) -> dict[str, Any]:
         """`kind` is `logs` (the last 24 hours of test events) or `stats`."""
         what = f"Snap test event {kind}"
-        response = await self._transport.request(
+        response = await snap_request(self._transport,
             "GET",
             f"{self._base}/v3/{quote(asset_id, safe='')}/events/validate/{kind}",
             what=what,
@@ -263,7 +278,7 @@ class MarketingApi:
         if self._credentials.access_token is None:
             await self.refresh()
         for attempt in range(2):
-            response = await self._transport.request(
+            response = await snap_request(self._transport,
                 "GET", url, what=what, params=params,
                 headers={"Authorization": f"Bearer {self._credentials.access_token}"},
             )  # fmt: skip
@@ -282,7 +297,7 @@ class MarketingApi:
         if not credentials.can_refresh:
             raise SnapAuthError("No access token, and no refreshToken, clientId and clientSecret to get one.")
         what = "Snap OAuth token refresh"
-        response = await self._transport.request(
+        response = await snap_request(self._transport,
             "POST",
             f"{self._endpoints.auth}/login/oauth2/access_token",
             what=what,
