@@ -1,21 +1,29 @@
-"""The actor's entry point: input -> task -> dataset rows -> OUTPUT -> webhook."""
+"""The actor's entry point: input -> task -> dataset rows -> OUTPUT -> webhook.
+
+The only module that talks to the Apify SDK: it reads the input, opens the storages, wires the platform's
+events (abort, migration, SIGTERM), charging, status messages and logging, and hands the core the small
+interfaces of `platform.py`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from apify import Actor
+from apify import Actor, Event
 from apify.storages import KeyValueStore
 
 from .errors import ActorInputError, ServiceUnavailableError, SnapError, SourceError
 from .input import ActorInput, parse_input
 from .ledger import LEDGER_STORE
 from .net.url_guard import ALLOW_PRIVATE_ENV, UrlGuard
+from .platform import ChargingManager, Dataset, Platform
 from .results.report import CONTENT_TYPE, REPORT_KEY, render_report
 from .results.sink import NOT_ACCEPTED, DatasetUnavailableError, Progress, ResultSink, Summary
 from .results.verdict import Verdict, conversion_verdict, lookup_verdict
@@ -35,6 +43,7 @@ PUSH_BACKOFF_S = (2.0, 5.0, 10.0)
 
 async def main() -> None:
     async with Actor:
+        _route_logs()
         try:
             actor_input = parse_input(await Actor.get_input())
             actor_input.check_ready()
@@ -59,7 +68,14 @@ async def run(actor_input: ActorInput) -> Verdict:
     writer = await DatasetWriter.open()
     sink = ResultSink(writer.push, summary, keep=WEBHOOK_ROWS, only=only, warn=Actor.log.warning, row_prefix=run_id)
     progress = Progress(Actor.set_status_message, summary)
-    ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, run_id, _url_guard(), _ledger_store)
+    platform = Platform(
+        store=_Store(await Actor.open_key_value_store()),
+        open_dataset=_open_dataset,
+        charging=_Charging(Actor.get_charging_manager()),
+        events=_Events(),
+        ledger_store=_ledger_store,
+    )
+    ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, run_id, _url_guard(), platform)
     _stop_on_sigterm(ctx)
     if actor_input.is_demo:
         Actor.log.info("Demo mode: sample data, nothing is sent to Snap and nothing is charged.")
@@ -176,7 +192,9 @@ class DatasetWriter:
         return int(meta.item_count or 0) if self._client is not None else fallback
 
 
-class _NamedStore:
+class _Store:
+    """`platform.KeyValueStore` over an SDK key-value store."""
+
     def __init__(self, store: KeyValueStore) -> None:
         self._store = store
 
@@ -187,9 +205,58 @@ class _NamedStore:
         await self._store.set_value(key, value)
 
 
-async def _ledger_store() -> _NamedStore:
+async def _ledger_store() -> _Store:
     """The ledger lives in a named store of the user's account: it outlives runs (and local purges)."""
-    return _NamedStore(await Actor.open_key_value_store(name=LEDGER_STORE))
+    return _Store(await Actor.open_key_value_store(name=LEDGER_STORE))
+
+
+async def _open_dataset(dataset: str) -> Dataset:
+    """`eventsDatasetId` holds a dataset's id or its name."""
+    try:
+        return await Actor.open_dataset(id=dataset)
+    except ValueError:
+        return await Actor.open_dataset(name=dataset)
+
+
+class _Charging:
+    """`platform.Charging` through `Actor.charge`."""
+
+    def __init__(self, manager: ChargingManager) -> None:
+        self.manager = manager
+
+    async def charge(self, event_name: str, count: int, key: str) -> int:
+        result = await Actor.charge(event_name, count=count, idempotency_key=key)
+        return result.charged_count
+
+
+class _Events:
+    """`platform.PlatformEvents` through `Actor.on`; each handler is removed again with `Actor.off`."""
+
+    def on_abort(self, handler: Callable[[], object]) -> Callable[[], None]:
+        return self._on(Event.ABORTING, handler)
+
+    def on_migrate(self, handler: Callable[[], object]) -> Callable[[], None]:
+        return self._on(Event.MIGRATING, handler)
+
+    @staticmethod
+    def _on(event: Event, handler: Callable[[], object]) -> Callable[[], None]:
+        def listener(_: object) -> None:
+            handler()
+
+        Actor.on(event, listener)
+        return lambda: Actor.off(event, listener)
+
+
+def _route_logs() -> None:
+    """The core logs through the `src` loggers: into the run log like the SDK's own lines. httpx logs every
+    request URL at INFO, and the Conversions API token rides in that URL: it logs warnings only."""
+    sdk = logging.getLogger("apify")
+    core = logging.getLogger(__package__ or "src")
+    core.handlers = list(sdk.handlers)
+    core.setLevel(sdk.getEffectiveLevel())
+    core.propagate = False
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def _stop_on_sigterm(ctx: RunContext) -> None:

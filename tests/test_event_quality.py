@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap, Fault, make_quality_scores
+from memory_platform import memory_platform
 
 from src.errors import SnapAuthError
 from src.input import parse_input
@@ -49,7 +50,9 @@ def run_task(snap: FakeSnap | None, actor_input: dict[str, Any]) -> tuple[list[R
 
     base = snap.base_url if snap is not None else "http://127.0.0.1:9"  # nothing listens: demo must not call
     sink, progress = ResultSink(push, summary), Progress(status, summary)
-    ctx = RunContext(parsed, Endpoints(base, base, base), sink, progress, "t", UrlGuard(allow_private=True))
+    ctx = RunContext(
+        parsed, Endpoints(base, base, base), sink, progress, "t", UrlGuard(allow_private=True), memory_platform()
+    )
 
     async def scenario() -> None:
         await TASKS[parsed.task](ctx)

@@ -91,6 +91,7 @@ class Pipeline:
         self._interrupted: str | None = None
         self._running = asyncio.Event()
         self._running.set()
+        self._resume: asyncio.TimerHandle | None = None
 
     def stop(self, reason: str) -> None:
         """Read no more; batches in flight finish and are committed (the platform is aborting the run)."""
@@ -100,7 +101,9 @@ class Pipeline:
     def pause(self) -> None:
         """Dispatch no more until the platform moves the run (migration); resume if it has not after a while."""
         self._running.clear()
-        asyncio.get_running_loop().call_later(MIGRATION_GRACE_S, self._running.set)
+        if self._resume is not None:
+            self._resume.cancel()
+        self._resume = asyncio.get_running_loop().call_later(MIGRATION_GRACE_S, self._running.set)
 
     async def run(self, source: AsyncIterator[SourceEvent]) -> None:
         """Deliver every event of `source` not finished before; each one ends as exactly one result row."""
@@ -117,6 +120,8 @@ class Pipeline:
                     await self._dispatch(batch)
             await self._drain()
         finally:
+            if self._resume is not None:
+                self._resume.cancel()
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker

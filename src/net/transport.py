@@ -27,12 +27,9 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _TOKEN_IN_TEXT = re.compile(r"(access_token|refresh_token|client_secret)=[^&\s\"']+", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
 
-#: The Apify SDK's logger, so retries show in the run log like the actor's own lines.
-_log = logging.getLogger("apify")
-
-# httpx logs every request URL at INFO, and the Conversions API token rides in that URL.
-logging.getLogger("httpx").setLevel(logging.WARNING)
-logging.getLogger("httpcore").setLevel(logging.WARNING)
+#: Retries show in the run log (`main.py` routes the `src` loggers there and quiets httpx, whose INFO lines
+#: carry request URLs, and so the Conversions API token).
+_log = logging.getLogger(__name__)
 
 
 def redact(text: str) -> str:

@@ -12,6 +12,7 @@ from ..fields import IDENTIFIER_INPUTS
 from ..input import ActorInput
 from ..net.transport import RetryPolicy
 from ..net.url_guard import UrlGuard
+from ..platform import OpenDataset
 from .demo import sample_events
 from .files import FieldMapping, dataset_events, url_events
 
@@ -25,7 +26,9 @@ class EventSource:
     description: str
 
 
-def event_source(actor_input: ActorInput, url_guard: UrlGuard, start: int = 0) -> EventSource:
+def event_source(
+    actor_input: ActorInput, url_guard: UrlGuard, open_dataset: OpenDataset, start: int = 0
+) -> EventSource:
     """Where this task reads its events: `send_event` the single-event fields only (never `events` or a
     bulk source, which a form filled for another task may still hold); the batch tasks a bulk source or
     `events`, and `validate_events` without one the single event. A demo with nothing given uses samples.
@@ -35,7 +38,7 @@ def event_source(actor_input: ActorInput, url_guard: UrlGuard, start: int = 0) -
     source = None if actor_input.task == "send_event" else actor_input.batch_source
     mapping = FieldMapping(actor_input.field_mapping)
     if source == "eventsDatasetId":
-        events = dataset_events(str(actor_input.events_dataset_id), mapping, start)
+        events = dataset_events(open_dataset, str(actor_input.events_dataset_id), mapping, start)
         return EventSource(events, actor_input.event_defaults(), "events from the dataset in eventsDatasetId")
     if source == "eventsUrl":
         retry = RetryPolicy(max_retries=actor_input.max_retries)

@@ -14,6 +14,7 @@ import asyncio
 import codecs
 import csv
 import json
+import logging
 import re
 import time
 import zlib
@@ -25,13 +26,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from apify import Actor
 
 from ..errors import ActorInputError, ServiceUnavailableError, SourceError
 from ..events.shape import SourceEvent
 from ..fields import EVENT_FIELDS
 from ..net.transport import RetryPolicy, Transport
 from ..net.url_guard import UnsafeUrlError, UrlGuard
+from ..platform import OpenDataset
+
+_log = logging.getLogger(__name__)
 
 DATASET_PAGE = 1000
 #: A JSON element still open after this many characters stops the run: the file is not JSON.
@@ -83,12 +86,11 @@ def _record(index: int, data: object, where: str, mapping: FieldMapping) -> Sour
 # ----- Apify dataset -----
 
 
-async def dataset_events(dataset: str, mapping: FieldMapping, start: int = 0) -> AsyncIterator[SourceEvent]:
+async def dataset_events(
+    open_dataset: OpenDataset, dataset: str, mapping: FieldMapping, start: int = 0
+) -> AsyncIterator[SourceEvent]:
     """Items of a dataset (id or name) a page at a time; an item's index is its offset."""
-    try:
-        opened = await Actor.open_dataset(id=dataset)
-    except ValueError:
-        opened = await Actor.open_dataset(name=dataset)
+    opened = await open_dataset(dataset)
     offset = start
     while True:
         page = await opened.get_data(offset=offset, limit=DATASET_PAGE)
@@ -288,7 +290,7 @@ class CsvParser:
             # Names are not echoed: without a header, this line is a person's data.
             raise SourceError("eventsUrl: the CSV's first line names no event field; is its header row missing?")
         if ignored := sum(column is None for column in known):
-            Actor.log.warning(f"{ignored} CSV column(s) are not event fields and are ignored (see fieldMapping)")
+            _log.warning(f"{ignored} CSV column(s) are not event fields and are ignored (see fieldMapping)")
         return known
 
     def _event(self, index: int, line: int, text: str) -> SourceEvent:
@@ -501,7 +503,7 @@ async def url_events(
             except (httpx.TransportError, zlib.error) as error:
                 if attempt >= retry.max_retries:
                     raise SourceError(f"eventsUrl: the download failed ({type(error).__name__})") from None
-                Actor.log.warning(f"eventsUrl: the download broke off ({type(error).__name__}); resuming")
+                _log.warning(f"eventsUrl: the download broke off ({type(error).__name__}); resuming")
                 await asyncio.sleep(retry.delay(attempt, None))
                 attempt += 1
             except (ServiceUnavailableError, UnsafeUrlError) as error:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..input import ActorInput
-from ..ledger import KeyValueStore
 from ..net.transport import RetryPolicy, Transport
 from ..net.url_guard import UrlGuard
+from ..platform import Platform
 from ..results.sink import Progress, ResultSink
 from ..snap.api import Endpoints
 
@@ -22,8 +22,8 @@ class RunContext:
     run_id: str
     #: Checks users' URLs (`eventsUrl`, `webhookUrl`) and each redirect they take.
     url_guard: UrlGuard
-    #: Opens the named store of the ledger of accepted events (`ledger.LEDGER_STORE`); None: no ledger.
-    ledger_store: Callable[[], Awaitable[KeyValueStore]] | None = None
+    #: Storages, charging and the platform's signals (`main.py` passes the Apify SDK's; tests in-memory ones).
+    platform: Platform
     #: Called with a reason when the run must stop early (abort, SIGTERM): read no more, finish what is in flight.
     stoppers: list[Callable[[str], object]] = field(default_factory=list)
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-
-from apify import Actor, Event
+import logging
 
 from ..billing import CONVERSION_EVENT, Billing
 from ..delivery.checkpoint import STATE_KEY, Checkpoint
@@ -15,11 +14,14 @@ from ..events.build import ConversionBuilder, Destinations
 from ..events.names import EventNameResolver
 from ..events.user_data import UserDataNormalizer
 from ..ledger import Ledger
+from ..platform import Charging
 from ..snap.api import ConversionsApi, MarketingApi, OAuthCredentials
 from ..snap.quality_scores import SnapQuality, fetch_snap_quality, parse_quality_scores
 from ..sources import event_source
 from ..sources.demo import DEMO_PIXEL_ID, sample_quality_scores
 from .context import RunContext
+
+_log = logging.getLogger(__name__)
 
 
 async def send_events(ctx: RunContext) -> None:
@@ -40,7 +42,9 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
     except ValueError as error:
         raise ActorInputError("eventNameMapping", str(error)) from None
     checkpoint = None if actor_input.is_demo else await _checkpoint(ctx)
-    source = event_source(actor_input, ctx.url_guard, start=checkpoint.watermark if checkpoint else 0)
+    platform = ctx.platform
+    start = checkpoint.watermark if checkpoint else 0
+    source = event_source(actor_input, ctx.url_guard, platform.open_dataset, start)
     builder = ConversionBuilder(
         destinations=destinations,
         normalizer=UserDataNormalizer(
@@ -67,28 +71,33 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
     async with ctx.transport() as transport:
         api = ConversionsApi(transport, actor_input.token(), ctx.endpoints.capi)
         recorded = int(checkpoint.restored.get("charged", 0)) if checkpoint and checkpoint.restored else None
-        billing = Billing.free() if validate else _actor_billing(recorded)
+        billing = Billing.free() if validate else _billing(platform.charging, recorded)
         delivery = SnapDelivery(api, validate=validate, stats=ctx.sink.summary.delivery)
         ledger = None
-        if not validate and ctx.ledger_store is not None:
-            ledger = Ledger(await ctx.ledger_store(), skip=actor_input.skip_already_sent)
+        if not validate and platform.ledger_store is not None:
+            ledger = Ledger(await platform.ledger_store(), skip=actor_input.skip_already_sent)
         pipeline = _pipeline(ctx, settings, builder, delivery, billing, checkpoint, ledger)
         ctx.stoppers.append(pipeline.stop)
-        Actor.on(Event.ABORTING, lambda _: pipeline.stop("the run was aborted; events not reached were not sent"))
-        Actor.on(Event.MIGRATING, lambda _: pipeline.pause())
-        await pipeline.run(source.events)
+        removers = (
+            platform.events.on_abort(lambda: pipeline.stop("the run was aborted; events not reached were not sent")),
+            platform.events.on_migrate(pipeline.pause),
+        )
+        try:
+            await pipeline.run(source.events)
+        finally:
+            for remove in removers:
+                remove()
         if actor_input.pixel_id:
             # Snap's own score for the report, beside our per-event grades; a refusal is shown, never fatal.
             marketing = MarketingApi(transport, OAuthCredentials(actor_input.token()), ctx.endpoints)
             summary.snap_quality = await fetch_snap_quality(marketing, actor_input.pixel_id)
 
 
-def _actor_billing(recorded: int | None) -> Billing:
+def _billing(charging: Charging, recorded: int | None) -> Billing:
     async def charge(count: int, key: str) -> int:
-        result = await Actor.charge(CONVERSION_EVENT, count=count, idempotency_key=key)
-        return result.charged_count
+        return await charging.charge(CONVERSION_EVENT, count, key)
 
-    return Billing.for_actor(Actor.get_charging_manager(), charge, recorded_charges=recorded, log=Actor.log.info)
+    return Billing.for_actor(charging.manager, charge, recorded_charges=recorded, log=_log.info)
 
 
 async def _checkpoint(ctx: RunContext) -> Checkpoint:
@@ -96,9 +105,10 @@ async def _checkpoint(ctx: RunContext) -> Checkpoint:
     # `json` with ASCII escapes: the input's events may hold lone surrogates, which model_dump_json refuses.
     given = json.dumps(ctx.input.model_dump(mode="python"), sort_keys=True, default=str)
     fingerprint = Checkpoint.fingerprint(ctx.run_id, given)
-    checkpoint = Checkpoint(Actor.set_value, fingerprint, await Actor.get_value(STATE_KEY))
+    store = ctx.platform.store
+    checkpoint = Checkpoint(store.set, fingerprint, await store.get(STATE_KEY))
     if checkpoint.resumed:
-        Actor.log.info(f"Resuming: events before #{checkpoint.watermark:,} and others already finished are skipped.")
+        _log.info(f"Resuming: events before #{checkpoint.watermark:,} and others already finished are skipped.")
     return checkpoint
 
 
