@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from .delivery.send import Outcome
 from .platform import ChargingManager
+from .results.rows import Outcome
 
 CONVERSION_EVENT = "conversion-sent"
 BILLABLE_STATUS = "sent"

@@ -9,7 +9,7 @@ event shape router, the normalizer, the report, the match grade, the tests' cove
 from `FIELDS`. Adding a field means adding a row here.
 
 Yes/no values (`optOut`, `limitedDataUse`, `advertiserTrackingEnabled`; CSV cells and JSON values alike) are
-read by the one truth table in `events/yes_no.py`.
+read by the one truth table in `rules/yes_no.py`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field as InputField
 
-from .events import custom_data as custom
-from .events import normalize as rules
+from .rules import identifiers as rules
+from .rules import values as custom
 
 #: Longest accepted text of an event field in the input form, and the longest list.
 MAX_TEXT = 1000

@@ -20,9 +20,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel, to_snake
 
 from .errors import ActorInputError, MissingInputError
-from .events.custom_data import broken_text
 from .fields import FIELDS, INHERITED_EVENT_FIELDS, MAX_LIST, MAX_URL, SINGLE_EVENT_FIELDS, Text
 from .fields import Field as EventField
+from .rules.values import broken_text
 
 #: Longest accepted ids (pixel, app, ad account, dataset, client), secrets and URLs (event fields: `fields.py`):
 #: far above any real value, so that a runaway cell is refused by name before it reaches a URL or a log.

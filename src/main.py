@@ -25,7 +25,8 @@ from .ledger import LEDGER_STORE
 from .net.url_guard import ALLOW_PRIVATE_ENV, UrlGuard
 from .platform import ChargingManager, Dataset, Platform
 from .results.report import CONTENT_TYPE, REPORT_KEY, render_report
-from .results.sink import NOT_ACCEPTED, DatasetUnavailableError, Progress, ResultSink, Summary
+from .results.rows import NOT_ACCEPTED
+from .results.sink import DatasetUnavailableError, Progress, ResultSink, Summary
 from .results.verdict import Verdict, conversion_verdict, lookup_verdict
 from .results.webhook import post_results
 from .snap.api import Endpoints

@@ -22,7 +22,8 @@ from src.input import parse_input
 from src.net.transport import RetryPolicy, Transport
 from src.net.url_guard import UrlGuard
 from src.results.report import render_report
-from src.results.sink import Progress, ResultSink, Row, Summary
+from src.results.rows import Row
+from src.results.sink import Progress, ResultSink, Summary
 from src.snap.api import Endpoints, MarketingApi, OAuthCredentials
 from src.snap.quality_scores import (
     QualityScore,

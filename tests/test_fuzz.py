@@ -16,7 +16,6 @@ from test_conversion import NOW, builder
 
 from src.errors import ActorInputError
 from src.events.build import UNPREPARABLE, PreparedEvent, RejectedEvent
-from src.events.custom_data import MAX_AMOUNT, broken_text
 from src.events.shape import SourceEvent
 from src.fields import (
     APP_RULES,
@@ -29,7 +28,8 @@ from src.fields import (
     USER_DATA_ALIASES,
 )
 from src.input import ActorInput, parse_input
-from src.results.sink import event_row
+from src.results.rows import event_row
+from src.rules.values import MAX_AMOUNT, broken_text
 from src.snap.api import encode_body
 
 FUZZ = settings(

@@ -18,7 +18,7 @@ from test_conversion import NOW, build, page_view, prepared, rejected
 
 from src.errors import ActorInputError
 from src.input import parse_input
-from src.results.sink import rejected_row
+from src.results.rows import rejected_row
 
 PIXEL = "pixel-hostile-1"
 

@@ -25,7 +25,8 @@ from src.events.names import EventNameResolver
 from src.events.shape import SourceEvent
 from src.events.user_data import UserDataNormalizer
 from src.net.transport import RetryPolicy, Transport
-from src.results.sink import Progress, ResultSink, Row, Summary
+from src.results.rows import Row
+from src.results.sink import Progress, ResultSink, Summary
 from src.snap.api import ConversionsApi
 
 TOKEN = "capi-token-isolation"

@@ -24,19 +24,10 @@ from ..errors import SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
 from ..ledger import Ledger
-from ..results.sink import (
-    DUPLICATE,
-    DatasetUnavailableError,
-    Progress,
-    ResultSink,
-    Row,
-    Summary,
-    event_row,
-    outcome_rows,
-    rejected_row,
-)
+from ..results.rows import DUPLICATE, Outcome, Row, event_row, outcome_rows, rejected_row
+from ..results.sink import DatasetUnavailableError, Progress, ResultSink, Summary
 from .checkpoint import Checkpoint
-from .send import Delivery, DeliveryStoppedError, Outcome
+from .send import Delivery, DeliveryStoppedError
 
 MAX_BATCH = 2000
 #: A migration that has not moved the run after this long was a false alarm: reading resumes.

@@ -11,22 +11,13 @@ ends with its own answer, and the extra requests are bounded and counted. Every 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ..errors import SnapAuthError, SnapError, SnapRejectedError
 from ..events.build import PreparedEvent
+from ..results.rows import Outcome, Status
+from ..results.sink import DeliveryStats
 from ..snap.api import ConversionsApi, EventVerdict, event_verdicts
-
-Status = Literal["sent", "valid", "invalid", "failed", "skipped", "demo", "duplicate"]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    event: PreparedEvent
-    status: Status
-    error: str | None = None
-    warnings: tuple[str, ...] = ()
 
 
 class DeliveryStoppedError(Exception):
@@ -57,15 +48,6 @@ class DemoDelivery:
 #: fallback takes about 2 x log2(n / k) per bad event: 42 for 2 bad events among 2,000, about 120 for
 #: 6. Past the bound, the events not yet answered for are reported `failed` (resendable, not charged).
 MAX_ISOLATION_REQUESTS = 128
-
-
-@dataclass(slots=True)
-class DeliveryStats:
-    """Requests spent isolating rejected events, for OUTPUT (`isolationRequests`); bounded counters only."""
-
-    isolation_requests: int = 0
-    validate_requests: int = 0
-    over_budget_batches: int = 0
 
 
 class _Isolation:

@@ -17,12 +17,12 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from ..fields import APP_RULES, CUSTOM_RULES, MATCH_RANK
-from .custom_data import FieldError
+from ..rules.values import FieldError
+from ..rules.yes_no import is_yes
 from .names import EventNameResolver, unknown_event_message
 from .preflight import preflight
 from .shape import NativeEvent, SourceEvent, to_native
 from .user_data import UserDataNormalizer
-from .yes_no import is_yes
 
 INTEGRATION = "apify-snapchat-conversions-actor"
 ACTION_SOURCES = frozenset({"WEB", "MOBILE_APP", "OFFLINE"})

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from .custom_data import broken_text
+from ..rules.values import broken_text
 
 MAX_AGE_SECONDS = 37 * 24 * 3600
 MAX_FUTURE_SECONDS = 3600

@@ -11,8 +11,8 @@ from functools import partial
 from hashlib import sha256
 
 from ..fields import HASHED_RULES, RAW_RULES, USER_DATA_ALIASES
-from .custom_data import broken_text
-from .normalize import IdentifierError, Rule, is_sha256_hex, normalize_phone
+from ..rules.identifiers import IdentifierError, Rule, is_sha256_hex, normalize_phone
+from ..rules.values import broken_text
 
 UserDataValue = str | list[str]
 

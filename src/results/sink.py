@@ -13,56 +13,13 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
-from ..delivery.send import DeliveryStats, Outcome, Status
-from ..events.build import PreparedEvent, RejectedEvent
-from ..events.quality import grade
+from .rows import NOT_ACCEPTED, Row
 
-Row = dict[str, Any]
 PushFn = Callable[[list[Row]], Awaitable[None]]
 StatusFn = Callable[[str], Awaitable[object]]
 _LINE_PREFIX = re.compile(r"^line \d+: (element \d+ )?")
-
-
-def event_row(
-    task: str,
-    event: PreparedEvent | RejectedEvent,
-    status: Status,
-    error: str | None = None,
-    *,
-    charged: bool = False,
-    warnings: Sequence[str] = (),
-) -> Row:
-    return {
-        "task": task,
-        "eventIndex": event.index,
-        "eventId": event.event_id,
-        "eventName": event.event_name,
-        "actionSource": event.action_source,
-        "status": status,
-        "error": error,
-        "charged": charged,
-        "matchKeys": list(event.match_keys),
-        "matchQuality": grade(event.match_keys),
-        "warnings": [*event.warnings, *warnings],
-    }
-
-
-def rejected_row(task: str, event: RejectedEvent) -> Row:
-    return event_row(task, event, event.status, event.error)
-
-
-def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: int) -> list[Row]:
-    """Rows for a delivered batch; the first `charged` accepted events are the ones billed."""
-    rows = []
-    for outcome in outcomes:
-        billed = charged > 0 and outcome.status == "sent"
-        charged -= billed
-        rows.append(
-            event_row(task, outcome.event, outcome.status, outcome.error, charged=billed, warnings=outcome.warnings)
-        )
-    return rows
 
 
 #: Distinct event names and reasons a summary tells apart; the rest are counted under `OTHER`, so
@@ -71,10 +28,15 @@ DISTINCT_LIMIT = 200
 OTHER = "(other)"
 #: How many events not accepted are logged one by one.
 WARN_ROWS = 5
-#: Statuses whose `error` says why an event was not accepted.
-NOT_ACCEPTED = ("invalid", "failed", "skipped")
-#: An event Snap accepted in an earlier run (see `ledger`): not sent again, not charged, not a failure.
-DUPLICATE: Final = "duplicate"
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    """Requests spent isolating rejected events, for OUTPUT (`isolationRequests`); bounded counters only."""
+
+    isolation_requests: int = 0
+    validate_requests: int = 0
+    over_budget_batches: int = 0
 
 
 class DatasetUnavailableError(Exception):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .sink import DUPLICATE, NOT_ACCEPTED, Summary
+from .rows import DUPLICATE, NOT_ACCEPTED
+from .sink import Summary
 
 #: What the run's status message calls an accepted event, by task kind.
 _ACCEPTED = {"send": ("sent", "sent"), "validate": ("valid", "valid"), "demo": ("demo", "prepared")}

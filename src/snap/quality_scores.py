@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SnapAuthError, SnapError
-from ..results.sink import Row
 from .api import MarketingApi
 
 _LIST_KEYS = ("event_quality_scores", "event_quality_score", "scores", "event_quality", "data")
@@ -123,22 +122,6 @@ def parse_quality_scores(body: Mapping[str, Any]) -> list[QualityScore]:
             )
         )
     return scores
-
-
-def quality_rows(task: str, pixel_id: str, scores: Iterable[QualityScore], *, demo: bool) -> list[Row]:
-    return [
-        {
-            "task": task,
-            "pixelId": pixel_id,
-            "eventName": score.event_name,
-            "actionSource": score.action_source,
-            "eventSource": score.event_source,
-            "score": score.score,
-            "recommendations": [rec.label() for rec in score.recommendations],
-            "demo": demo,
-        }
-        for score in scores
-    ]
 
 
 async def fetch_snap_quality(api: MarketingApi, pixel_id: str) -> SnapQuality:

@@ -306,7 +306,7 @@ class CsvParser:
         data: dict[str, Any] = {}
         for column, value in zip(columns, values, strict=True):
             if column is not None and value != "":
-                data[column] = value  # a yes/no cell is read by `events.yes_no`, as in JSON
+                data[column] = value  # a yes/no cell is read by `rules.yes_no`, as in JSON
         return SourceEvent(index, data)
 
 
