@@ -53,7 +53,7 @@ from src.events.names import EventNameResolver  # noqa: E402
 from src.events.shape import SourceEvent  # noqa: E402
 from src.events.user_data import UserDataNormalizer  # noqa: E402
 from src.net.url_guard import ALLOW_PRIVATE_ENV  # noqa: E402
-from src.snap.api import encode_body  # noqa: E402
+from src.snap.conversions import encode_body  # noqa: E402
 
 TOKEN = "bench-token"
 PIXEL = "bench-pixel"

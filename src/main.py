@@ -29,7 +29,7 @@ from .results.rows import NOT_ACCEPTED
 from .results.sink import DatasetUnavailableError, Progress, ResultSink, Summary
 from .results.verdict import Verdict, conversion_verdict, lookup_verdict
 from .results.webhook import post_results
-from .snap.api import Endpoints
+from .snap.endpoints import Endpoints
 from .tasks import CONVERSION_TASKS, LOOKUP_NOUNS, TASKS
 from .tasks.context import RunContext
 

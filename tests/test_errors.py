@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from src.errors import ServiceUnavailableError, SnapError, SnapUnavailableError
-from src.snap.api import snap_request
+from src.snap.answers import snap_request
 
 
 def test_transport_failure_is_not_a_snap_error() -> None:

@@ -24,7 +24,8 @@ from src.net.url_guard import UrlGuard
 from src.results.report import render_report
 from src.results.rows import Row
 from src.results.sink import Progress, ResultSink, Summary
-from src.snap.api import Endpoints, MarketingApi, OAuthCredentials
+from src.snap.endpoints import Endpoints
+from src.snap.marketing import MarketingApi, OAuthCredentials
 from src.snap.quality_scores import (
     QualityScore,
     Recommendation,

@@ -30,7 +30,7 @@ from src.fields import (
 from src.input import ActorInput, parse_input
 from src.results.rows import event_row
 from src.rules.values import MAX_AMOUNT, broken_text
-from src.snap.api import encode_body
+from src.snap.conversions import encode_body
 
 FUZZ = settings(
     max_examples=60,

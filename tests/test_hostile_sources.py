@@ -26,14 +26,9 @@ from src.errors import SourceError
 from src.events.shape import SourceEvent
 from src.net.transport import RetryPolicy, Transport
 from src.net.url_guard import UnsafeUrlError, UrlGuard, is_public
-from src.sources.files import (
-    MAX_LINE_CHARS,
-    DownloadLimits,
-    FieldMapping,
-    JsonLinesParser,
-    LineSplitter,
-    url_events,
-)
+from src.sources.files import DownloadLimits, url_events
+from src.sources.mapping import FieldMapping
+from src.sources.parsers import MAX_LINE_CHARS, JsonLinesParser, LineSplitter
 
 OPEN = UrlGuard(allow_private=True)
 NO_MAPPING = FieldMapping(None)

@@ -27,7 +27,7 @@ from src.events.user_data import UserDataNormalizer
 from src.net.transport import RetryPolicy, Transport
 from src.results.rows import Row
 from src.results.sink import Progress, ResultSink, Summary
-from src.snap.api import ConversionsApi
+from src.snap.conversions import ConversionsApi
 
 TOKEN = "capi-token-isolation"
 PIXEL = "pixel-iso"

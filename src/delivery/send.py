@@ -17,7 +17,7 @@ from ..errors import SnapAuthError, SnapError, SnapRejectedError
 from ..events.build import PreparedEvent
 from ..results.rows import Outcome, Status
 from ..results.sink import DeliveryStats
-from ..snap.api import ConversionsApi, EventVerdict, event_verdicts
+from ..snap.conversions import ConversionsApi, EventVerdict, event_verdicts
 
 
 class DeliveryStoppedError(Exception):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SnapAuthError, SnapError
-from .api import MarketingApi
+from .marketing import MarketingApi
 
 _LIST_KEYS = ("event_quality_scores", "event_quality_score", "scores", "event_quality", "data")
 _EVENT_KEYS = ("event_type", "event_name", "event")

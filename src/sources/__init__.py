@@ -13,8 +13,10 @@ from ..input import ActorInput
 from ..net.transport import RetryPolicy
 from ..net.url_guard import UrlGuard
 from ..platform import OpenDataset
+from .dataset import dataset_events
 from .demo import sample_events
-from .files import FieldMapping, dataset_events, url_events
+from .files import url_events
+from .mapping import FieldMapping
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from ..net.transport import RetryPolicy, Transport
 from ..net.url_guard import UrlGuard
 from ..platform import Platform
 from ..results.sink import Progress, ResultSink
-from ..snap.api import Endpoints
+from ..snap.endpoints import Endpoints
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..results.rows import quality_rows
-from ..snap.api import MarketingApi
+from ..snap.marketing import MarketingApi
 from ..snap.quality_scores import parse_quality_scores
 from ..sources.demo import DEMO_PIXEL_ID, sample_quality_scores
 from .context import RunContext

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..results.rows import Row
-from ..snap.api import MarketingApi, OAuthCredentials
+from ..snap.marketing import MarketingApi, OAuthCredentials
 from ..sources.demo import DEMO_PIXEL_ID, sample_pixels
 from .context import RunContext
 

@@ -15,7 +15,8 @@ from ..events.names import EventNameResolver
 from ..events.user_data import UserDataNormalizer
 from ..ledger import Ledger
 from ..platform import Charging
-from ..snap.api import ConversionsApi, MarketingApi, OAuthCredentials
+from ..snap.conversions import ConversionsApi
+from ..snap.marketing import MarketingApi, OAuthCredentials
 from ..snap.quality_scores import SnapQuality, fetch_snap_quality, parse_quality_scores
 from ..sources import event_source
 from ..sources.demo import DEMO_PIXEL_ID, sample_quality_scores

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..results.rows import Row
-from ..snap.api import ConversionsApi
+from ..snap.conversions import ConversionsApi
 from ..sources.demo import DEMO_PIXEL_ID
 from .context import RunContext
 
