@@ -68,3 +68,25 @@ class Platform:
     events: PlatformEvents
     #: Opens the named store of the ledger of accepted events (`ledger.LEDGER_STORE`); None: no ledger.
     ledger_store: Callable[[], Awaitable[KeyValueStore]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunEdge:
+    """What one run writes besides its tasks' work: rows, status messages, OUTPUT and the report, and the
+    run's identity. `main.py` builds it from the Apify SDK; the in-process tests build it in memory."""
+
+    platform: Platform
+    run_id: str
+    #: Appends rows to the run's dataset; `count_rows(fallback)` says how many it holds (every attempt).
+    push_rows: Callable[[list[dict[str, Any]]], Awaitable[None]]
+    count_rows: Callable[[int], Awaitable[int]]
+    set_status: Callable[[str], Awaitable[object]]
+    #: Saves a record (OUTPUT, the report) in the run's default key-value store, with a content type or None.
+    save: Callable[[str, Any, str | None], Awaitable[None]]
+    #: The public URL of a record of the default store, on the platform; None locally.
+    record_url: Callable[[str], str | None]
+    dataset_id: str | None
+    #: A link to the run's rows, on the platform; None locally.
+    dataset_items_url: str | None
+    #: Users' URLs (eventsUrl, webhookUrl) may reach private addresses (locally, or when allowed).
+    allow_private_urls: bool
