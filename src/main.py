@@ -26,7 +26,8 @@ from .net.url_guard import ALLOW_PRIVATE_ENV, UrlGuard
 from .platform import ChargingManager, Dataset, Platform, RunEdge
 from .results.report import CONTENT_TYPE, REPORT_KEY, render_report
 from .results.rows import NOT_ACCEPTED
-from .results.sink import DatasetUnavailableError, Progress, ResultSink, Summary
+from .results.sink import DatasetUnavailableError, Progress, ResultSink
+from .results.summary import Summary
 from .results.verdict import Verdict, conversion_verdict, lookup_verdict
 from .results.webhook import post_results
 from .snap.endpoints import Endpoints

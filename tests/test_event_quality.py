@@ -23,7 +23,8 @@ from src.net.transport import RetryPolicy, Transport
 from src.net.url_guard import UrlGuard
 from src.results.report import render_report
 from src.results.rows import Row
-from src.results.sink import Progress, ResultSink, Summary
+from src.results.sink import Progress, ResultSink
+from src.results.summary import Summary
 from src.snap.endpoints import Endpoints
 from src.snap.marketing import MarketingApi, OAuthCredentials
 from src.snap.quality_scores import (

@@ -26,7 +26,8 @@ from src.events.shape import SourceEvent
 from src.events.user_data import UserDataNormalizer
 from src.net.transport import RetryPolicy, Transport
 from src.results.rows import Row
-from src.results.sink import Progress, ResultSink, Summary
+from src.results.sink import Progress, ResultSink
+from src.results.summary import Summary
 from src.snap.conversions import ConversionsApi
 
 TOKEN = "capi-token-isolation"

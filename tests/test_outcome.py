@@ -15,7 +15,7 @@ from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap
 from in_process import run_in_process
 
-from src.results.sink import Summary
+from src.results.summary import Summary
 from src.results.verdict import Verdict, conversion_verdict, lookup_verdict
 
 PIXEL = "pixel-outcome"

@@ -21,7 +21,7 @@ from conftest import CAPI_TOKEN, ROOT, ActorRun, run_actor
 from fake_snap import FakeSnap
 
 from src.results.report import render_report
-from src.results.sink import DISTINCT_LIMIT, OTHER, Summary
+from src.results.summary import DISTINCT_LIMIT, OTHER, Summary
 
 PIXEL = "pixel-123"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

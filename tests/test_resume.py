@@ -15,7 +15,7 @@ from conftest import CAPI_TOKEN, run_actor, start_actor
 from fake_snap import FakeSnap
 
 from src.delivery.checkpoint import Checkpoint
-from src.results.sink import Summary
+from src.results.summary import Summary
 
 PIXEL = "pixel-resume-1"
 

@@ -22,7 +22,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from ..results.sink import Summary
+from ..results.summary import Summary
 
 STATE_KEY = "BULK_PROGRESS"
 SaveFn = Callable[[str, dict[str, Any]], Awaitable[None]]

@@ -25,7 +25,8 @@ from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
 from ..ledger import Ledger
 from ..results.rows import DUPLICATE, Outcome, Row, event_row, outcome_rows, rejected_row
-from ..results.sink import DatasetUnavailableError, Progress, ResultSink, Summary
+from ..results.sink import DatasetUnavailableError, Progress, ResultSink
+from ..results.summary import Summary
 from .checkpoint import Checkpoint
 from .send import Delivery, DeliveryStoppedError
 

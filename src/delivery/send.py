@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from ..errors import SnapAuthError, SnapError, SnapRejectedError
 from ..events.build import PreparedEvent
 from ..results.rows import Outcome, Status
-from ..results.sink import DeliveryStats
+from ..results.summary import DeliveryStats
 from ..snap.conversions import ConversionsApi, EventVerdict, event_verdicts
 
 

@@ -20,7 +20,7 @@ from html import escape
 from ..events.quality import GRADES
 from ..fields import IDENTIFIER_LABELS, MATCH_KEYS
 from ..snap.quality_scores import SnapQuality
-from .sink import Summary
+from .summary import Summary
 
 REPORT_KEY = "REPORT"
 CONTENT_TYPE = "text/html; charset=utf-8"

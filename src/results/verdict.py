@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .rows import DUPLICATE, NOT_ACCEPTED
-from .sink import Summary
+from .summary import Summary
 
 #: What the run's status message calls an accepted event, by task kind.
 _ACCEPTED = {"send": ("sent", "sent"), "validate": ("valid", "valid"), "demo": ("demo", "prepared")}
