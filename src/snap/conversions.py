@@ -81,25 +81,16 @@ class ConversionsApi:
         suffix = "/events/validate" if validate else "/events"
         what = "Snap Conversions API validate" if validate else "Snap Conversions API send"
         body = encode_body(events)
-        response = await snap_request(
-            self._transport,
-            "POST",
-            f"{self._base}/v3/{quote(asset_id, safe='')}{suffix}",
-            what=what,
-            params=self._params,
-            content=body,
-            headers={"Content-Type": "application/json"},
-        )
-        return raise_for_snap(response, what, advice=CAPI_AUTH_ADVICE)
+        headers = {"Content-Type": "application/json"}
+        return await self._call("POST", f"{quote(asset_id, safe='')}{suffix}", what, content=body, headers=headers)
 
     async def test_events(self, asset_id: str, kind: str) -> dict[str, Any]:
         """`kind` is `logs` (the last 24 hours of test events) or `stats`."""
         what = f"Snap test event {kind}"
-        response = await snap_request(
-            self._transport,
-            "GET",
-            f"{self._base}/v3/{quote(asset_id, safe='')}/events/validate/{kind}",
-            what=what,
-            params=self._params,
-        )
+        return await self._call("GET", f"{quote(asset_id, safe='')}/events/validate/{kind}", what)
+
+    async def _call(self, method: str, path: str, what: str, **options: Any) -> dict[str, Any]:
+        """`/v3/{path}` with the token in the query string; Snap's answer as data, or a Snap error."""
+        url = f"{self._base}/v3/{path}"
+        response = await snap_request(self._transport, method, url, what=what, params=self._params, **options)
         return raise_for_snap(response, what, advice=CAPI_AUTH_ADVICE)
