@@ -106,7 +106,7 @@ FIELDS: tuple[Field, ...] = (
     _user("phone", "ph", rules.normalize_phone, 1, "Phone", hashed=True, form=_SEVERAL),
     _user("mobileAdId", "madid", rules.normalize_lowercase_id, 2, "Mobile ad ID", hashed=False,
           aliases=("mobile_ad_id",)),
-    _user("idfa", "idfa", rules.normalize_lowercase_id, 3, "IDFA", hashed=False, personal=True, form=None),
+    _user("idfa", "idfa", rules.normalize_lowercase_id, 3, "IDFA", hashed=False, personal=True),
     _user("idfv", "idfv", rules.normalize_lowercase_id, 4, "IDFV", hashed=False, personal=True),
     _user("scClickId", "sc_click_id", rules.normalize_raw, 5, "Click ID (ScCid)", hashed=False),
     _user("uuid1", "sc_cookie1", rules.normalize_raw, 6, "Snap cookie (_scid)", hashed=False),

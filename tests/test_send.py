@@ -290,3 +290,15 @@ def test_token_refused_mid_isolation_keeps_and_charges_what_snap_accepted(tmp_pa
     }
     assert run.charged_conversions == 2
     assert "refused the access token" in run.output["error"]
+
+
+def test_send_event_sends_the_idfa_input_lowercased_and_unhashed(snap: FakeSnap) -> None:
+    run = run_in_process(
+        real(task="send_event", email="a@example.com", price=5, idfa="6D92078A-8246-4BA4-AE5B-76104861E7DC"), snap=snap
+    )
+    assert run.returncode == 0, run.stderr
+    [event] = snap.accepted
+    assert event["user_data"]["idfa"] == "6d92078a-8246-4ba4-ae5b-76104861e7dc"
+    [row] = run.rows
+    assert "idfa" in row["matchKeys"]
+    assert "ignored" not in run.stderr
