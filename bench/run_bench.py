@@ -48,12 +48,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from bulk_support import FileServer, write_jsonl  # noqa: E402
 from bulk_support import conversions as synthetic  # noqa: E402
 
-from src.conversion import ConversionBuilder, Destinations  # noqa: E402
-from src.event_input import SourceEvent  # noqa: E402
-from src.event_names import EventNameResolver  # noqa: E402
-from src.normalize import UserDataNormalizer  # noqa: E402
-from src.snap_api import encode_body  # noqa: E402
-from src.url_guard import ALLOW_PRIVATE_ENV  # noqa: E402
+from src.events.build import ConversionBuilder, Destinations  # noqa: E402
+from src.events.names import EventNameResolver  # noqa: E402
+from src.events.shape import SourceEvent  # noqa: E402
+from src.events.user_data import UserDataNormalizer  # noqa: E402
+from src.net.url_guard import ALLOW_PRIVATE_ENV  # noqa: E402
+from src.snap.conversions import encode_body  # noqa: E402
 
 TOKEN = "bench-token"
 PIXEL = "bench-pixel"

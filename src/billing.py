@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
 
-from .delivery import Outcome
+from .platform import ChargingManager
+from .results.rows import Outcome
 
 CONVERSION_EVENT = "conversion-sent"
 BILLABLE_STATUS = "sent"
@@ -19,14 +19,6 @@ BILLABLE_STATUS = "sent"
 LimitFn = Callable[[], int | None]
 ChargeFn = Callable[[int, str], Awaitable[int]]
 LogFn = Callable[[str], object]
-
-
-class ChargingManager(Protocol):
-    """What billing reads from the SDK's charging manager (`Actor.get_charging_manager()`)."""
-
-    def get_charged_event_count(self, event_name: str) -> int: ...
-
-    def calculate_max_event_charge_count_within_limit(self, event_name: str) -> int | None: ...
 
 
 def billable_count(outcomes: Sequence[Outcome]) -> int:
@@ -59,7 +51,7 @@ class Billing:
     def for_actor(
         cls, manager: ChargingManager, charge: ChargeFn, *, recorded_charges: int | None = None, log: LogFn = print
     ) -> Billing:
-        """Charges through the Apify SDK (the edge passes its charging manager and `Actor.charge`).
+        """Charges through the platform (`main.py` passes its charging manager and charge function).
 
         `recorded_charges` is, for a resumed run, how many conversions its checkpoint says were
         charged; the platform's own count beyond that was paid by an earlier attempt and not recorded.

@@ -1,4 +1,13 @@
-"""The actor's errors. None of their messages may carry a token or a raw identifier."""
+"""The actor's errors, grouped by layer; each message says what went wrong and what to do about it.
+
+- input: `ActorInputError`, `MissingInputError` -- fix the named input field.
+- source: `SourceError` -- the dataset or file at `eventsDatasetId` / `eventsUrl` cannot be read as a whole.
+- transport: `ServiceUnavailableError` -- a host (Snap, or a user's `eventsUrl` / `webhookUrl`) did not answer
+  usefully after every retry. It is no `SnapError`: the layer that called decides what it means.
+- Snap: `SnapError` and its kinds -- Snap answered with an error, or (`SnapUnavailableError`) could not be reached.
+
+None of their messages may carry a token or a raw identifier.
+"""
 
 from __future__ import annotations
 
@@ -59,8 +68,19 @@ class SnapRejectedError(SnapError):
         self.messages = messages
 
 
-class ServiceUnavailableError(SnapError):
-    """Rate limits, 5xx, time-outs or dropped connections outlasted every retry (Snap's or the webhook's)."""
+class SnapUnavailableError(SnapError):
+    """Snap's rate limits, 5xx, time-outs or dropped connections outlasted every retry: try again later, or
+    lower `maxRequestsPerSecond` / `maxConcurrency`."""
+
+
+class ServiceUnavailableError(Exception):
+    """The transport layer: rate limits, 5xx, time-outs or dropped connections outlasted every retry, for any
+    host. The Snap layer turns it into `SnapUnavailableError`; the sources into `SourceError`; the webhook
+    records it in OUTPUT."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class SourceError(Exception):

@@ -22,7 +22,9 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
+
+from .platform import KeyValueStore
 
 LEDGER_STORE = "snapchat-capi-ledger"
 CHUNK_ENTRIES = 10_000
@@ -30,12 +32,6 @@ MAX_ENTRIES = 1_000_000
 RETENTION_DAYS = 38
 MAX_RETRY = 100_000
 _HEX = 16
-
-
-class KeyValueStore(Protocol):
-    async def get(self, key: str) -> Any: ...
-
-    async def set(self, key: str, value: Any) -> None: ...
 
 
 def entry(asset_id: str, event_id: str) -> str:

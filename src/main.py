@@ -1,28 +1,38 @@
-"""The actor's entry point: input -> task -> dataset rows -> OUTPUT -> webhook."""
+"""The actor's entry point: input -> task -> dataset rows -> OUTPUT -> webhook.
+
+The only module that talks to the Apify SDK: it reads the input, opens the storages, wires the platform's
+events (abort, migration, SIGTERM), charging, status messages and logging, and hands the core the small
+interfaces of `platform.py`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
-from apify import Actor
+from apify import Actor, Event
 from apify.storages import KeyValueStore
 
-from .actor_input import ActorInput, parse_input
-from .context import RunContext
-from .errors import ActorInputError, SnapError, SourceError
+from .errors import ActorInputError, ServiceUnavailableError, SnapError, SourceError
+from .input import ActorInput, parse_input
 from .ledger import LEDGER_STORE
-from .outcome import Verdict, conversion_verdict, lookup_verdict
-from .report import CONTENT_TYPE, REPORT_KEY, render_report
-from .results import NOT_ACCEPTED, DatasetUnavailableError, Progress, ResultSink, Summary
-from .snap_api import Endpoints
+from .net.url_guard import ALLOW_PRIVATE_ENV, UrlGuard
+from .platform import ChargingManager, Dataset, Platform, RunEdge
+from .results.report import CONTENT_TYPE, REPORT_KEY, render_report
+from .results.rows import NOT_ACCEPTED
+from .results.sink import DatasetUnavailableError, Progress, ResultSink
+from .results.summary import Summary
+from .results.verdict import Verdict, conversion_verdict, lookup_verdict
+from .results.webhook import post_results
+from .snap.endpoints import Endpoints
 from .tasks import CONVERSION_TASKS, LOOKUP_NOUNS, TASKS
-from .url_guard import ALLOW_PRIVATE_ENV, UrlGuard
-from .webhook import post_results
+from .tasks.context import RunContext
 
 #: Up to this many rows travel in the webhook body; beyond it, a link to the dataset does.
 WEBHOOK_ROWS = 1000
@@ -31,50 +41,56 @@ WEBHOOK_ROWS = 1000
 PUSH_ATTEMPTS = 4
 PUSH_TIMEOUT_S = 20.0
 PUSH_BACKOFF_S = (2.0, 5.0, 10.0)
+_log = logging.getLogger(__name__)
 
 
 async def main() -> None:
     async with Actor:
-        try:
-            actor_input = parse_input(await Actor.get_input())
-            actor_input.check_ready()
-        except ActorInputError as error:
-            Actor.log.error(str(error))
-            await Actor.set_value("OUTPUT", {"error": str(error)})
-            await Actor.fail(status_message=str(error))
-            return
-        verdict = await run(actor_input)
+        _route_logs()
+        edge = await _apify_edge()
+        verdict = await execute(await Actor.get_input(), edge)
         if verdict.succeeded:
             await Actor.exit(status_message=verdict.message)
         else:
             await Actor.fail(status_message=verdict.message)
 
 
-async def run(actor_input: ActorInput) -> Verdict:
+async def execute(raw_input: dict[str, Any] | None, edge: RunEdge) -> Verdict:
+    """The whole run on the given platform: input checked, task run, results stored."""
+    try:
+        actor_input = parse_input(raw_input)
+        actor_input.check_ready()
+    except ActorInputError as error:
+        _log.error(str(error))
+        await edge.save("OUTPUT", {"error": str(error)}, None)
+        return Verdict(False, str(error))
+    return await run(actor_input, edge)
+
+
+async def run(actor_input: ActorInput, edge: RunEdge) -> Verdict:
     """Run the task, store what it found, and say whether the run did its job."""
     task = actor_input.task
     summary = Summary(task=task, demo=actor_input.is_demo)
     only = NOT_ACCEPTED if actor_input.result_rows == "problems" and task in CONVERSION_TASKS else None
-    run_id = Actor.configuration.actor_run_id or "local"
-    writer = await DatasetWriter.open()
-    sink = ResultSink(writer.push, summary, keep=WEBHOOK_ROWS, only=only, warn=Actor.log.warning, row_prefix=run_id)
-    progress = Progress(Actor.set_status_message, summary)
-    ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, run_id, _url_guard(), _ledger_store)
-    _stop_on_sigterm(ctx)
+    sink = ResultSink(edge.push_rows, summary, keep=WEBHOOK_ROWS, only=only, warn=_log.warning, row_prefix=edge.run_id)
+    progress = Progress(edge.set_status, summary)
+    url_guard = UrlGuard(allow_private=edge.allow_private_urls)
+    ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, edge.run_id, url_guard, edge.platform)
     if actor_input.is_demo:
-        Actor.log.info("Demo mode: sample data, nothing is sent to Snap and nothing is charged.")
+        _log.info("Demo mode: sample data, nothing is sent to Snap and nothing is charged.")
     if ignored := actor_input.ignored_fields():
-        Actor.log.info(f"{task} does not read these input fields, so they were ignored: {', '.join(ignored)}")
+        _log.info(f"{task} does not read these input fields, so they were ignored: {', '.join(ignored)}")
 
     failure: str | None = None
     try:
-        await TASKS[task](ctx)
-    except (ActorInputError, SnapError, SourceError) as error:
+        with _stop_on_sigterm(ctx):
+            await TASKS[task](ctx)
+    except (ActorInputError, SnapError, SourceError, ServiceUnavailableError) as error:
         failure = str(error)
-        Actor.log.error(failure)
+        _log.error(failure)
     except DatasetUnavailableError as error:
         failure = f"Stopped: {error}. What was sent and charged is recorded in OUTPUT and the checkpoint"
-        Actor.log.error(failure)
+        _log.error(failure)
     finally:
         with contextlib.suppress(DatasetUnavailableError):
             await sink.flush()
@@ -86,37 +102,60 @@ async def run(actor_input: ActorInput) -> Verdict:
     else:
         verdict = lookup_verdict(summary, noun=LOOKUP_NOUNS[task], failure=failure)
     output: dict[str, Any] = summary.to_output() | {
-        "datasetRows": await writer.count(sink.stored - len(sink.unstored())),
+        "datasetRows": await edge.count_rows(sink.stored - len(sink.unstored())),
         "rowsNotStored": len(sink.unstored()),
         "error": failure,
         "succeeded": verdict.succeeded,
         "statusMessage": verdict.message,
     }
     if task in CONVERSION_TASKS:
-        output |= await _save_report(summary, failure)
+        await edge.save(REPORT_KEY, render_report(summary, error=failure), CONTENT_TYPE)
+        output |= {"reportKey": REPORT_KEY, "reportUrl": edge.record_url(REPORT_KEY)}
     if actor_input.webhook_url:
         output["webhook"] = await post_results(
-            actor_input.webhook_url, _webhook_body(output, sink), max_retries=actor_input.max_retries,
-            url_guard=ctx.url_guard,
+            actor_input.webhook_url, _webhook_body(output, sink, edge), max_retries=actor_input.max_retries,
+            url_guard=url_guard,
         )
         if not output["webhook"]["delivered"]:
-            Actor.log.warning(f"Webhook delivery failed: {output['webhook']['error']}")
-    await Actor.set_value("OUTPUT", output)
+            _log.warning(f"Webhook delivery failed: {output['webhook']['error']}")
+    await edge.save("OUTPUT", output, None)
     return verdict
 
 
-async def _save_report(summary: Summary, failure: str | None) -> dict[str, Any]:
-    """Store the HTML run report; OUTPUT links it (by URL too when on the platform)."""
-    await Actor.set_value(REPORT_KEY, render_report(summary, error=failure), content_type=CONTENT_TYPE)
-    store_id = Actor.configuration.default_key_value_store_id
-    base = Actor.configuration.api_public_base_url
-    url = f"{base}/v2/key-value-stores/{store_id}/records/{REPORT_KEY}" if Actor.is_at_home() else None
-    return {"reportKey": REPORT_KEY, "reportUrl": url}
+async def _apify_edge() -> RunEdge:
+    """The run's platform through the Apify SDK."""
+    writer = await DatasetWriter.open()
+    store = await Actor.open_key_value_store()
+    config = Actor.configuration
+    at_home = Actor.is_at_home()
 
+    async def save(key: str, value: Any, content_type: str | None) -> None:
+        await store.set_value(key, value, content_type=content_type)
 
-def _url_guard() -> UrlGuard:
-    """On the platform users' URLs may reach public addresses only, unless the environment allows more."""
-    return UrlGuard(allow_private=not Actor.is_at_home() or os.environ.get(ALLOW_PRIVATE_ENV) == "1")
+    def record_url(key: str) -> str | None:
+        base, store_id = config.api_public_base_url, config.default_key_value_store_id
+        return f"{base}/v2/key-value-stores/{store_id}/records/{key}" if at_home else None
+
+    dataset_id = config.default_dataset_id
+    return RunEdge(
+        platform=Platform(
+            store=_Store(store),
+            open_dataset=_open_dataset,
+            charging=_Charging(Actor.get_charging_manager()),
+            events=_Events(),
+            ledger_store=_ledger_store,
+        ),
+        run_id=config.actor_run_id or "local",
+        push_rows=writer.push,
+        count_rows=writer.count,
+        set_status=Actor.set_status_message,
+        save=save,
+        record_url=record_url,
+        dataset_id=dataset_id,
+        dataset_items_url=f"https://api.apify.com/v2/datasets/{dataset_id}/items?format=json" if at_home else None,
+        # On the platform users' URLs may reach public addresses only, unless the environment allows more.
+        allow_private_urls=not at_home or os.environ.get(ALLOW_PRIVATE_ENV) == "1",
+    )
 
 
 class DatasetWriter:
@@ -176,7 +215,9 @@ class DatasetWriter:
         return int(meta.item_count or 0) if self._client is not None else fallback
 
 
-class _NamedStore:
+class _Store:
+    """`platform.KeyValueStore` over an SDK key-value store."""
+
     def __init__(self, store: KeyValueStore) -> None:
         self._store = store
 
@@ -187,32 +228,98 @@ class _NamedStore:
         await self._store.set_value(key, value)
 
 
-async def _ledger_store() -> _NamedStore:
+async def _ledger_store() -> _Store:
     """The ledger lives in a named store of the user's account: it outlives runs (and local purges)."""
-    return _NamedStore(await Actor.open_key_value_store(name=LEDGER_STORE))
+    return _Store(await Actor.open_key_value_store(name=LEDGER_STORE))
 
 
-def _stop_on_sigterm(ctx: RunContext) -> None:
+async def _open_dataset(dataset: str) -> Dataset:
+    """`eventsDatasetId` holds a dataset's id or its name."""
+    try:
+        return await Actor.open_dataset(id=dataset)
+    except ValueError:
+        return await Actor.open_dataset(name=dataset)
+
+
+class _Charging:
+    """`platform.Charging` through `Actor.charge`."""
+
+    def __init__(self, manager: ChargingManager) -> None:
+        self.manager = manager
+
+    async def charge(self, event_name: str, count: int, key: str) -> int:
+        result = await Actor.charge(event_name, count=count, idempotency_key=key)
+        return result.charged_count
+
+
+class _Events:
+    """`platform.PlatformEvents` through `Actor.on`; each handler is removed again with `Actor.off`."""
+
+    def on_abort(self, handler: Callable[[], object]) -> Callable[[], None]:
+        return self._on(Event.ABORTING, handler)
+
+    def on_migrate(self, handler: Callable[[], object]) -> Callable[[], None]:
+        return self._on(Event.MIGRATING, handler)
+
+    @staticmethod
+    def _on(event: Event, handler: Callable[[], object]) -> Callable[[], None]:
+        def listener(_: object) -> None:
+            handler()
+
+        Actor.on(event, listener)
+        return lambda: Actor.off(event, listener)
+
+
+def _as_sdk_line(record: logging.LogRecord) -> bool:
+    """The run log names the actor's lines as it names the SDK's, whichever module wrote them."""
+    record.name = "apify"
+    return True
+
+
+def _route_logs() -> None:
+    """The core logs through the `src` loggers: into the run log like the SDK's own lines. httpx logs every
+    request URL at INFO, and the Conversions API token rides in that URL: it logs warnings only."""
+    sdk = logging.getLogger("apify")
+    core = logging.getLogger(__package__ or "src")
+    core.handlers = []
+    for sdk_handler in sdk.handlers:
+        handler = logging.StreamHandler(getattr(sdk_handler, "stream", None))
+        handler.setFormatter(sdk_handler.formatter)
+        handler.addFilter(_as_sdk_line)
+        core.addHandler(handler)
+    core.setLevel(sdk.getEffectiveLevel())
+    core.propagate = False
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(ctx: RunContext) -> Iterator[None]:
     """SIGTERM stops like an abort: read no more, finish and record the batches in flight, save OUTPUT."""
 
     def stop() -> None:
-        Actor.log.warning("SIGTERM: finishing the batches in flight, then stopping.")
+        _log.warning("SIGTERM: finishing the batches in flight, then stopping.")
         for stopper in ctx.stoppers:
             stopper("the run was stopped (SIGTERM); events not reached were not sent")
 
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, stop)
+    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
-def _webhook_body(output: dict[str, Any], sink: ResultSink) -> dict[str, Any]:
-    dataset_id = Actor.configuration.default_dataset_id
+def _webhook_body(output: dict[str, Any], sink: ResultSink, edge: RunEdge) -> dict[str, Any]:
     complete = sink.stored <= len(sink.kept)
     return {
         "summary": output,
         "rows": sink.kept if complete else [],
         "rowsIncluded": complete,
-        "datasetId": dataset_id,
-        "datasetItemsUrl": f"https://api.apify.com/v2/datasets/{dataset_id}/items?format=json"
-        if Actor.is_at_home()
-        else None,
+        "datasetId": edge.dataset_id,
+        "datasetItemsUrl": edge.dataset_items_url,
     }

@@ -17,7 +17,7 @@ from typing import Any
 from fake_apify import Charge, FakeApify, StatusMessage
 from fake_snap import FakeSnap
 
-from src.url_guard import ALLOW_PRIVATE_ENV
+from src.net.url_guard import ALLOW_PRIVATE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 CONVERSION_EVENT = "conversion-sent"

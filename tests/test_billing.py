@@ -8,8 +8,8 @@ import itertools
 import pytest
 
 from src.billing import Billing
-from src.conversion import PreparedEvent
-from src.delivery import Outcome
+from src.events.build import PreparedEvent
+from src.results.rows import Outcome
 
 
 def sent(n: int) -> list[Outcome]:

@@ -16,6 +16,7 @@ import pytest
 from bulk_support import FileServer, conversion, conversions, csv_text, write_jsonl
 from conftest import CAPI_TOKEN, ROOT, ActorRun, run_actor
 from fake_snap import FakeSnap, Fault
+from in_process import run_in_process
 
 PIXEL = "pixel-bulk-1"
 
@@ -70,7 +71,7 @@ def test_csv_with_field_mapping_and_malformed_rows(tmp_path: Path, snap: FakeSna
     url = files.add("/export/orders.csv", "\n".join(lines) + "\n", "text/csv; charset=utf-8")
     mapping = {"Email Address": "email", "Order Total": "price", "Order ID": "transactionId", "When": "eventTime",
                "Phone": "phone"}  # fmt: skip
-    run = run_actor(tmp_path, bulk(eventsUrl=url, fieldMapping=mapping), snap=snap, ppe=True)
+    run = run_in_process(bulk(eventsUrl=url, fieldMapping=mapping), snap=snap, ppe=True)
 
     assert_consistent(run, snap, 7)
     assert sorted(snap.accepted_event_ids()) == sorted([*order_ids(range(6)), "order-m"])
@@ -94,7 +95,7 @@ def test_json_lines_gzip_file_by_extension(tmp_path: Path, snap: FakeSnap, files
     lines[20] = "[1, 2]"  # line 21: not an object
     lines.insert(30, "")  # blank lines are not events
     url = files.add("/orders.jsonl.gz", gzip.compress("\n".join(lines).encode()), "application/gzip")
-    run = run_actor(tmp_path, bulk(eventsUrl=url), snap=snap, ppe=True)
+    run = run_in_process(bulk(eventsUrl=url), snap=snap, ppe=True)
 
     assert_consistent(run, snap, 2498)
     assert sorted(snap.accepted_event_ids()) == order_ids(i for i in range(2500) if i not in (10, 20))
@@ -109,7 +110,7 @@ def test_json_array_with_content_encoding_gzip(tmp_path: Path, snap: FakeSnap, f
     body = "[\n" + ",\n".join(events) + "\n]\n"
     url = files.add("/api/export", gzip.compress(body.encode()), "application/json", Content_Encoding="gzip")
     mapping = {"transactionId": "eventId"}  # the order id becomes the event's dedup id, not its order_id
-    run = run_actor(tmp_path, bulk(eventsUrl=url, fieldMapping=mapping), snap=snap, ppe=True)
+    run = run_in_process(bulk(eventsUrl=url, fieldMapping=mapping), snap=snap, ppe=True)
 
     assert_consistent(run, snap, 299)
     assert "order_id" not in snap.accepted[0].get("custom_data", {})
@@ -120,7 +121,7 @@ def test_json_array_with_content_encoding_gzip(tmp_path: Path, snap: FakeSnap, f
 
 def test_unreachable_file_fails_the_run_with_a_clear_message(tmp_path: Path, snap: FakeSnap, files: FileServer) -> None:
     url = files.add("/exists.csv", "email\n").replace("exists", "missing")
-    run = run_actor(tmp_path, bulk(eventsUrl=url + "?sig=secret-sig-9"), snap=snap, ppe=True)
+    run = run_in_process(bulk(eventsUrl=url + "?sig=secret-sig-9"), snap=snap, ppe=True)
     assert run.returncode != 0
     assert run.output["error"] == "eventsUrl: the server answered HTTP 404"
     assert "secret-sig-9" not in run.everything_written()
@@ -160,7 +161,7 @@ def test_dataset_source_by_name_with_field_mapping(tmp_path: Path, snap: FakeSna
 
 
 def test_bad_field_mapping_is_an_input_error(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(tmp_path, bulk(eventsUrl="http://127.0.0.1:9/x.csv", fieldMapping={"E-mail": "mail"}), snap=snap)
+    run = run_in_process(bulk(eventsUrl="http://127.0.0.1:9/x.csv", fieldMapping={"E-mail": "mail"}), snap=snap)
     assert run.returncode != 0
     assert run.output["error"] == "Input field 'fieldMapping' maps 'E-mail' to 'mail', which is not an event field"
     assert snap.requests == []
@@ -181,7 +182,7 @@ def test_concurrent_batches_with_faults_lose_nothing_and_charge_exactly(
         Fault.status(502),
         Fault.drop_after_accept(),
     )
-    run = run_actor(tmp_path, bulk(eventsUrl=url, maxConcurrency=4), snap=snap, ppe=True)
+    run = run_in_process(bulk(eventsUrl=url, maxConcurrency=4), snap=snap, ppe=True)
 
     assert run.returncode == 0, run.stderr[-3000:]
     accepted = snap.accepted_event_ids()
@@ -209,7 +210,7 @@ def test_csv_without_a_header_row_stops_without_logging_its_data(
     url = files.add(
         "/no-header.csv", "jane.doe@example.com,+14155550123,Jane\nx@example.com,+14155550124,X\n", "text/csv"
     )
-    run = run_actor(tmp_path, bulk(eventsUrl=url), snap=snap, ppe=True)
+    run = run_in_process(bulk(eventsUrl=url), snap=snap, ppe=True)
     assert run.returncode != 0
     assert "header row" in run.output["error"]
     assert snap.requests == []
@@ -223,7 +224,7 @@ def test_a_truncated_json_array_delivers_what_was_read_then_fails(
 ) -> None:
     body = "[" + ",".join(json.dumps(event) for event in conversions(5))  # the closing ] never comes
     url = files.add("/cut.json", body, "application/json")
-    run = run_actor(tmp_path, bulk(eventsUrl=url), snap=snap, ppe=True)
+    run = run_in_process(bulk(eventsUrl=url), snap=snap, ppe=True)
     assert run.returncode != 0
     assert "not closed" in run.output["error"]
     assert sorted(snap.accepted_event_ids()) == order_ids(range(5))

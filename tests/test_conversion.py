@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from src.conversion import (
+from src.events.build import (
     ConversionBuilder,
     Destinations,
     EventError,
@@ -19,10 +19,10 @@ from src.conversion import (
     parse_event_time,
     tidy_custom_data,
 )
-from src.event_input import SourceEvent, to_native
-from src.event_names import EventNameResolver
-from src.match_quality import grade
-from src.normalize import UserDataNormalizer
+from src.events.names import EventNameResolver
+from src.events.quality import grade
+from src.events.shape import SourceEvent, to_native
+from src.events.user_data import UserDataNormalizer
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 DAY = 24 * 3600
@@ -511,7 +511,7 @@ def test_batch_event_own_values_win_over_defaults(own: dict[str, Any]) -> None:
 
 
 def test_identifiers_are_never_inherited_from_the_top_level_input() -> None:
-    from src.actor_input import parse_input
+    from src.input import parse_input
 
     settings = parse_input(
         {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import ROOT
 
-from src import match_quality
-from src.event_names import GA4_NAMES, SEGMENT_NAMES, SNAP_ALIASES, SNAP_EVENT_NAMES
+from src.events import quality as match_quality
+from src.events.names import GA4_NAMES, SEGMENT_NAMES, SNAP_ALIASES, SNAP_EVENT_NAMES
 
 DOC = ROOT / "README.md"
 

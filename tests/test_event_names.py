@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from src.event_names import GA4_NAMES, SEGMENT_NAMES, EventNameResolver
+from src.events.names import GA4_NAMES, SEGMENT_NAMES, EventNameResolver
 
 #: Snap's v3 event names, written out from reference/snap-api.md (not imported from the code).
 SNAP_NAMES = [

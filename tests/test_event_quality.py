@@ -15,23 +15,27 @@ from typing import Any
 import pytest
 from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap, Fault, make_quality_scores
+from memory_platform import memory_platform
 
-from src.actor_input import parse_input
-from src.context import RunContext
 from src.errors import SnapAuthError
-from src.quality_scores import (
+from src.input import parse_input
+from src.net.transport import RetryPolicy, Transport
+from src.net.url_guard import UrlGuard
+from src.results.report import render_report
+from src.results.rows import Row
+from src.results.sink import Progress, ResultSink
+from src.results.summary import Summary
+from src.snap.endpoints import Endpoints
+from src.snap.marketing import MarketingApi, OAuthCredentials
+from src.snap.quality_scores import (
     QualityScore,
     Recommendation,
     SnapQuality,
     fetch_snap_quality,
     parse_quality_scores,
 )
-from src.report import render_report
-from src.results import Progress, ResultSink, Row, Summary
-from src.snap_api import Endpoints, MarketingApi, OAuthCredentials
 from src.tasks import TASKS
-from src.transport import RetryPolicy, Transport
-from src.url_guard import UrlGuard
+from src.tasks.context import RunContext
 
 PIXEL = "pixel-eqs"
 
@@ -49,7 +53,9 @@ def run_task(snap: FakeSnap | None, actor_input: dict[str, Any]) -> tuple[list[R
 
     base = snap.base_url if snap is not None else "http://127.0.0.1:9"  # nothing listens: demo must not call
     sink, progress = ResultSink(push, summary), Progress(status, summary)
-    ctx = RunContext(parsed, Endpoints(base, base, base), sink, progress, "t", UrlGuard(allow_private=True))
+    ctx = RunContext(
+        parsed, Endpoints(base, base, base), sink, progress, "t", UrlGuard(allow_private=True), memory_platform()
+    )
 
     async def scenario() -> None:
         await TASKS[parsed.task](ctx)

@@ -14,14 +14,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_conversion import NOW, builder
 
-from src.actor_input import ActorInput, parse_input
-from src.conversion import UNPREPARABLE, PreparedEvent, RejectedEvent
 from src.errors import ActorInputError
-from src.event_data import APP_RULES, CUSTOM_RULES, MAX_AMOUNT, broken_text
-from src.event_input import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SourceEvent
-from src.normalize import HASHED_RULES, RAW_RULES, USER_DATA_ALIASES
-from src.results import event_row
-from src.snap_api import encode_body
+from src.events.build import UNPREPARABLE, PreparedEvent, RejectedEvent
+from src.events.shape import SourceEvent
+from src.fields import (
+    APP_RULES,
+    CUSTOM_RULES,
+    FLAG_FIELDS,
+    FLAT_FIELDS,
+    HASHED_RULES,
+    NATIVE_FIELDS,
+    RAW_RULES,
+    USER_DATA_ALIASES,
+)
+from src.input import ActorInput, parse_input
+from src.results.rows import event_row
+from src.rules.values import MAX_AMOUNT, broken_text
+from src.snap.conversions import encode_body
 
 FUZZ = settings(
     max_examples=60,

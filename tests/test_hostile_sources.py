@@ -22,18 +22,13 @@ import httpx
 import pytest
 from bulk_support import FileServer
 
-from src.bulk_sources import (
-    MAX_LINE_CHARS,
-    DownloadLimits,
-    FieldMapping,
-    JsonLinesParser,
-    LineSplitter,
-    url_events,
-)
 from src.errors import SourceError
-from src.event_input import SourceEvent
-from src.transport import RetryPolicy, Transport
-from src.url_guard import UnsafeUrlError, UrlGuard, is_public
+from src.events.shape import SourceEvent
+from src.net.transport import RetryPolicy, Transport
+from src.net.url_guard import UnsafeUrlError, UrlGuard, is_public
+from src.sources.files import DownloadLimits, url_events
+from src.sources.mapping import FieldMapping
+from src.sources.parsers import MAX_LINE_CHARS, JsonLinesParser, LineSplitter
 
 OPEN = UrlGuard(allow_private=True)
 NO_MAPPING = FieldMapping(None)

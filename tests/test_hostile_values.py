@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 from bulk_support import FileServer, csv_text
-from conftest import CAPI_TOKEN, run_actor
+from conftest import CAPI_TOKEN
 from fake_snap import FakeSnap
+from in_process import run_in_process
 from test_conversion import NOW, build, page_view, prepared, rejected
 
-from src.actor_input import parse_input
 from src.errors import ActorInputError
-from src.results import rejected_row
+from src.input import parse_input
+from src.results.rows import rejected_row
 
 PIXEL = "pixel-hostile-1"
 
@@ -199,8 +200,7 @@ def test_a_batch_with_nan_time_negative_price_and_broken_text_charges_only_the_g
     events = [good(0, now), good(1, now) | {"eventTime": "NaN"}, good(2, now), good(3, now) | {"price": -5}]
     events.append(good(4, now) | {"contents": [{"id": "sku", "quantity": "NaN"}], "eventTime": "Infinity"})
     events.append(good(5, now) | {"eventId": f"evt-{chr(0xD800)}", "eventType": f"X{chr(0xDFFF)}" * 100_000})
-    run = run_actor(
-        tmp_path,
+    run = run_in_process(
         {
             "task": "send_batch_events",
             "accessToken": CAPI_TOKEN,
@@ -233,8 +233,7 @@ def test_a_csv_with_nan_and_broken_cells_from_a_url_does_not_kill_the_run(tmp_pa
     rows[5][1] = "secret.buyer\x07@example.com"  # order-4: its only identifier is broken
     with FileServer() as files:
         url = files.add("/export.csv", csv_text(rows), "text/csv")
-        run = run_actor(
-            tmp_path,
+        run = run_in_process(
             {
                 "task": "send_batch_events",
                 "accessToken": CAPI_TOKEN,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from src.actor_input import TASK_FIELDS, ActorInput, parse_input
 from src.errors import ActorInputError, MissingInputError
+from src.input import TASK_FIELDS, ActorInput, parse_input
 
 SEED_EXAMPLE: dict[str, Any] = {
     "demoMode": False,

@@ -18,15 +18,17 @@ import pytest
 from fake_snap import FakeSnap, Fault
 
 from src.billing import Billing
-from src.conversion import ConversionBuilder, Destinations
-from src.delivery import MAX_ISOLATION_REQUESTS, SnapDelivery
-from src.event_input import SourceEvent
-from src.event_names import EventNameResolver
-from src.normalize import UserDataNormalizer
-from src.pipeline import Pipeline, PipelineSettings
-from src.results import Progress, ResultSink, Row, Summary
-from src.snap_api import ConversionsApi
-from src.transport import RetryPolicy, Transport
+from src.delivery.pipeline import Pipeline, PipelineSettings
+from src.delivery.send import MAX_ISOLATION_REQUESTS, SnapDelivery
+from src.events.build import ConversionBuilder, Destinations
+from src.events.names import EventNameResolver
+from src.events.shape import SourceEvent
+from src.events.user_data import UserDataNormalizer
+from src.net.transport import RetryPolicy, Transport
+from src.results.rows import Row
+from src.results.sink import Progress, ResultSink
+from src.results.summary import Summary
+from src.snap.conversions import ConversionsApi
 
 TOKEN = "capi-token-isolation"
 PIXEL = "pixel-iso"

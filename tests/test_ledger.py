@@ -13,27 +13,12 @@ from typing import Any
 import pytest
 from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap
+from memory_platform import MemoryStore
 
 from src import ledger as ledger_module
 from src.ledger import LEDGER_STORE, Ledger, entry
 
 PIXEL = "pixel-ledger-1"
-
-
-class MemoryStore:
-    """The `KeyValueStore` protocol over a dict; values go through JSON as they would in a real store."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, str] = {}
-        self.writes = 0
-
-    async def get(self, key: str) -> Any:
-        raw = self.records.get(key)
-        return None if raw is None else json.loads(raw)
-
-    async def set(self, key: str, value: Any) -> None:
-        self.writes += 1
-        self.records[key] = json.dumps(value)
 
 
 async def _accept(store: MemoryStore, pairs: list[tuple[str, str]], **options: Any) -> Ledger:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from src.bulk_sources import LineSplitter
+from src.sources.parsers import LineSplitter
 
 
 def _whole(text: str, limit: int) -> list[str | None]:

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import CAPI_TOKEN, ROOT, ActorRun, run_actor
+from conftest import CAPI_TOKEN, ROOT, ActorRun
 from fake_snap import FakeSnap
+from in_process import run_in_process
 
-from src.actor_input import ActorInput
-from src.conversion import INTEGRATION
+from src.events.build import INTEGRATION
+from src.input import ActorInput
 
 PIXEL = "pixel-123"
 APP = "snap-app-9"
@@ -27,7 +28,7 @@ def sha(text: str) -> str:
 def send(tmp_path: Path, snap: FakeSnap, events: list[dict[str, Any]], **fields: Any) -> ActorRun:
     actor_input = {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "snapAppId": APP, "eventSourceUrl": URL,
                    "task": "send_batch_events", "events": events} | fields  # fmt: skip
-    run = run_actor(tmp_path, actor_input, snap=snap, ppe=True)
+    run = run_in_process(actor_input, snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     return run
 
@@ -57,7 +58,7 @@ def test_names_from_snap_ga4_segment_and_a_custom_mapping(tmp_path: Path, snap: 
 def test_a_mapping_to_a_name_snap_does_not_take_fails_the_run(tmp_path: Path, snap: FakeSnap) -> None:
     actor_input = {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "task": "send_event", "email": "a@example.com",
                    "eventType": "x", "eventNameMapping": {"x": "BOUGHT"}}  # fmt: skip
-    run = run_actor(tmp_path, actor_input, snap=snap)
+    run = run_in_process(actor_input, snap=snap)
     assert run.returncode != 0
     assert "eventNameMapping" in run.output["error"]
     assert "BOUGHT" in run.output["error"]
@@ -226,7 +227,7 @@ def test_single_event_input_names_reach_snap(tmp_path: Path, snap: FakeSnap) -> 
                    "searchString": "q", "contents": [{"id": "s", "quantity": 1}], "advertiserTrackingEnabled": False,
                    "extinfo": EXTINFO, "appId": "com.example.app", "gender": "m", "dateOfBirth": "1990-05-17",
                    "idfv": "V-1"}  # fmt: skip
-    run = run_actor(tmp_path, actor_input, snap=snap)
+    run = run_in_process(actor_input, snap=snap)
     assert run.returncode == 0, run.stderr
     [event] = snap.accepted
     assert event["custom_data"] == {"sign_up_method": "email", "brands": "A", "search_string": "q",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from src.normalize import UserDataNormalizer
+from src.events.user_data import UserDataNormalizer
 
 
 def sha(text: str) -> str:

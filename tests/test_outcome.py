@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap
+from in_process import run_in_process
 
-from src.outcome import Verdict, conversion_verdict, lookup_verdict
-from src.results import Summary
+from src.results.summary import Summary
+from src.results.verdict import Verdict, conversion_verdict, lookup_verdict
 
 PIXEL = "pixel-outcome"
 REAL = {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://shop.example.com/thanks"}
@@ -132,7 +133,7 @@ def test_batch_of_only_invalid_events_fails_naming_the_reason(tmp_path: Path, sn
     events: list[dict[str, Any]] = [
         {"eventType": "SIGN_UP", "email": f"u{i}@example.com", "eventTime": OLD} for i in range(3)
     ]
-    run = run_actor(tmp_path, {"task": "send_batch_events", **REAL, "events": events}, snap=snap, ppe=True)
+    run = run_in_process({"task": "send_batch_events", **REAL, "events": events}, snap=snap, ppe=True)
     assert run.returncode == 1
     assert [r.path for r in snap.requests if "/events" in r.path] == [] and run.charged_conversions == 0
     assert run.output["succeeded"] is False
@@ -147,7 +148,7 @@ def test_partial_batch_succeeds_and_reports_what_was_not_sent(tmp_path: Path, sn
         {"eventType": "SIGN_UP", "email": "ok@example.com", "eventTime": now, "eventId": "ok-1"},
         {"eventType": "SIGN_UP", "email": "old@example.com", "eventTime": OLD, "eventId": "old-1"},
     ]
-    run = run_actor(tmp_path, {"task": "send_batch_events", **REAL, "events": events}, snap=snap, ppe=True)
+    run = run_in_process({"task": "send_batch_events", **REAL, "events": events}, snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert [e["event_id"] for e in snap.accepted] == ["ok-1"]
     assert run.charged_conversions == 1
@@ -160,7 +161,7 @@ def test_partial_batch_succeeds_and_reports_what_was_not_sent(tmp_path: Path, sn
 
 
 def test_seed_demo_example_runs_free(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(tmp_path, {"demoMode": True, "eventSourceUrl": "https://example.com"}, snap=snap, ppe=True)
+    run = run_in_process({"demoMode": True, "eventSourceUrl": "https://example.com"}, snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert len(run.rows) == 3 and {row["status"] for row in run.rows} == {"demo"}
     assert snap.requests == [] and run.charged_conversions == 0
@@ -172,7 +173,7 @@ def test_seed_real_data_example_says_what_to_add(tmp_path: Path, snap: FakeSnap,
     seed = {"demoMode": False, "task": "send_event", "accessToken": token, "eventType": "PURCHASE",
             "eventSourceUrl": "https://example.com", "currency": "USD", "numberOfItems": 1,
             "isAlreadyHashed": False}  # fmt: skip
-    run = run_actor(tmp_path, seed, snap=snap, ppe=True)
+    run = run_in_process(seed, snap=snap, ppe=True)
     assert run.returncode == 1
     message = run.output["error"]
     assert "pixelId" in message and "email, phone, mobileAdId, or ipAddress together with userAgent" in message

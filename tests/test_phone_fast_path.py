@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import phonenumbers
 import pytest
 
-from src.normalize import IdentifierError, normalize_phone
+from src.rules.identifiers import IdentifierError, normalize_phone
 
 FORMATS = (
     phonenumbers.PhoneNumberFormat.E164,
@@ -164,7 +164,7 @@ def test_fast_path_gives_the_phonenumbers_answer(chunk: int) -> None:
 
 
 def test_fast_path_is_taken_for_plain_international_numbers() -> None:
-    from src.normalize import _plus_digits_e164
+    from src.rules.identifiers import _plus_digits_e164
 
     taken = sum(_plus_digits_e164(value) is not None for value, _ in CORPUS if value.startswith("+"))
     assert taken > 10_000

@@ -29,7 +29,7 @@ from platform_support import (
 )
 
 from src.ledger import LEDGER_STORE
-from src.url_guard import ALLOW_PRIVATE_ENV
+from src.net.url_guard import ALLOW_PRIVATE_ENV
 
 PIXEL = "pixel-123"
 

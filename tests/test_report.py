@@ -20,8 +20,8 @@ import pytest
 from conftest import CAPI_TOKEN, ROOT, ActorRun, run_actor
 from fake_snap import FakeSnap
 
-from src.report import render_report
-from src.results import DISTINCT_LIMIT, OTHER, Summary
+from src.results.report import render_report
+from src.results.summary import DISTINCT_LIMIT, OTHER, Summary
 
 PIXEL = "pixel-123"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

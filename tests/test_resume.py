@@ -14,8 +14,8 @@ from bulk_support import FileServer, conversions, write_jsonl
 from conftest import CAPI_TOKEN, run_actor, start_actor
 from fake_snap import FakeSnap
 
-from src.checkpoint import Checkpoint
-from src.results import Summary
+from src.delivery.checkpoint import Checkpoint
+from src.results.summary import Summary
 
 PIXEL = "pixel-resume-1"
 

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 from conftest import ROOT
 
-from src.actor_input import SINGLE_EVENT_FIELDS, ActorInput, parse_input
-from src.event_input import FLAT_FIELDS
-from src.event_names import SNAP_EVENT_NAMES
+from src.events.names import SNAP_EVENT_NAMES
+from src.fields import FLAT_FIELDS, SINGLE_EVENT_FIELDS
+from src.input import ActorInput, parse_input
 
 SCHEMA: dict[str, Any] = json.loads((ROOT / "INPUT_SCHEMA.json").read_text(encoding="utf-8"))
 PROPS: dict[str, dict[str, Any]] = SCHEMA["properties"]

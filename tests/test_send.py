@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import CAPI_TOKEN, WebhookReceiver, run_actor
+from conftest import CAPI_TOKEN, WebhookReceiver
 from fake_snap import FakeSnap, Fault
+from in_process import run_in_process
 
 PIXEL = "pixel-123"
 EMAIL_SHA = "542d240129883c019e106e3b1b2d3f3cb3537c43c425364de8e951d5a3083345"  # Person@Example.com
@@ -29,8 +30,7 @@ def batch(n: int, **extra: Any) -> list[dict[str, Any]]:
 
 
 def test_send_event_delivers_hashed_identifiers_and_charges_once(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(
-        tmp_path,
+    run = run_in_process(
         real(
             task="send_event",
             email="  Person@Example.com ",
@@ -83,7 +83,7 @@ def test_send_event_delivers_hashed_identifiers_and_charges_once(tmp_path: Path,
 
 
 def test_batch_of_4500_goes_in_requests_of_at_most_2000(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(tmp_path, real(task="send_batch_events", events=batch(4500)), snap=snap, ppe=True)
+    run = run_in_process(real(task="send_batch_events", events=batch(4500)), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     sizes = sorted(r.event_count for r in snap.requests if r.kind == "events")
     assert sizes == [500, 2000, 2000]
@@ -104,7 +104,7 @@ def test_events_as_json_string_and_native_shape(tmp_path: Path, snap: FakeSnap) 
          "event_source_url": "https://a.example", "user_data": {"em": "Person@Example.com"}},
         {"eventType": "ADD_TO_CART", "phone": "+44 844 412 4653"},
     ]  # fmt: skip
-    run = run_actor(tmp_path, real(task="send_batch_events", events=json.dumps(events)), snap=snap)
+    run = run_in_process(real(task="send_batch_events", events=json.dumps(events)), snap=snap)
     assert run.returncode == 0, run.stderr
     by_name = {e["event_name"]: e for e in snap.accepted}
     assert by_name["SIGN_UP"]["user_data"]["em"] == EMAIL_SHA
@@ -119,7 +119,7 @@ def test_bad_events_are_reported_and_never_sent(tmp_path: Path, snap: FakeSnap) 
     events.append({"eventType": "NOT_AN_EVENT", "email": "x@example.com"})
     events.append({"eventType": "PURCHASE", "email": "y@example.com", "price": 1, "eventTime": "2001-01-01T00:00:00Z"})
     events.append("not an object")
-    run = run_actor(tmp_path, real(task="send_batch_events", events=events), snap=snap, ppe=True)
+    run = run_in_process(real(task="send_batch_events", events=events), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert sorted(snap.accepted_event_ids()) == ["order-0", "order-2"]
     invalid = {row["eventIndex"]: row["error"] for row in run.rows_by_status("invalid")}
@@ -134,7 +134,7 @@ def test_bad_events_are_reported_and_never_sent(tmp_path: Path, snap: FakeSnap) 
 
 def test_snap_rejection_of_one_event_does_not_sink_the_batch(tmp_path: Path, snap: FakeSnap) -> None:
     snap.reject_event_ids({"order-3": "Invalid content_ids", "order-7": "Invalid order"})
-    run = run_actor(tmp_path, real(task="send_batch_events", events=batch(10)), snap=snap, ppe=True)
+    run = run_in_process(real(task="send_batch_events", events=batch(10)), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(10) if i not in (3, 7))
     assert snap.duplicates() == []
@@ -149,7 +149,7 @@ def test_400_without_an_event_index_is_isolated_by_asking_validate(tmp_path: Pat
     """Real Snap's answer (no index, top-level error_msgs): one validate request finds the bad event."""
     snap.answer_with_index = False
     snap.reject_event_ids({"order-5": "Bad value"})
-    run = run_actor(tmp_path, real(task="send_batch_events", events=batch(8)), snap=snap, ppe=True)
+    run = run_in_process(real(task="send_batch_events", events=batch(8)), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(8) if i != 5)
     assert [(r.kind, r.event_count, r.status) for r in snap.requests] == [
@@ -171,7 +171,7 @@ def test_rate_limits_5xx_and_dropped_connections_are_retried(tmp_path: Path, sna
         Fault.drop(),
     )
     started = time.monotonic()
-    run = run_actor(tmp_path, real(task="send_batch_events", events=batch(5)), snap=snap, ppe=True)
+    run = run_in_process(real(task="send_batch_events", events=batch(5)), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert time.monotonic() - started >= 1.0  # Retry-After: 1 was honoured
     assert [r.status for r in snap.requests if r.kind == "events"] == [429, 503, None, 200]
@@ -185,7 +185,7 @@ def test_a_send_that_may_have_landed_is_resent_with_the_same_dedup_ids(tmp_path:
     deduplicates, and the events are charged once."""
     snap.add_faults("events", Fault.drop_after_accept())
     events = [{"eventType": "SIGN_UP", "email": f"u{i}@example.com"} for i in range(3)]
-    run = run_actor(tmp_path, real(task="send_batch_events", events=events), snap=snap, ppe=True)
+    run = run_in_process(real(task="send_batch_events", events=events), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     first, second = (r.json["data"] for r in snap.requests if r.kind == "events")
     assert [e["event_id"] for e in first] == [e["event_id"] for e in second]
@@ -195,7 +195,7 @@ def test_a_send_that_may_have_landed_is_resent_with_the_same_dedup_ids(tmp_path:
 
 def test_retries_exhausted_reports_failed_and_charges_nothing(tmp_path: Path, snap: FakeSnap) -> None:
     snap.add_faults("events", *[Fault.status(500)] * 3)
-    run = run_actor(tmp_path, real(task="send_batch_events", events=batch(4), maxRetries=2), snap=snap, ppe=True)
+    run = run_in_process(real(task="send_batch_events", events=batch(4), maxRetries=2), snap=snap, ppe=True)
     assert run.returncode == 1, run.stderr
     assert run.output["statusMessage"].startswith("0 of 4 sent: 4 failed (Snap Conversions API send failed")
     assert snap.accepted == []
@@ -206,7 +206,7 @@ def test_retries_exhausted_reports_failed_and_charges_nothing(tmp_path: Path, sn
 
 
 def test_rejected_token_fails_the_run_without_leaking_it(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(tmp_path, real(accessToken="wrong-token-zz91", task="send_event", email="a@example.com",
+    run = run_in_process(real(accessToken="wrong-token-zz91", task="send_event", email="a@example.com",
                                    price=1), snap=snap, ppe=True)  # fmt: skip
     assert run.returncode != 0
     assert "refused the access token" in run.output["error"]
@@ -216,8 +216,7 @@ def test_rejected_token_fails_the_run_without_leaking_it(tmp_path: Path, snap: F
 
 
 def test_max_charge_caps_what_is_sent(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(
-        tmp_path, real(task="send_batch_events", events=batch(12), maxConcurrency=1), snap=snap, ppe=True,
+    run = run_in_process(real(task="send_batch_events", events=batch(12), maxConcurrency=1), snap=snap, ppe=True,
         max_charge_usd=0.05,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -229,8 +228,7 @@ def test_max_charge_caps_what_is_sent(tmp_path: Path, snap: FakeSnap) -> None:
 
 
 def test_demo_sends_nothing_and_charges_nothing(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(
-        tmp_path,
+    run = run_in_process(
         {"task": "send_batch_events", "eventSourceUrl": "https://a.example", "events": batch(3)},
         snap=snap,
         ppe=True,
@@ -242,7 +240,7 @@ def test_demo_sends_nothing_and_charges_nothing(tmp_path: Path, snap: FakeSnap) 
 
 
 def test_no_input_at_all_runs_a_demo(tmp_path: Path) -> None:
-    run = run_actor(tmp_path, None)
+    run = run_in_process(None)
     assert run.returncode == 0, run.stderr
     assert len(run.rows) == 3 and {row["status"] for row in run.rows} == {"demo"}
     assert run.output["counts"] == {"demo": 3}
@@ -255,8 +253,7 @@ def test_result_rows_problems_stores_only_events_not_accepted(
     events = batch(10)
     events[4] = {"eventType": "PURCHASE", "price": 1}  # no identifier
     snap.reject_event_ids({"order-7": "Invalid order"})
-    run = run_actor(
-        tmp_path,
+    run = run_in_process(
         real(task="send_batch_events", events=events, resultRows="problems", webhookUrl=webhook.url),
         snap=snap,
         ppe=True,
@@ -281,7 +278,7 @@ def test_token_refused_mid_isolation_keeps_and_charges_what_snap_accepted(tmp_pa
         Fault.delay(0),  # the first half goes through normally
         Fault.status(401),
     )
-    run = run_actor(tmp_path, real(task="send_batch_events", events=batch(4)), snap=snap, ppe=True)
+    run = run_in_process(real(task="send_batch_events", events=batch(4)), snap=snap, ppe=True)
     assert run.returncode != 0
     assert sorted(snap.accepted_event_ids()) == ["order-0", "order-1"]
     status = {row["eventId"]: (row["status"], row["charged"]) for row in run.rows}
@@ -293,3 +290,15 @@ def test_token_refused_mid_isolation_keeps_and_charges_what_snap_accepted(tmp_pa
     }
     assert run.charged_conversions == 2
     assert "refused the access token" in run.output["error"]
+
+
+def test_send_event_sends_the_idfa_input_lowercased_and_unhashed(snap: FakeSnap) -> None:
+    run = run_in_process(
+        real(task="send_event", email="a@example.com", price=5, idfa="6D92078A-8246-4BA4-AE5B-76104861E7DC"), snap=snap
+    )
+    assert run.returncode == 0, run.stderr
+    [event] = snap.accepted
+    assert event["user_data"]["idfa"] == "6d92078a-8246-4ba4-ae5b-76104861e7dc"
+    [row] = run.rows
+    assert "idfa" in row["matchKeys"]
+    assert "ignored" not in run.stderr

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from conftest import CAPI_TOKEN, OAUTH_TOKEN, WebhookReceiver, run_actor
 from fake_snap import FakeSnap, Fault, make_pixel
+from in_process import run_in_process
 
 PIXEL = "pixel-123"
 ACCOUNT = "acct-9"
@@ -20,9 +21,7 @@ def test_validate_events_answers_per_event_and_is_free(tmp_path: Path, snap: Fak
         {"eventType": "PAGE_VIEW", "ipAddress": "203.0.113.1", "eventId": "local-bad"},
     ]
     snap.reject_event_ids({"bad-1": "Invalid currency for this pixel"})
-    run = run_actor(
-        tmp_path,
-        {"task": "validate_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
+    run = run_in_process({"task": "validate_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
          "events": events},
         snap=snap,
         ppe=True,
@@ -47,9 +46,7 @@ def test_list_pixels_follows_paging_to_the_end(tmp_path: Path) -> None:
         "other": [make_pixel("px-x", "other")],
     }
     with FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN, pixels=pixels) as snap:
-        run = run_actor(
-            tmp_path, {"task": "list_pixels", "accessToken": OAUTH_TOKEN, "adAccountId": ACCOUNT}, snap=snap
-        )
+        run = run_in_process({"task": "list_pixels", "accessToken": OAUTH_TOKEN, "adAccountId": ACCOUNT}, snap=snap)
         pages = [r for r in snap.requests if r.kind == "pixels"]
     assert run.returncode == 0, run.stderr
     assert len(pages) == 3
@@ -66,9 +63,9 @@ def test_list_pixels_follows_paging_to_the_end(tmp_path: Path) -> None:
 def test_get_pixel_info_and_not_found(tmp_path: Path) -> None:
     pixels = {ACCOUNT: [make_pixel(PIXEL, ACCOUNT, name="Shop pixel")]}
     with FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN, pixels=pixels) as snap:
-        found = run_actor(tmp_path / "a", {"task": "get_pixel_info", "accessToken": OAUTH_TOKEN, "pixelId": PIXEL},
+        found = run_in_process({"task": "get_pixel_info", "accessToken": OAUTH_TOKEN, "pixelId": PIXEL},
                           snap=snap)  # fmt: skip
-        missing = run_actor(tmp_path / "b", {"task": "get_pixel_info", "accessToken": OAUTH_TOKEN, "pixelId": "nope"},
+        missing = run_in_process({"task": "get_pixel_info", "accessToken": OAUTH_TOKEN, "pixelId": "nope"},
                             snap=snap)  # fmt: skip
     assert found.returncode == 0, found.stderr
     [row] = found.rows
@@ -82,8 +79,7 @@ def test_expired_oauth_token_is_refreshed_once(tmp_path: Path) -> None:
     pixels = {ACCOUNT: [make_pixel(PIXEL, ACCOUNT)]}
     with FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN, pixels=pixels,
                   refresh_token="rt-1", client_id="cid", client_secret="cs-1") as snap:  # fmt: skip
-        run = run_actor(
-            tmp_path,
+        run = run_in_process(
             {"task": "list_pixels", "accessToken": "expired", "adAccountId": ACCOUNT, "refreshToken": "rt-1",
              "clientId": "cid", "clientSecret": "cs-1"},
             snap=snap,
@@ -124,9 +120,7 @@ def test_bad_input_fails_naming_the_field_and_sends_nothing(
 
 def test_webhook_gets_summary_and_rows_after_a_retry(tmp_path: Path, snap: FakeSnap, webhook: WebhookReceiver) -> None:
     webhook.statuses = [503]
-    run = run_actor(
-        tmp_path,
-        {"task": "send_event", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
+    run = run_in_process({"task": "send_event", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
          "email": "a@example.com", "price": 5, "webhookUrl": webhook.url},
         snap=snap,
     )  # fmt: skip
@@ -143,7 +137,7 @@ def test_failed_webhook_is_recorded_and_does_not_fail_the_run(
     tmp_path: Path, snap: FakeSnap, webhook: WebhookReceiver
 ) -> None:
     webhook.statuses = [500] * 10
-    run = run_actor(tmp_path, {"webhookUrl": webhook.url, "maxRetries": 1}, snap=snap)
+    run = run_in_process({"webhookUrl": webhook.url, "maxRetries": 1}, snap=snap)
     assert run.returncode == 0, run.stderr
     assert len(webhook.bodies) == 2
     assert run.output["webhook"]["delivered"] is False
@@ -152,7 +146,7 @@ def test_failed_webhook_is_recorded_and_does_not_fail_the_run(
 
 
 def test_demo_pixel_tasks_return_sample_rows(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(tmp_path, {"task": "list_pixels"}, snap=snap)
+    run = run_in_process({"task": "list_pixels"}, snap=snap)
     assert run.returncode == 0, run.stderr
     assert snap.requests == []
     assert len(run.rows) == 2 and all(row["demo"] for row in run.rows)
@@ -160,9 +154,7 @@ def test_demo_pixel_tasks_return_sample_rows(tmp_path: Path, snap: FakeSnap) -> 
 
 def test_capi_outage_on_validate_marks_events_failed(tmp_path: Path, snap: FakeSnap) -> None:
     snap.add_faults("validate", Fault.status(502), Fault.status(502))
-    run = run_actor(
-        tmp_path,
-        {"task": "validate_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
+    run = run_in_process({"task": "validate_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
          "email": "a@example.com", "eventType": "SIGN_UP", "maxRetries": 1},
         snap=snap,
     )  # fmt: skip

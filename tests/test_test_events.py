@@ -7,6 +7,7 @@ from typing import Any
 
 from conftest import CAPI_TOKEN, ActorRun, run_actor
 from fake_snap import FakeSnap
+from in_process import run_in_process
 
 PIXEL = "pixel-123"
 URL = "https://shop.example.com/thanks"
@@ -25,12 +26,12 @@ def after_validating_three(tmp_path: Path, snap: FakeSnap, task: str) -> ActorRu
     ]
     snap.reject_event_ids({"p-1": "Invalid page"})
     (tmp_path / "validate").mkdir()
-    run = run_actor(tmp_path / "validate", actor_input("validate_events", events=events), snap=snap, ppe=True)
+    run = run_in_process(actor_input("validate_events", events=events), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert {row["eventId"]: row["status"] for row in run.rows} == {"o-1": "valid", "s-1": "valid", "p-1": "invalid"}
     assert run.charged_conversions == 0
     assert snap.accepted == []
-    run = run_actor(tmp_path, actor_input(task), snap=snap, ppe=True)
+    run = run_in_process(actor_input(task), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert run.charged_conversions == 0
     return run
@@ -64,9 +65,7 @@ def test_stats_give_one_row_free(tmp_path: Path, snap: FakeSnap) -> None:
 
 
 def test_logs_for_an_app_use_the_snap_app_id(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(
-        tmp_path, {"accessToken": CAPI_TOKEN, "snapAppId": "app-7", "task": "get_test_event_logs"}, snap=snap
-    )
+    run = run_in_process({"accessToken": CAPI_TOKEN, "snapAppId": "app-7", "task": "get_test_event_logs"}, snap=snap)
     assert run.returncode == 0, run.stderr
     assert snap.requests[-1].path == "/v3/app-7/events/validate/logs"
     assert run.rows == []
@@ -74,7 +73,7 @@ def test_logs_for_an_app_use_the_snap_app_id(tmp_path: Path, snap: FakeSnap) -> 
 
 
 def test_without_a_pixel_the_run_fails_and_names_the_field(tmp_path: Path, snap: FakeSnap) -> None:
-    run = run_actor(tmp_path, {"accessToken": CAPI_TOKEN, "task": "get_test_event_stats"}, snap=snap)
+    run = run_in_process({"accessToken": CAPI_TOKEN, "task": "get_test_event_stats"}, snap=snap)
     assert run.returncode != 0
     assert "pixelId" in run.output["error"]
     assert snap.requests == []

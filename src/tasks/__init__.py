@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
-from ..context import RunContext
-from .conversions import send_events, validate_events
+from .context import RunContext
 from .event_quality import get_event_quality
 from .pixels import get_pixel_info, list_pixels
+from .send import send_events, validate_events
 from .test_events import get_test_event_logs, get_test_event_stats
 
 TaskFn = Callable[[RunContext], Awaitable[None]]

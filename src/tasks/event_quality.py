@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ..context import RunContext
-from ..demo import DEMO_PIXEL_ID, sample_quality_scores
-from ..quality_scores import parse_quality_scores, quality_rows
-from ..snap_api import MarketingApi
+from ..results.rows import quality_rows
+from ..snap.marketing import MarketingApi
+from ..snap.quality_scores import parse_quality_scores
+from ..sources.demo import DEMO_PIXEL_ID, sample_quality_scores
+from .context import RunContext
 from .pixels import credentials
 
 

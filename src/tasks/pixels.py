@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import RunContext
-from ..demo import DEMO_PIXEL_ID, sample_pixels
-from ..results import Row
-from ..snap_api import MarketingApi, OAuthCredentials
+from ..results.rows import Row
+from ..snap.marketing import MarketingApi, OAuthCredentials
+from ..sources.demo import DEMO_PIXEL_ID, sample_pixels
+from .context import RunContext
 
 
 def pixel_row(task: str, pixel: dict[str, Any], *, demo: bool) -> Row:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import RunContext
-from ..demo import DEMO_PIXEL_ID
-from ..results import Row
-from ..snap_api import ConversionsApi
+from ..results.rows import Row
+from ..snap.conversions import ConversionsApi
+from ..sources.demo import DEMO_PIXEL_ID
+from .context import RunContext
 
 
 def log_row(task: str, asset_id: str, log: dict[str, Any], *, demo: bool) -> Row:

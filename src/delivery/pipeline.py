@@ -1,0 +1,236 @@
+"""The one event pipeline every conversion task runs on.
+
+source (async iterator) -> build (normalize, hash, preflight) -> batches of up to 2,000 per asset
+-> deliver, several batches in flight -> bill what Snap accepted -> result rows.
+
+It streams: memory holds the batches in flight, not the run. Reading waits while
+`max_concurrency` batches are out, so a fast source cannot outrun Snap.
+
+With a `Checkpoint`, every finished batch is committed (rows pushed, then the finished indexes
+saved), events an earlier attempt finished are skipped, and the run can be stopped (abort: finish
+what is in flight and end) or paused (migration: the same, then wait to be moved) cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ..billing import Billing
+from ..errors import SnapAuthError, SourceError
+from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
+from ..events.shape import SourceEvent
+from ..ledger import Ledger
+from ..results.rows import DUPLICATE, Outcome, Row, event_row, outcome_rows, rejected_row
+from ..results.sink import DatasetUnavailableError, Progress, ResultSink
+from ..results.summary import Summary
+from .checkpoint import Checkpoint
+from .send import Delivery, DeliveryStoppedError
+
+MAX_BATCH = 2000
+#: A migration that has not moved the run after this long was a false alarm: reading resumes.
+MIGRATION_GRACE_S = 300.0
+RETRY_WARNING = "not delivered by an earlier run (failed or over its maximum charge): sent again now"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    task: str
+    batch_size: int = MAX_BATCH
+    max_concurrency: int = 4
+    charge_key_prefix: str = "local"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        *,
+        builder: ConversionBuilder,
+        delivery: Delivery,
+        billing: Billing,
+        sink: ResultSink,
+        progress: Progress,
+        checkpoint: Checkpoint | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self._settings = settings
+        self._ledger = ledger
+        #: (asset id, event id) Snap accepted since the last commit, for the ledger.
+        self._accepted: list[tuple[str, str]] = []
+        #: Set once the dataset refused rows: no new events are taken, the run fails once in-flight work is recorded.
+        self.dataset_down: DatasetUnavailableError | None = None
+        self._builder = builder
+        self._delivery = delivery
+        self._billing = billing
+        self._sink = sink
+        self._progress = progress
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stopped_by: SnapAuthError | None = None
+        self._checkpoint = checkpoint
+        summary = sink.summary
+        self._committed = Summary(summary.task, summary.demo)
+        if checkpoint is not None and checkpoint.restored is not None:
+            summary.restore(checkpoint.restored)
+            self._committed.restore(checkpoint.restored)
+            sink.requeue(checkpoint.unstored)  # rows an earlier attempt could not store: stored first
+            progress.resumed()
+        self._uncommitted: list[Row] = []
+        self._interrupted: str | None = None
+        self._running = asyncio.Event()
+        self._running.set()
+        self._resume: asyncio.TimerHandle | None = None
+
+    def stop(self, reason: str) -> None:
+        """Read no more; batches in flight finish and are committed (the platform is aborting the run)."""
+        self._interrupted = reason
+        self._running.set()
+
+    def pause(self) -> None:
+        """Dispatch no more until the platform moves the run (migration); resume if it has not after a while."""
+        self._running.clear()
+        if self._resume is not None:
+            self._resume.cancel()
+        self._resume = asyncio.get_running_loop().call_later(MIGRATION_GRACE_S, self._running.set)
+
+    async def run(self, source: AsyncIterator[SourceEvent]) -> None:
+        """Deliver every event of `source` not finished before; each one ends as exactly one result row."""
+        pending: dict[str, list[PreparedEvent]] = {}
+        source_error: SourceError | None = None
+        ticker = asyncio.create_task(self._tick())
+        try:
+            try:
+                await self._read(source, pending)
+            except SourceError as error:
+                source_error = error  # what was read before the source broke is still delivered
+            if self._interrupted is None:
+                for batch in pending.values():
+                    await self._dispatch(batch)
+            await self._drain()
+        finally:
+            if self._resume is not None:
+                self._resume.cancel()
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            if aclose := getattr(source, "aclose", None):
+                await aclose()
+            await self._drain()
+            await self._commit()
+            await self._progress.update(force=True)
+        self._sink.summary.interrupted = self._interrupted
+        if self.dataset_down is not None:
+            raise self.dataset_down
+        if self.stopped_by is not None:
+            raise self.stopped_by
+        if source_error is not None:
+            raise source_error
+
+    async def _read(self, source: AsyncIterator[SourceEvent], pending: dict[str, list[PreparedEvent]]) -> None:
+        """Build every event; full batches are dispatched, the rest stays in `pending`."""
+        async for item in source:
+            if self._interrupted is not None:
+                break
+            if self._checkpoint is not None and self._checkpoint.is_done(item.index):
+                continue
+            self._sink.summary.read += 1
+            built = self._builder.build(item)
+            if isinstance(built, RejectedEvent):
+                await self._add_rows([rejected_row(self._settings.task, built)])
+                continue
+            if self.stopped_by is not None:
+                await self._not_sent([built])
+                continue
+            if self._ledger is not None and await self._ledger.seen(built.asset_id, built.event_id):
+                reason = f"already accepted by Snap in an earlier run (event_id {built.event_id})"
+                await self._add_rows([event_row(self._settings.task, built, DUPLICATE, reason)])
+                continue
+            if self._ledger is not None and await self._ledger.retrying(built.asset_id, built.event_id):
+                built = dataclasses.replace(built, warnings=(*built.warnings, RETRY_WARNING))
+            batch = pending.setdefault(built.asset_id, [])
+            batch.append(built)
+            if len(batch) >= self._settings.batch_size:
+                await self._dispatch(pending.pop(built.asset_id))
+
+    async def _dispatch(self, batch: list[PreparedEvent]) -> None:
+        if self.stopped_by is not None:
+            await self._not_sent(batch)
+            return
+        if not self._running.is_set():
+            await self._drain()
+            await self._commit()
+            await self._progress.set(f"{self._progress.message()} (paused: the run is being migrated)")
+            await self._running.wait()
+        if self._interrupted is not None:
+            return  # aborted while paused: these events stay unfinished, for a resurrected run
+        await self._slots.acquire()
+        task = asyncio.create_task(self._deliver(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+
+    async def _deliver(self, batch: list[PreparedEvent]) -> None:
+        try:
+            allowed = await self._billing.reserve(len(batch))
+            sending, over_budget = batch[:allowed], batch[allowed:]
+            outcomes: list[Outcome] = []
+            try:
+                if sending:
+                    outcomes = await self._delivery(sending[0].asset_id, sending)
+            except DeliveryStoppedError as stopped:
+                self.stopped_by = self.stopped_by or stopped.cause
+                outcomes = stopped.outcomes
+            key = f"{self._settings.charge_key_prefix}:{batch[0].asset_id}:{batch[0].index}-{batch[-1].index}"
+            charged = await self._billing.settle(allowed, outcomes, key)
+            if self._ledger is not None:
+                self._accepted.extend((o.event.asset_id, o.event.event_id) for o in outcomes if o.status == "sent")
+                failed = [(o.event.asset_id, o.event.event_id) for o in outcomes if o.status == "failed"]
+                await self._ledger.not_delivered([*failed, *((e.asset_id, e.event_id) for e in over_budget)])
+            rows = outcome_rows(self._settings.task, outcomes, charged)
+            reason = "not sent: the run's maximum charge (max total charge USD) is used up"
+            rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)
+            await self._add_rows(rows)
+            await self._commit()
+        finally:
+            self._slots.release()
+
+    async def _not_sent(self, events: list[PreparedEvent]) -> None:
+        reason = f"not sent: {self.stopped_by}"
+        await self._add_rows([event_row(self._settings.task, event, "failed", reason) for event in events])
+
+    async def _add_rows(self, rows: list[Row]) -> None:
+        self._uncommitted.extend(rows)
+        await self._sink.add(rows)
+
+    async def _commit(self) -> None:
+        """Rows, then the checkpoint, then the ledger: an event is marked finished once its row is stored, or,
+        when the dataset refuses rows, kept in the checkpoint with them (the record of what was sent and
+        charged never depends on the dataset); the ledger never knows an event the checkpoint does not."""
+        rows, self._uncommitted = self._uncommitted, []
+        accepted, self._accepted = self._accepted, []
+        try:
+            await self._sink.flush()
+        except DatasetUnavailableError as error:
+            if self.dataset_down is None:
+                self.dataset_down = error
+                self.stop(f"{error}; no new events were taken while rows could not be stored")
+        if self._checkpoint is not None and rows:
+            self._checkpoint.mark(row["eventIndex"] for row in rows)
+            self._committed.add(rows)
+            await self._checkpoint.save(self._committed, self._sink.unstored())
+        if self._ledger is not None and accepted:
+            await self._ledger.add(accepted)
+            await self._ledger.save()
+
+    async def _tick(self) -> None:
+        """The status line moves every few seconds even while a batch waits on retries."""
+        while True:
+            await asyncio.sleep(self._progress.interval)
+            await self._progress.update()

@@ -1,0 +1,283 @@
+"""One raw event in, one Snap v3 payload (or the reason there can be none) out.
+
+This is the per-event hot path of every task: shape, name, time, identifiers, custom data,
+dedup id and the preflight rules, in that order, with no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from ..fields import APP_RULES, CUSTOM_RULES, MATCH_RANK
+from ..rules.values import FieldError
+from ..rules.yes_no import is_yes
+from .names import EventNameResolver, unknown_event_message
+from .preflight import preflight
+from .shape import NativeEvent, SourceEvent, to_native
+from .user_data import UserDataNormalizer
+
+INTEGRATION = "apify-snapchat-conversions-actor"
+ACTION_SOURCES = frozenset({"WEB", "MOBILE_APP", "OFFLINE"})
+_CLICK_ID_PARAMS = frozenset({"sccid", "sscid"})
+_MS_THRESHOLD = 10**11  # 10**11 seconds is the year 5138; anything larger is milliseconds.
+OPTED_OUT = "not sent: the event is marked opted out (optOut); set sendOptedOutEvents to send it with limited data use"
+
+
+#: The row error of an event that broke a rule in an unforeseen way (the fuzz tests make sure none does).
+UNPREPARABLE = "the event could not be prepared: a field holds a value of an unexpected kind"
+
+
+class EventError(ValueError):
+    """Why an event cannot be sent; shown to the user as the row's `error`."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """A payload ready for Snap, and what its result row needs to say about it."""
+
+    index: int
+    asset_id: str
+    payload: dict[str, Any]
+    event_id: str
+    event_name: str
+    action_source: str
+    match_keys: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """An event that is not sent: bad shape, unknown name or a preflight rule (`invalid`), or opted out (`skipped`)."""
+
+    index: int
+    error: str
+    event_name: str | None = None
+    event_id: str | None = None
+    action_source: str | None = None
+    match_keys: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    status: Literal["invalid", "skipped"] = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Destinations:
+    """Where each action source's events go: pixel for WEB/OFFLINE, Snap App ID for MOBILE_APP."""
+
+    pixel_id: str | None
+    snap_app_id: str | None
+
+    def asset_for(self, action_source: str) -> str:
+        if action_source == "MOBILE_APP":
+            if not self.snap_app_id:
+                raise EventError("MOBILE_APP events need snapAppId")
+            return self.snap_app_id
+        if not self.pixel_id:
+            raise EventError(f"{action_source} events need pixelId")
+        return self.pixel_id
+
+
+def parse_event_time(value: object, now: float) -> int:
+    """Unix seconds from Unix seconds or milliseconds (number or digits) or ISO 8601; none is now."""
+    if value is None or value == "":
+        return int(now)
+    if isinstance(value, bool):
+        raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date")
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:  # an int of more than 308 digits
+            number = math.inf
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return int(moment.timestamp())
+    if not math.isfinite(number):
+        raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date, not NaN or infinity")
+    return int(number / 1000 if number >= _MS_THRESHOLD else number)
+
+
+def click_id_from_url(url: str) -> str | None:
+    """The `ScCid` parameter of a landing URL, whatever the name's case; the value keeps its case."""
+    if "?" not in url:  # no query, no click id: skips parsing the URL of nearly every event
+        return None
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return None
+    for name, value in parse_qsl(query):
+        if name.lower() in _CLICK_ID_PARAMS and value:
+            return value
+    return None
+
+
+def content_event_id(payload: Mapping[str, Any], *, time_given: bool = True) -> str:
+    """A dedup id from the event's content, so that a retried or resumed send is deduplicated by Snap.
+
+    A time the event did not give (it defaults to now) is left out: a resumed run must come up with
+    the same id as the attempt before it.
+    """
+    if not time_given:
+        payload = {key: value for key, value in payload.items() if key != "event_time"}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+class ConversionBuilder:
+    """Builds Snap payloads for one run; holds the run's settings so each call only sees its event."""
+
+    def __init__(
+        self,
+        *,
+        destinations: Destinations,
+        normalizer: UserDataNormalizer,
+        names: EventNameResolver,
+        defaults: Mapping[str, Any] | None = None,
+        limited_data_use: bool = False,
+        send_opted_out: bool = False,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._destinations = destinations
+        self._normalizer = normalizer
+        self._names = names
+        self._defaults = dict(defaults or {})
+        self._limited_data_use = limited_data_use
+        self._send_opted_out = send_opted_out
+        self._now = now
+
+    def build(self, source: SourceEvent) -> PreparedEvent | RejectedEvent:
+        if source.data is None:
+            return RejectedEvent(source.index, source.error or "not an event object")
+        native = to_native(source.data, self._defaults)
+        try:
+            return self._build(source.index, native)
+        except (EventError, FieldError) as error:
+            return _rejected(source.index, native, str(error))
+        except Exception as error:  # a value no rule foresaw: one event's row, never the whole run
+            return _rejected(source.index, native, f"{UNPREPARABLE} ({type(error).__name__})")
+
+    def _build(self, index: int, native: NativeEvent) -> PreparedEvent | RejectedEvent:
+        raw = native.event
+        now = self._now()
+        raw_name = raw.get("event_name")
+        event_name = self._names.resolve(str(raw_name)) if raw_name else None
+        if event_name is None:
+            raise EventError(unknown_event_message(str(raw_name)) if raw_name else "eventType is missing")
+        action_source = str(raw.get("action_source") or "WEB").strip().upper()
+        if action_source not in ACTION_SOURCES:
+            raise EventError("actionSource must be WEB, MOBILE_APP or OFFLINE")
+        asset_id = self._destinations.asset_for(action_source)
+        flags = native.flags
+        opted_out = bool(flags) and is_yes(flags.get("optOut"))
+        if opted_out and not self._send_opted_out:
+            return _rejected(index, native, OPTED_OUT, event_name=event_name, status="skipped")
+
+        user_data = raw.get("user_data") or {}
+        custom_data = raw.get("custom_data") or {}
+        app_data = raw.get("app_data") or {}
+        if not (_is_mapping(user_data) and _is_mapping(custom_data) and _is_mapping(app_data)):
+            raise EventError("user_data, custom_data and app_data must be JSON objects")
+        normalized = self._normalizer.normalize(user_data)
+        user = normalized.user_data
+        url = raw.get("event_source_url")
+        if url and "sc_click_id" not in user and (click_id := click_id_from_url(str(url))):
+            user["sc_click_id"] = click_id
+
+        payload: dict[str, Any] = {
+            "event_name": event_name,
+            "event_time": parse_event_time(raw.get("event_time"), now),
+            "action_source": action_source,
+            "user_data": user,
+            "integration": raw.get("integration") or INTEGRATION,
+        }
+        if url:
+            payload["event_source_url"] = str(url)
+        custom = tidy_custom_data(custom_data)
+        if custom:
+            payload["custom_data"] = custom
+        app = tidy_app_data(app_data) if action_source == "MOBILE_APP" else {}
+        if app_data and action_source != "MOBILE_APP":
+            native.warnings.append("app_data is for MOBILE_APP events and was left out")
+        if opted_out and action_source == "MOBILE_APP":
+            app.setdefault("advertiser_tracking_enabled", False)
+        if app:
+            payload["app_data"] = app
+        if self._limited_data_use or opted_out or (flags and is_yes(flags.get("limitedDataUse"))):
+            payload["data_processing_options"] = ["LDU"]
+        elif raw.get("data_processing_options"):
+            payload["data_processing_options"] = raw["data_processing_options"]
+        event_id = str(
+            raw.get("event_id")
+            or custom.get("order_id")
+            or content_event_id(payload, time_given=raw.get("event_time") not in (None, ""))
+        )
+        payload["event_id"] = event_id
+
+        match_keys = tuple(sorted(user.keys() & MATCH_RANK.keys(), key=MATCH_RANK.__getitem__))
+        warnings = tuple(shown(warning, 500) for warning in native.warnings + normalized.warnings)
+        reason = preflight(payload, now)
+        if reason is not None:
+            detail = f"{reason} ({'; '.join(normalized.warnings)})" if normalized.warnings else reason
+            return RejectedEvent(index, shown(detail), event_name, shown(event_id), action_source, match_keys, warnings)
+        return PreparedEvent(index, asset_id, payload, event_id, event_name, action_source, match_keys, warnings)
+
+
+def shown(text: str, limit: int = 2000) -> str:
+    """Text from an event as a result row can store it: valid UTF-8 (a lone surrogate becomes `?`), and cut
+    short, so that a runaway cell does not become a runaway row."""
+    safe = text.encode("utf-8", "replace").decode("utf-8")
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
+def _is_mapping(section: object) -> bool:
+    return type(section) is dict or isinstance(section, Mapping)
+
+
+def tidy_custom_data(custom: Mapping[str, Any]) -> dict[str, Any]:
+    return _apply(CUSTOM_RULES, custom)
+
+
+def tidy_app_data(app: Mapping[str, Any]) -> dict[str, Any]:
+    return _apply(APP_RULES, app)
+
+
+def _apply(rules: Mapping[str, Callable[[object], object]], data: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: rules[key](item) if key in rules else item for key, item in data.items() if item is not None}
+
+
+def _rejected(
+    index: int,
+    native: NativeEvent,
+    error: str,
+    *,
+    event_name: str | None = None,
+    status: Literal["invalid", "skipped"] = "invalid",
+) -> RejectedEvent:
+    raw = native.event
+    name = event_name or raw.get("event_name")
+    custom = raw.get("custom_data")
+    event_id = raw.get("event_id") or (custom.get("order_id") if isinstance(custom, Mapping) else None)
+    return RejectedEvent(
+        index,
+        shown(error),
+        event_name=shown(str(name)) if name else None,
+        event_id=shown(str(event_id)) if event_id else None,
+        action_source=shown(str(raw.get("action_source") or "WEB"), 100),
+        warnings=tuple(shown(warning, 500) for warning in native.warnings),
+        status=status,
+    )

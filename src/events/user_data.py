@@ -1,0 +1,89 @@
+"""One event's raw `user_data` -> what Snap accepts, by the rules `fields.py` assigns to each key.
+
+Nothing else in the actor touches raw identifiers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from hashlib import sha256
+
+from ..fields import HASHED_RULES, RAW_RULES, USER_DATA_ALIASES
+from ..rules.identifiers import IdentifierError, Rule, is_sha256_hex, normalize_phone
+from ..rules.values import broken_text
+
+UserDataValue = str | list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedUserData:
+    user_data: dict[str, UserDataValue]
+    warnings: list[str] = field(default_factory=list)
+
+
+class UserDataNormalizer:
+    """Turns one event's raw `user_data` into what Snap accepts: hashes where Snap wants hashes.
+
+    A value that fails its rule is dropped with a warning naming the field, so that one bad phone
+    number does not cost the conversion its email match.
+    """
+
+    def __init__(self, *, default_phone_country: str | None = None, already_hashed: bool = False) -> None:
+        self._already_hashed = already_hashed
+        hashed: dict[str, Rule] = dict(HASHED_RULES)
+        hashed["ph"] = partial(normalize_phone, default_country=default_phone_country)
+        #: Every `user_data` key -> the whole transform of one value, compiled once per run.
+        self._transforms: dict[str, Rule] = {key: partial(self._hash, rule) for key, rule in hashed.items()}
+        self._transforms.update(RAW_RULES)
+
+    def normalize(self, user_data: Mapping[str, object]) -> NormalizedUserData:
+        result: dict[str, UserDataValue] = {}
+        warnings: list[str] = []
+        transforms = self._transforms
+        for given_key, value in user_data.items():
+            if value is None or value == "" or value == []:
+                continue
+            key = USER_DATA_ALIASES.get(given_key, given_key)
+            transform = transforms.get(key)
+            if transform is None:
+                warnings.append(f"user_data.{key} is not a Snap identifier and was left out")
+                continue
+            if type(value) is str and key not in result:  # the common case: one text value, first of its key
+                try:
+                    result[key] = transform(_as_text(value))
+                except IdentifierError as error:
+                    warnings.append(f"user_data.{key} {error}; left out")
+                continue
+            earlier = result.get(key)
+            kept: list[str] = [] if earlier is None else [earlier] if isinstance(earlier, str) else earlier
+            many = isinstance(value, list) or earlier is not None
+            for item in value if isinstance(value, list) else [value]:
+                try:
+                    out = transform(_as_text(item))
+                except IdentifierError as error:
+                    warnings.append(f"user_data.{key} {error}; left out")
+                    continue
+                if out not in kept:
+                    kept.append(out)
+            if kept:
+                result[key] = kept if (many and len(kept) > 1) or isinstance(value, list) else kept[0]
+        return NormalizedUserData(result, warnings)
+
+    def _hash(self, rule: Rule, value: str) -> str:
+        value = value.strip()
+        if is_sha256_hex(value):
+            return value.lower()
+        if self._already_hashed:
+            raise IdentifierError("is marked as already hashed but is not a SHA-256 hex digest")
+        return sha256(rule(value).encode()).hexdigest()
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise IdentifierError("must be text")
+    text = str(value)
+    if (problem := broken_text(text.strip())) is not None:
+        raise IdentifierError(problem)
+    return text

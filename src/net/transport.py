@@ -1,0 +1,207 @@
+"""The one HTTP wrapper: retries with backoff, Retry-After, and no token in any message.
+
+Every request the actor makes (Snap's Conversions API, its Marketing API, OAuth, the user's
+webhook) goes through `Transport.request`, so retry policy and redaction live in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from ..errors import ServiceUnavailableError
+from .url_guard import MAX_REDIRECTS, UnsafeUrlError
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_TOKEN_IN_TEXT = re.compile(r"(access_token|refresh_token|client_secret)=[^&\s\"']+", re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+#: Retries show in the run log (`main.py` routes the `src` loggers there and quiets httpx, whose INFO lines
+#: carry request URLs, and so the Conversions API token).
+_log = logging.getLogger(__name__)
+
+
+def redact(text: str) -> str:
+    """Text with any token in a query string or a Bearer header replaced by `***`."""
+    return _BEARER.sub(r"\1***", _TOKEN_IN_TEXT.sub(r"\1=***", text))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+
+    def delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """Snap's Retry-After when it sends one (capped), else exponential backoff with jitter."""
+        if response is not None and (header := response.headers.get("Retry-After")):
+            seconds = _retry_after_seconds(header)
+            if seconds is not None:
+                return float(min(seconds, self.retry_after_max))
+        ceiling: float = min(self.backoff_max, self.backoff_base * 2.0**attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _retry_after_seconds(header: str) -> float | None:
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+class RateLimiter:
+    """Spaces request attempts at least `1 / rate` seconds apart, retries included, with no burst.
+
+    Concurrent batches share it, so `maxConcurrency` decides how many requests overlap and this
+    decides how many start per second: the two knobs Snap's guidance is about.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        start = max(now, self._next)
+        self._next = start + self._interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+
+class Transport:
+    """An `httpx.AsyncClient` that retries what is worth retrying and describes failures safely."""
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        max_connections: int = 32,
+        client: httpx.AsyncClient | None = None,
+        max_requests_per_second: float | None = None,
+        url_guard: Callable[[httpx.URL], Awaitable[None]] | None = None,
+    ) -> None:
+        """`url_guard` is for users' URLs: it checks the first URL and follows up to `MAX_REDIRECTS`
+        redirects, checking each hop; without it (Snap's own hosts) a redirect is returned as is."""
+        self.retry = retry or RetryPolicy()
+        self._guard = url_guard
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers={"User-Agent": "apify-snapchat-conversions-actor/1.0"},
+        )
+        self._limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
+
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send, retrying 408/425/429/5xx, time-outs and dropped connections up to `max_retries` times.
+
+        Any other answer, 4xx included, is returned to the caller to interpret. `what` names the
+        request in messages ("Snap Conversions API send"); the URL never appears in them.
+        """
+        request = self._client.build_request(
+            method, url, params=params, json=json, content=content, data=data, headers=headers
+        )
+        return await self._send(request, what=what, stream=False)
+
+    @asynccontextmanager
+    async def stream(
+        self, url: str, *, what: str, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """GET with the same retries, the body left unread: for files too big to hold in memory."""
+        response = await self._send(self._client.build_request("GET", url, headers=headers), what=what, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _send(self, request: httpx.Request, *, what: str, stream: bool) -> httpx.Response:
+        attempt = hops = 0
+        guard = self._guard
+        if guard is not None:
+            await _check(guard, request.url, what)
+        while True:
+            if self._limiter is not None:
+                await self._limiter.wait()
+            response: httpx.Response | None = None
+            try:
+                response = await self._client.send(request, stream=stream)
+            except (httpx.TimeoutException, httpx.TransportError) as error:
+                problem = f"{type(error).__name__} ({redact(str(error)) or 'connection failed'})"
+            else:
+                if guard is not None and response.next_request is not None:
+                    await response.aclose()
+                    hops += 1
+                    if hops > MAX_REDIRECTS:
+                        raise UnsafeUrlError(f"{what}: more than {MAX_REDIRECTS} redirects")
+                    request = response.next_request
+                    await _check(guard, request.url, what)
+                    continue
+                if response.status_code not in RETRYABLE_STATUSES:
+                    return response
+                if stream:
+                    await response.aclose()
+                problem = f"HTTP {response.status_code}"
+            if attempt >= self.retry.max_retries:
+                raise ServiceUnavailableError(
+                    f"{what} failed after {attempt + 1} attempts: {problem}",
+                    status=response.status_code if response is not None else None,
+                )
+            delay = self.retry.delay(attempt, response)
+            attempt += 1
+            _log.warning(f"{what}: {problem}; retry {attempt} of {self.retry.max_retries} in {delay:.1f} s")
+            await asyncio.sleep(delay)
+
+
+
+async def _check(guard: Callable[[httpx.URL], Awaitable[None]], url: httpx.URL, what: str) -> None:
+    try:
+        await guard(url)
+    except UnsafeUrlError as error:
+        raise UnsafeUrlError(f"{what}: {error}") from None
+
+
+def response_json(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object, or `{}` when it is not one (HTML error pages, empty bodies)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

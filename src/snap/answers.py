@@ -1,0 +1,91 @@
+"""Requests to Snap and its answers: each failure becomes one of the Snap errors of `errors`, with a message
+that says what to do and never carries the token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ..errors import (
+    ServiceUnavailableError,
+    SnapAuthError,
+    SnapError,
+    SnapNotFoundError,
+    SnapRejectedError,
+    SnapUnavailableError,
+)
+from ..net.transport import Transport, redact, response_json
+
+
+def strings(value: object) -> list[str]:
+    if isinstance(value, list):
+        return [str(item) for item in value if item not in (None, "")]
+    return [str(value)] if isinstance(value, str | int) and value != "" else []
+
+
+def error_details(body: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Snap's `(codes, messages)` from every shape of its error body: `errors: {codes, error_msgs}`
+    (Java v3 SDK `ErrorDetails`), a top-level `error_msgs` list (what partners see from real Snap), and
+    an older `errors: {field: message}` mapping. Messages are redacted; duplicates are dropped."""
+    codes: list[str] = []
+    messages: list[str] = []
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        if "codes" in errors or "error_msgs" in errors:
+            codes += strings(errors.get("codes"))
+            messages += strings(errors.get("error_msgs"))
+        else:
+            messages += [f"{key}: {value}" for key, value in errors.items()]
+    elif isinstance(errors, list):
+        messages += strings(errors)
+    messages += strings(body.get("error_msgs"))
+    codes += strings(body.get("codes"))
+    return list(dict.fromkeys(codes)), list(dict.fromkeys(redact(message) for message in messages))
+
+
+def snap_reason(body: dict[str, Any], response: httpx.Response) -> str:
+    reason = (
+        body.get("reason")
+        or body.get("display_message")
+        or body.get("debug_message")
+        or body.get("error_description")
+        or body.get("error")
+        or response.reason_phrase
+        or "no reason given"
+    )
+    reason = redact(str(reason))
+    _, messages = error_details(body)
+    details = [message for message in messages if message != reason]
+    return f"{reason} ({'; '.join(details)})" if details else reason
+
+
+async def snap_request(transport: Transport, method: str, url: str, **options: Any) -> httpx.Response:
+    """A request to Snap through the shared transport: a host that never answered is Snap's to report."""
+    try:
+        return await transport.request(method, url, **options)
+    except ServiceUnavailableError as error:
+        raise SnapUnavailableError(str(error), status=error.status) from None
+
+
+def raise_for_snap(response: httpx.Response, what: str, *, advice: str) -> dict[str, Any]:
+    """The JSON body of a success, or the matching `SnapError` for a failure."""
+    body = response_json(response)
+    status = response.status_code
+    if 200 <= status < 300:
+        return body
+    reason = snap_reason(body, response)
+    if status in (401, 403):
+        raise SnapAuthError(f"{what}: Snap refused the access token (HTTP {status}: {reason}). {advice}", status=status)
+    if status == 404:
+        raise SnapNotFoundError(f"{what}: not found (HTTP 404: {reason})", status=status)
+    if status == 400:
+        index = body.get("event")
+        codes, messages = error_details(body)
+        raise SnapRejectedError(
+            reason,
+            event_index=index if isinstance(index, int) and not isinstance(index, bool) else None,
+            codes=tuple(codes),
+            messages=tuple(messages),
+        )
+    raise SnapError(f"{what}: HTTP {status}: {reason}", status=status)
