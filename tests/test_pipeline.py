@@ -1,0 +1,458 @@
+"""The pipeline in-process on in-memory delivery, billing, dataset, checkpoint and ledger.
+
+What a user cares about: which events reach Snap and in which batches, which row each event ends
+as, what is charged, and what a resumed, stopped, paused or broken run does (issue 11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from memory_platform import MemoryStore
+
+from src.billing import Billing
+from src.delivery import pipeline as pipeline_module
+from src.delivery.checkpoint import STATE_KEY, Checkpoint
+from src.delivery.pipeline import RETRY_WARNING, Pipeline, PipelineSettings
+from src.delivery.send import DeliveryStoppedError
+from src.errors import SnapAuthError, SourceError
+from src.events.build import ConversionBuilder, Destinations, PreparedEvent
+from src.events.names import EventNameResolver
+from src.events.shape import SourceEvent
+from src.events.user_data import UserDataNormalizer
+from src.ledger import Ledger
+from src.results.rows import Outcome, Row, Status
+from src.results.sink import DatasetUnavailableError, Progress, ResultSink
+from src.results.summary import Summary
+
+NOW = 1_700_000_000.0
+PIXEL = "pixel-1"
+APP = "app-1"
+TASK = "send_batch_events"
+
+
+def purchase(i: int) -> dict[str, Any]:
+    return {"eventType": "PURCHASE", "email": f"buyer{i}@example.com", "price": 5, "currency": "USD",
+            "transactionId": f"order-{i}", "eventTime": int(NOW) - 60,
+            "eventSourceUrl": "https://shop.example.com/thanks"}  # fmt: skip
+
+
+def app_open(i: int) -> dict[str, Any]:
+    return {"eventType": "APP_OPEN", "actionSource": "MOBILE_APP", "eventTime": int(NOW) - 60,
+            "mobileAdId": f"402da762-201e-42c1-961b-c1fa6cbcf{i:03d}", "eventId": f"app-{i}",
+            "extinfo": ["a2", "com.example.app", "1.0"]}  # fmt: skip
+
+
+INVALID = {"eventType": "PURCHASE", "transactionId": "no-identifier", "eventTime": int(NOW) - 60}
+
+
+@dataclass
+class FakeDelivery:
+    """Records every batch; answers `fates[event_id]` (default sent); may refuse the token on call `stop_on`."""
+
+    fates: dict[str, Status] = field(default_factory=dict)
+    stop_on: int | None = None
+    delay: float = 0.0
+    on_call: Callable[[int], object] | None = None
+    batches: list[tuple[str, list[str]]] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
+    log: list[str] | None = None
+
+    async def __call__(self, asset_id: str, events: Sequence[PreparedEvent]) -> list[Outcome]:
+        self.batches.append((asset_id, [event.event_id for event in events]))
+        call = len(self.batches)
+        if self.on_call is not None:
+            self.on_call(call)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        outcomes = [Outcome(event, self.fates.get(event.event_id, "sent")) for event in events]
+        if call == self.stop_on:
+            half = len(events) // 2
+            stopped = outcomes[:half] + [Outcome(e, "failed", "token refused") for e in events[half:]]
+            raise DeliveryStoppedError(SnapAuthError("token refused"), stopped)
+        if self.log is not None:
+            self.log.append(f"delivered {call}")
+        return outcomes
+
+
+class LoggedStore(MemoryStore):
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__()
+        self.name, self.log = name, log
+
+    async def set(self, key: str, value: Any) -> None:
+        self.log.append(f"{self.name} {key}")
+        await super().set(key, value)
+
+
+@dataclass
+class Run:
+    rows: list[Row]
+    summary: Summary
+    delivery: FakeDelivery
+    charges: list[tuple[int, str]]
+    statuses: list[str]
+    error: BaseException | None = None
+    pipeline: Pipeline | None = None
+
+    def status_of(self) -> dict[str, str]:
+        return {row["eventId"]: row["status"] for row in self.rows}
+
+    def row(self, event_id: str) -> Row:
+        (found,) = [row for row in self.rows if row["eventId"] == event_id]
+        return found
+
+    @property
+    def delivered(self) -> list[str]:
+        return [event_id for _, ids in self.delivery.batches for event_id in ids]
+
+    @property
+    def charged(self) -> int:
+        return sum(count for count, _ in self.charges)
+
+
+async def events_of(data: Sequence[dict[str, Any]], *, fail_after: int | None = None) -> AsyncIterator[SourceEvent]:
+    for index, item in enumerate(data):
+        if index == fail_after:
+            raise SourceError("the source broke off")
+        yield SourceEvent(index, item)
+        await asyncio.sleep(0)  # a real source waits on I/O: batches sent meanwhile start
+
+
+def run(
+    data: Sequence[dict[str, Any]],
+    *,
+    delivery: FakeDelivery | None = None,
+    batch_size: int = pipeline_module.MAX_BATCH,
+    max_concurrency: int = 4,
+    limit: int | None = None,
+    store: MemoryStore | None = None,
+    ledger_store: MemoryStore | None = None,
+    push_fails: bool = False,
+    log: list[str] | None = None,
+    control: Callable[[Pipeline, FakeDelivery], None] | None = None,
+    source: Callable[[], AsyncIterator[SourceEvent]] | None = None,
+    interval: float = 5.0,
+    fingerprint: str = "input-1",
+) -> Run:
+    rows: list[Row] = []
+    charges: list[tuple[int, str]] = []
+    statuses: list[str] = []
+    summary = Summary(task=TASK, demo=False)
+    delivery = delivery or FakeDelivery()
+    result = Run(rows, summary, delivery, charges, statuses)
+
+    async def push(batch: list[Row]) -> None:
+        if push_fails:
+            raise OSError("dataset unreachable")
+        if log is not None:
+            log.append(f"push {sorted(row['eventIndex'] for row in batch)}")
+        rows.extend(batch)
+
+    async def status(message: str) -> None:
+        statuses.append(message)
+
+    async def charge(count: int, key: str) -> int:
+        charges.append((count, key))
+        return count
+
+    async def scenario() -> None:
+        checkpoint = None
+        if store is not None:
+            checkpoint = Checkpoint(store.set, fingerprint, await store.get(STATE_KEY))
+        pipeline = Pipeline(
+            PipelineSettings(task=TASK, batch_size=batch_size, max_concurrency=max_concurrency,
+                             charge_key_prefix="run-1"),
+            builder=ConversionBuilder(destinations=Destinations(PIXEL, APP), normalizer=UserDataNormalizer(),
+                                      names=EventNameResolver(None), now=lambda: NOW),
+            delivery=delivery,
+            billing=Billing(limit=lambda: None if limit is None else limit - result.charged, charge=charge),
+            sink=ResultSink(push, summary),
+            progress=Progress(status, summary, interval=interval),
+            checkpoint=checkpoint,
+            ledger=None if ledger_store is None else Ledger(ledger_store),
+        )  # fmt: skip
+        result.pipeline = pipeline
+        if control is not None:
+            control(pipeline, delivery)
+        try:
+            await pipeline.run(source() if source is not None else events_of(data))
+        except (SnapAuthError, SourceError, DatasetUnavailableError) as error:
+            result.error = error
+
+    asyncio.run(scenario())
+    return result
+
+
+def test_every_event_ends_as_one_row_and_only_accepted_ones_are_charged() -> None:
+    delivery = FakeDelivery(fates={"order-1": "failed", "order-2": "invalid"})
+    result = run([purchase(0), purchase(1), INVALID, purchase(2), purchase(3)], delivery=delivery)
+    assert result.error is None
+    assert result.delivered == ["order-0", "order-1", "order-2", "order-3"]
+    assert result.status_of() == {"order-0": "sent", "order-1": "failed", "no-identifier": "invalid",
+                                  "order-2": "invalid", "order-3": "sent"}  # fmt: skip
+    assert [row["charged"] for row in result.rows if row["status"] == "sent"] == [True, True]
+    assert result.charged == 2
+    assert result.charges == [(2, f"run-1:{PIXEL}:0-4")]
+    assert result.summary.read == 5
+    assert result.summary.counts == {"sent": 2, "failed": 1, "invalid": 2}
+    assert result.summary.charged == 2
+
+
+def test_batches_are_cut_at_the_batch_size_and_per_asset() -> None:
+    data = [purchase(0), app_open(0), purchase(1), purchase(2), app_open(1), purchase(3), purchase(4)]
+    result = run(data, batch_size=2)
+    assert sorted(result.delivery.batches) == sorted([
+        (PIXEL, ["order-0", "order-1"]), (PIXEL, ["order-2", "order-3"]), (PIXEL, ["order-4"]),
+        (APP, ["app-0", "app-1"]),
+    ])  # fmt: skip
+    assert len(result.rows) == 7
+    assert result.charged == 7
+
+
+def test_a_full_batch_is_sent_before_the_source_ends() -> None:
+    seen_when_sent: list[int] = []
+    read = 0
+
+    async def source() -> AsyncIterator[SourceEvent]:
+        nonlocal read
+        for index in range(5):
+            read += 1
+            yield SourceEvent(index, purchase(index))
+            await asyncio.sleep(0)
+
+    delivery = FakeDelivery(on_call=lambda call: seen_when_sent.append(read))
+    run([], delivery=delivery, batch_size=2, source=source)
+    assert seen_when_sent[:2] == [2, 4]
+
+
+def test_the_default_batch_is_2000_events() -> None:
+    assert pipeline_module.MAX_BATCH == 2000
+    result = run([purchase(i) for i in range(2001)])
+    assert [len(ids) for _, ids in result.delivery.batches] == [2000, 1]
+
+
+def test_at_most_max_concurrency_batches_are_in_flight() -> None:
+    delivery = FakeDelivery(delay=0.02)
+    result = run([purchase(i) for i in range(12)], delivery=delivery, batch_size=1)
+    assert delivery.most_in_flight == 4
+    assert len(result.rows) == 12
+    assert PipelineSettings(task=TASK).max_concurrency == 4
+    delivery = FakeDelivery(delay=0.02)
+    run([purchase(i) for i in range(6)], delivery=delivery, batch_size=1, max_concurrency=2)
+    assert delivery.most_in_flight == 2
+
+
+def test_the_maximum_charge_skips_what_it_cannot_pay_for() -> None:
+    result = run([purchase(i) for i in range(5)], limit=3)
+    assert result.delivered == ["order-0", "order-1", "order-2"]
+    assert result.charged == 3
+    skipped = [row for row in result.rows if row["status"] == "skipped"]
+    assert [row["eventId"] for row in skipped] == ["order-3", "order-4"]
+    assert all("maximum charge" in row["error"] and not row["charged"] for row in skipped)
+
+
+def test_a_refused_token_keeps_what_snap_accepted_and_sends_nothing_more() -> None:
+    delivery = FakeDelivery(stop_on=1)
+    result = run([purchase(i) for i in range(8)], delivery=delivery, batch_size=4, max_concurrency=1)
+    assert isinstance(result.error, SnapAuthError)
+    assert delivery.batches == [(PIXEL, ["order-0", "order-1", "order-2", "order-3"])]
+    statuses = result.status_of()
+    assert [statuses[f"order-{i}"] for i in range(8)] == ["sent"] * 2 + ["failed"] * 6
+    assert result.charged == 2
+    assert all(result.row(f"order-{i}")["error"] == "not sent: token refused" for i in range(4, 8))
+
+
+def test_a_refused_token_keeps_the_first_cause() -> None:
+    delivery = FakeDelivery(stop_on=1, delay=0.01)
+
+    def second_refusal(pipeline: Pipeline, fake: FakeDelivery) -> None:
+        pipeline.stopped_by = SnapAuthError("first refusal")
+
+    result = run([purchase(i) for i in range(2)], delivery=delivery, control=second_refusal)
+    assert str(result.error) == "first refusal"
+
+
+def test_a_broken_source_still_delivers_what_was_read_then_fails() -> None:
+    result = run([], source=lambda: events_of([purchase(i) for i in range(5)], fail_after=3))
+    assert isinstance(result.error, SourceError)
+    assert result.delivered == ["order-0", "order-1", "order-2"]
+    assert result.charged == 3
+
+
+def test_stop_reads_no_more_finishes_what_is_in_flight_and_closes_the_source() -> None:
+    closed: list[bool] = []
+
+    async def source() -> AsyncIterator[SourceEvent]:
+        try:
+            for index in range(10):
+                yield SourceEvent(index, purchase(index))
+                await asyncio.sleep(0)
+        finally:
+            closed.append(True)
+
+    def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
+        delivery.on_call = lambda call: pipeline.stop("the run was aborted") if call == 1 else None
+
+    result = run([], batch_size=2, source=source, control=control, delivery=FakeDelivery(delay=0.01))
+    assert result.error is None
+    assert result.delivered == ["order-0", "order-1"]
+    assert result.status_of() == {"order-0": "sent", "order-1": "sent"}
+    assert result.charged == 2
+    assert result.summary.interrupted == "the run was aborted"
+    assert closed == [True]
+
+
+def test_stop_leaves_a_partial_batch_unsent() -> None:
+    def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
+        delivery.on_call = lambda call: pipeline.stop("aborted")
+
+    result = run([purchase(i) for i in range(5)], batch_size=2, control=control, delivery=FakeDelivery(delay=0.01))
+    assert result.delivered == ["order-0", "order-1"]
+    assert len(result.rows) == 2
+
+
+def test_pause_commits_then_waits_and_an_abort_while_paused_sends_nothing_more() -> None:
+    store = MemoryStore()
+
+    def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
+        def on_call(call: int) -> None:
+            if call == 1:
+                pipeline.pause()
+                asyncio.get_running_loop().call_later(0.1, pipeline.stop, "aborted while migrating")
+
+        delivery.on_call = on_call
+
+    result = run([purchase(i) for i in range(6)], batch_size=2, store=store, control=control)
+    assert result.delivered == ["order-0", "order-1"]
+    assert any(message.endswith("(paused: the run is being migrated)") for message in result.statuses)
+    assert result.summary.interrupted == "aborted while migrating"
+    checkpoint = Checkpoint(store.set, "input-1", asyncio.run(store.get(STATE_KEY)))
+    assert checkpoint.watermark == 2  # what was sent before the pause is recorded; the rest is for the next attempt
+
+
+def test_a_migration_that_never_comes_resumes_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline_module, "MIGRATION_GRACE_S", 0.05)
+
+    def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
+        delivery.on_call = lambda call: pipeline.pause() if call in (1, 2) else None
+
+    result = run([purchase(i) for i in range(6)], batch_size=2, control=control)
+    assert result.delivered == [f"order-{i}" for i in range(6)]
+    assert result.summary.interrupted is None
+
+
+def test_pause_waits_for_the_grace_period() -> None:
+    async def scenario() -> float:
+        pipeline = Pipeline(
+            PipelineSettings(task=TASK),
+            builder=ConversionBuilder(destinations=Destinations(PIXEL, APP), normalizer=UserDataNormalizer(),
+                                      names=EventNameResolver(None), now=lambda: NOW),
+            delivery=FakeDelivery(), billing=Billing.free(), sink=ResultSink(_ignore, Summary(TASK, False)),
+            progress=Progress(_ignore, Summary(TASK, False)),
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        pipeline.pause()
+        resume = pipeline._resume
+        assert resume is not None and not pipeline._running.is_set()
+        pipeline.pause()  # a second warning replaces the first timer
+        assert resume.cancelled()
+        assert pipeline._resume is not None
+        return pipeline._resume.when() - loop.time()
+
+    assert asyncio.run(scenario()) == pytest.approx(300.0, abs=1.0)
+
+
+async def _ignore(_: Any) -> None:
+    return None
+
+
+def test_a_checkpoint_resumes_without_resending_or_recounting() -> None:
+    store = MemoryStore()
+
+    def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
+        delivery.on_call = lambda call: pipeline.stop("aborted") if call == 2 else None
+
+    first = run([purchase(i) for i in range(6)], batch_size=2, max_concurrency=1, store=store, control=control,
+                delivery=FakeDelivery(delay=0.01))  # fmt: skip
+    assert first.delivered == ["order-0", "order-1", "order-2", "order-3"]
+    second = run([purchase(i) for i in range(6)], batch_size=2, store=store)
+    assert second.delivered == ["order-4", "order-5"]
+    assert [row["eventId"] for row in second.rows] == ["order-4", "order-5"]
+    assert second.summary.read == 2 + first.summary.read
+    assert second.summary.counts == {"sent": 6}
+    assert second.summary.charged == 6
+    assert second.charged == 2
+    assert any("6" in message and "sent 6" in message for message in second.statuses[-1:])
+    state = asyncio.run(store.get(STATE_KEY))
+    assert state["watermark"] == 6
+    assert state["summary"]["counts"] == {"sent": 6}
+
+
+def test_a_checkpoint_of_other_input_is_ignored() -> None:
+    store = MemoryStore()
+    run([purchase(i) for i in range(3)], store=store)
+    again = run([purchase(i) for i in range(3)], store=store, fingerprint="input-2")
+    assert again.delivered == ["order-0", "order-1", "order-2"]
+    assert again.summary.counts == {"sent": 3}
+
+
+def test_rows_the_dataset_refused_are_kept_in_the_checkpoint_and_stored_by_the_next_attempt() -> None:
+    store = MemoryStore()
+    failed = run([purchase(i) for i in range(6)], batch_size=2, max_concurrency=1, store=store, push_fails=True)
+    assert isinstance(failed.error, DatasetUnavailableError)
+    assert failed.delivered == ["order-0", "order-1"]  # no new events once rows cannot be stored
+    state = asyncio.run(store.get(STATE_KEY))
+    assert [row["eventId"] for row in state["unstored"]] == ["order-0", "order-1"]
+    assert failed.summary.interrupted is not None
+    resumed = run([purchase(i) for i in range(6)], batch_size=2, store=store)
+    assert resumed.delivered == [f"order-{i}" for i in range(2, 6)]
+    assert [row["eventId"] for row in resumed.rows] == [f"order-{i}" for i in range(6)]
+    assert resumed.summary.counts == {"sent": 6}
+
+
+def test_commit_order_is_rows_then_checkpoint_then_ledger() -> None:
+    log: list[str] = []
+    store, ledger = LoggedStore("checkpoint", log), LoggedStore("ledger", log)
+    run([purchase(0), purchase(1)], batch_size=2, store=store, ledger_store=ledger, log=log)
+    assert log[0] == "push [0, 1]"
+    assert log[1] == f"checkpoint {STATE_KEY}"
+    assert log[2].startswith("ledger ")
+
+
+def test_the_ledger_skips_what_snap_accepted_before_and_marks_resends() -> None:
+    ledger = MemoryStore()
+    first = run([purchase(i) for i in range(4)], ledger_store=ledger,
+                delivery=FakeDelivery(fates={"order-1": "failed", "order-2": "invalid"}))  # fmt: skip
+    assert first.charged == 2
+    second = run([purchase(i) for i in range(4)], ledger_store=ledger)
+    assert second.delivered == ["order-1", "order-2"]
+    assert second.status_of() == {"order-0": "duplicate", "order-1": "sent", "order-2": "sent", "order-3": "duplicate"}
+    assert second.row("order-0")["error"] == "already accepted by Snap in an earlier run (event_id order-0)"
+    assert second.charged == 2
+    assert not second.row("order-0")["charged"]
+    assert RETRY_WARNING in second.row("order-1")["warnings"]
+    assert RETRY_WARNING not in second.row("order-2")["warnings"]
+
+
+def test_events_over_the_budget_are_sent_again_next_time_with_a_warning() -> None:
+    ledger = MemoryStore()
+    run([purchase(i) for i in range(3)], ledger_store=ledger, limit=1)
+    second = run([purchase(i) for i in range(3)], ledger_store=ledger)
+    assert second.delivered == ["order-1", "order-2"]
+    assert all(RETRY_WARNING in second.row(f"order-{i}")["warnings"] for i in (1, 2))
+
+
+def test_the_status_line_moves_while_a_batch_is_out() -> None:
+    result = run([purchase(0)], delivery=FakeDelivery(delay=0.12), interval=0.02)
+    assert len(result.statuses) >= 3
+    assert "sent 1" in result.statuses[-1]
