@@ -369,7 +369,7 @@ def test_pause_waits_for_the_grace_period() -> None:
         assert pipeline._resume is not None
         return pipeline._resume.when() - loop.time()
 
-    assert asyncio.run(scenario()) == pytest.approx(300.0, abs=1.0)
+    assert asyncio.run(scenario()) == pytest.approx(300.0, abs=0.5)
 
 
 async def _ignore(_: Any) -> None:

@@ -46,6 +46,7 @@ def test_an_event_more_than_an_hour_ahead_is_refused() -> None:
 
 
 def test_the_37_day_window() -> None:
+    assert MAX_AGE_SECONDS == 37 * 24 * 3600
     assert preflight(web(event_time=NOW - MAX_AGE_SECONDS), NOW) is None
     assert preflight(web(event_time=NOW - MAX_AGE_SECONDS - 1), NOW) == "eventTime is older than Snap's 37-day window"
 
