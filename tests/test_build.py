@@ -172,3 +172,45 @@ def test_warnings_are_cut_at_500_characters() -> None:
     result = prepared(native(app_data={"extinfo": ["a2"]}, event_id="e" * 10))
     assert all(len(warning) <= 500 for warning in result.warnings)
     assert shown("w" * 600, 500) == "w" * 499 + "…"
+
+
+def test_a_record_that_is_not_an_event_is_one_invalid_row() -> None:
+    builder = ConversionBuilder(
+        destinations=Destinations(PIXEL, APP), normalizer=UserDataNormalizer(), names=EventNameResolver(None)
+    )
+    result = builder.build(SourceEvent(3, None, "line 4 is not JSON"))
+    assert result == RejectedEvent(3, "line 4 is not JSON")
+    assert (result.event_name, result.event_id, result.action_source, result.status) == (None, None, None, "invalid")
+    assert builder.build(SourceEvent(4, None)) == RejectedEvent(4, "not an event object")
+
+
+def test_a_landing_url_that_cannot_be_parsed_just_has_no_click_id() -> None:
+    event = prepared(native(event_source_url="https://[broken/?ScCid=abc"))
+    assert "sc_click_id" not in event.payload["user_data"]
+    assert prepared(native(event_source_url=URL + "?x=1&ScCid=Abc")).payload["user_data"]["sc_click_id"] == "Abc"
+    assert prepared(native(event_source_url=URL + "?sscid=")).payload["user_data"].get("sc_click_id") is None
+
+
+def test_the_dedup_id_ignores_key_order_and_counts_a_given_time() -> None:
+    assert content_event_id({"a": 1, "b": 2}) == content_event_id({"b": 2, "a": 1})
+    assert content_event_id({"event_time": 1}) != content_event_id({"event_time": 2})
+    assert content_event_id({"event_time": 1}, time_given=False) == content_event_id({}, time_given=False)
+
+
+def test_warnings_of_events_sent_and_refused_are_cut_at_500() -> None:
+    sent = prepared(native(user_data={"em": "a@example.com", "k" * 700: "x"}))
+    assert [len(warning) for warning in sent.warnings] == [500]
+    refused = rejected({**native(action_source="SHOP"), "f" * 700: 1})
+    assert [len(warning) for warning in refused.warnings] == [500]
+    assert refused.event_id is None
+
+
+def test_a_long_action_source_is_cut_at_100_in_the_row() -> None:
+    result = rejected(native(action_source="W" * 300))
+    assert result.error == "actionSource must be WEB, MOBILE_APP or OFFLINE"
+    assert result.action_source == "W" * 99 + "…"
+
+
+def test_the_integration_is_named_unless_given() -> None:
+    assert prepared(native()).payload["integration"] == "apify-snapchat-conversions-actor"
+    assert prepared(native(integration="segment")).payload["integration"] == "segment"
