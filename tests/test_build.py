@@ -129,6 +129,11 @@ def test_event_time_parsing() -> None:
     assert parse_event_time(99_999_999_999, NOW) == 99_999_999_999
     assert parse_event_time(100_000_000_000, NOW) == 100_000_000
     assert parse_event_time(None, NOW) == int(NOW)
+    assert parse_event_time("", NOW) == int(NOW)
+    for wrong in ("yesterday", True, "2023-13-45"):
+        with pytest.raises(ValueError, match="^eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date$"):
+            parse_event_time(wrong, NOW)
+    assert rejected(native(event_time="yesterday")).error.startswith("eventTime must be")
     for bad in ("nan", "inf", float("nan"), 10**400):
         with pytest.raises(ValueError, match="NaN or infinity"):
             parse_event_time(bad, NOW)

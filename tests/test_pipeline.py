@@ -338,6 +338,8 @@ def test_pause_commits_then_waits_and_an_abort_while_paused_sends_nothing_more()
     assert result.summary.interrupted == "aborted while migrating"
     checkpoint = Checkpoint(store.set, "input-1", asyncio.run(store.get(STATE_KEY)))
     assert checkpoint.watermark == 2  # what was sent before the pause is recorded; the rest is for the next attempt
+    assert result.pipeline is not None and result.pipeline._resume is not None
+    assert result.pipeline._resume.cancelled()  # the resume timer of the pause does not outlive the run
 
 
 def test_a_migration_that_never_comes_resumes_reading(monkeypatch: pytest.MonkeyPatch) -> None:
