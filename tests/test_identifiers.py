@@ -104,3 +104,30 @@ def test_a_phone_without_a_country_code_needs_a_default_country() -> None:
     assert normalize_phone("030 1234567", "de") == "49301234567"
     user, _ = normalized({"ph": "030 1234567"}, default_phone_country="DE")
     assert user == {"ph": digest("49301234567")}
+
+
+@pytest.mark.parametrize("value", [True, False, {"a": 1}, [["x"]]])
+def test_a_value_that_is_not_text_is_left_out(value: object) -> None:
+    user, warnings = normalized({"external_id": value, "em": "a@example.com"})
+    assert set(user) == {"em"}
+    assert warnings == ["user_data.external_id must be text; left out"]
+
+
+def test_numbers_are_read_as_text() -> None:
+    assert normalized({"external_id": 42})[0] == {"external_id": digest("42")}
+
+
+def test_a_hash_given_with_spaces_around_it_is_sent_as_that_hash() -> None:
+    hashed = digest("a@example.com")
+    assert normalized({"em": f"  {hashed.upper()} "})[0] == {"em": hashed}
+
+
+def test_already_hashed_input_refuses_plain_values() -> None:
+    hashed = digest("a@example.com")
+    user, warnings = normalized({"em": "a@example.com", "ph": hashed}, already_hashed=True)
+    assert user == {"ph": hashed}
+    assert warnings == ["user_data.em is marked as already hashed but is not a SHA-256 hex digest; left out"]
+
+
+def test_empty_values_are_skipped_without_a_warning() -> None:
+    assert normalized({"em": None, "ph": "", "external_id": [], "zp": "12345"}) == ({"zp": digest("12345")}, [])
