@@ -143,6 +143,7 @@ def run(
     source: Callable[[], AsyncIterator[SourceEvent]] | None = None,
     interval: float = 5.0,
     fingerprint: str = "input-1",
+    after: Callable[[], None] | None = None,
 ) -> Run:
     rows: list[Row] = []
     charges: list[tuple[int, str]] = []
@@ -188,6 +189,8 @@ def run(
             await pipeline.run(source() if source is not None else events_of(data))
         except (SnapAuthError, SourceError, DatasetUnavailableError) as error:
             result.error = error
+        if after is not None:
+            after()
 
     asyncio.run(scenario())
     return result
@@ -303,7 +306,10 @@ def test_stop_reads_no_more_finishes_what_is_in_flight_and_closes_the_source() -
     def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
         delivery.on_call = lambda call: pipeline.stop("the run was aborted") if call == 1 else None
 
-    result = run([], batch_size=2, source=source, control=control, delivery=FakeDelivery(delay=0.01))
+    closed_when_run_returned: list[bool] = []
+    result = run([], batch_size=2, source=source, control=control, delivery=FakeDelivery(delay=0.01),
+                 after=lambda: closed_when_run_returned.append(bool(closed)))  # fmt: skip
+    assert closed_when_run_returned == [True]  # the source (a file, a connection) is closed by the run itself
     assert result.error is None
     assert result.delivered == ["order-0", "order-1"]
     assert result.status_of() == {"order-0": "sent", "order-1": "sent"}
