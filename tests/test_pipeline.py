@@ -7,6 +7,7 @@ as, what is charged, and what a resumed, stopped, paused or broken run does (iss
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,8 +145,9 @@ def run(
     interval: float = 5.0,
     fingerprint: str = "input-1",
     after: Callable[[], None] | None = None,
+    pushed: list[Row] | None = None,
 ) -> Run:
-    rows: list[Row] = []
+    rows: list[Row] = [] if pushed is None else pushed
     charges: list[tuple[int, str]] = []
     statuses: list[str] = []
     summary = Summary(task=TASK, demo=False)
@@ -334,11 +336,31 @@ def test_pause_commits_then_waits_and_an_abort_while_paused_sends_nothing_more()
         def on_call(call: int) -> None:
             if call == 1:
                 pipeline.pause()
-                asyncio.get_running_loop().call_later(0.1, pipeline.stop, "aborted while migrating")
+                asyncio.get_running_loop().call_later(0.1, on_migrated)
+
+        def on_migrated() -> None:
+            state = json.loads(store.records[STATE_KEY])
+            while_paused.append((state["watermark"], len(rows_while_paused())))
+            pipeline.stop("aborted while migrating")
 
         delivery.on_call = on_call
 
-    result = run([purchase(i) for i in range(6)], batch_size=2, store=store, control=control)
+    while_paused: list[tuple[int, int]] = []
+    pushed: list[Row] = []
+
+    def rows_while_paused() -> list[Row]:
+        return pushed
+
+    data = [purchase(0), purchase(1), purchase(2), INVALID, purchase(3), purchase(4)]
+
+    async def source() -> AsyncIterator[SourceEvent]:
+        for index, item in enumerate(data):
+            yield SourceEvent(index, item)
+            await asyncio.sleep(0.005)
+
+    result = run([], source=source, batch_size=2, store=store, control=control, pushed=pushed)
+    # before waiting to be moved, everything finished is stored and checkpointed: the batch sent, the invalid row
+    assert while_paused == [(2, 3)]
     assert result.delivered == ["order-0", "order-1"]
     assert any(message.endswith("(paused: the run is being migrated)") for message in result.statuses)
     assert result.summary.interrupted == "aborted while migrating"
@@ -464,3 +486,13 @@ def test_the_status_line_moves_while_a_batch_is_out() -> None:
     result = run([purchase(0)], delivery=FakeDelivery(delay=0.12), interval=0.02)
     assert len(result.statuses) >= 3
     assert "sent 1" in result.statuses[-1]
+
+
+def test_a_run_where_nothing_was_accepted_still_remembers_what_to_resend() -> None:
+    ledger = MemoryStore()
+    first = run([purchase(i) for i in range(2)], ledger_store=ledger,
+                delivery=FakeDelivery(fates={"order-0": "failed", "order-1": "failed"}))  # fmt: skip
+    assert first.charged == 0
+    second = run([purchase(i) for i in range(2)], ledger_store=ledger)
+    assert second.delivered == ["order-0", "order-1"]
+    assert all(RETRY_WARNING in second.row(f"order-{i}")["warnings"] for i in (0, 1))

@@ -225,9 +225,10 @@ class Pipeline:
             self._checkpoint.mark(row["eventIndex"] for row in rows)
             self._committed.add(rows)
             await self._checkpoint.save(self._committed, self._sink.unstored())
-        if self._ledger is not None and accepted:
-            await self._ledger.add(accepted)
-            await self._ledger.save()
+        if self._ledger is not None:
+            if accepted:
+                await self._ledger.add(accepted)
+            await self._ledger.save()  # writes only what changed: accepted events and those to resend
 
     async def _tick(self) -> None:
         """The status line moves every few seconds even while a batch waits on retries."""
