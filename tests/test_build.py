@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import types
 from typing import Any
 
@@ -220,3 +221,13 @@ def test_a_long_action_source_is_cut_at_100_in_the_row() -> None:
 def test_the_integration_is_named_unless_given() -> None:
     assert prepared(native()).payload["integration"] == "apify-snapchat-conversions-actor"
     assert prepared(native(integration="segment")).payload["integration"] == "segment"
+
+
+def test_a_time_without_a_zone_is_utc_whatever_the_machine_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert parse_event_time("2023-11-14T22:00:00", NOW) == 1_699_999_200
+    finally:
+        monkeypatch.undo()
+        time.tzset()
