@@ -496,3 +496,19 @@ def test_a_run_where_nothing_was_accepted_still_remembers_what_to_resend() -> No
     second = run([purchase(i) for i in range(2)], ledger_store=ledger)
     assert second.delivered == ["order-0", "order-1"]
     assert all(RETRY_WARNING in second.row(f"order-{i}")["warnings"] for i in (0, 1))
+
+
+def test_events_read_after_a_refused_token_are_failed_without_a_resend_warning() -> None:
+    ledger = MemoryStore()
+    run([purchase(i) for i in range(4)], ledger_store=ledger, delivery=FakeDelivery(fates={"order-3": "failed"}))
+
+    async def source() -> AsyncIterator[SourceEvent]:
+        for index in range(4):  # orders 9, 10 (refused), 11, then 3: failed in the first run
+            yield SourceEvent(index, purchase(3) if index == 3 else purchase(9 + index))
+            await asyncio.sleep(0.01)
+
+    second = run([], source=source, ledger_store=ledger, delivery=FakeDelivery(stop_on=1), batch_size=2)
+    assert isinstance(second.error, SnapAuthError)
+    row = second.row("order-3")
+    assert (row["status"], row["error"]) == ("failed", "not sent: token refused")
+    assert RETRY_WARNING not in row["warnings"]  # it was not sent again
