@@ -5,6 +5,7 @@ so the tests check the waits a user's run would make without spending them."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -13,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-import src.net.transport as transport_module
 from src.errors import ServiceUnavailableError
 from src.net.transport import RateLimiter, RetryPolicy, Transport, redact, response_json
 from src.net.url_guard import MAX_REDIRECTS, UnsafeUrlError
@@ -233,18 +233,18 @@ def test_backoff_doubles_from_half_a_second_with_jitter_in_the_upper_half_up_to_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     uniform = Uniform()
-    monkeypatch.setattr(transport_module.random, "uniform", uniform)
+    monkeypatch.setattr(random, "uniform", uniform)
     policy = RetryPolicy()
     assert [policy.delay(attempt, None) for attempt in range(4)] == [0.5, 1.0, 2.0, 4.0]
     assert uniform.calls == [(0, 0.25), (0, 0.5), (0, 1.0), (0, 2.0)]
     assert policy.delay(10, None) == 30.0
 
-    monkeypatch.setattr(transport_module.random, "uniform", Uniform(upper=False))
+    monkeypatch.setattr(random, "uniform", Uniform(upper=False))
     assert [policy.delay(attempt, None) for attempt in range(3)] == [0.25, 0.5, 1.0]  # never under half
 
 
 def test_without_a_usable_retry_after_the_backoff_applies(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transport_module.random, "uniform", Uniform())
+    monkeypatch.setattr(random, "uniform", Uniform())
     answers = Answers(
         httpx.Response(503, headers={"Retry-After": "soon"}),
         httpx.Response(502),
