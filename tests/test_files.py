@@ -1,0 +1,97 @@
+"""A file at a URL, in process: decoding (gzip members, a BOM, UTF-8 cut between chunks), the watch on
+a slow download, and what a user sees for an empty file or an error answer."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+import pytest
+from bulk_support import FileServer
+
+from src.errors import SourceError
+from src.events.shape import SourceEvent
+from src.net.url_guard import UrlGuard
+from src.sources.files import INFLATE_PIECE, DownloadLimits, _Decoder, _Watch, url_events
+from src.sources.mapping import FieldMapping
+
+OPEN = UrlGuard(allow_private=True)
+
+
+def decode(*chunks: bytes) -> str:
+    decoder = _Decoder()
+    return "".join(text for chunk in chunks for text in decoder.feed(chunk)) + decoder.end()
+
+
+def test_utf8_cut_between_chunks_and_a_bom_decode_whole() -> None:
+    data = "\ufeffemail\nzoë@x.com\n".encode()
+    assert decode(*(data[i : i + 1] for i in range(len(data)))) == "email\nzoë@x.com\n"
+    assert decode(b"caf\xff\n") == "caf\ufffd\n"  # a bad byte is replaced, not fatal
+
+
+def test_every_gzip_member_is_read_and_padding_after_them_ignored() -> None:
+    data = gzip.compress(b"email\na@x.com\n") + gzip.compress(b"b@x.com\n") + b"\0" * 8
+    assert decode(data) == "email\na@x.com\nb@x.com\n"
+    assert decode(*(data[i : i + 7] for i in range(0, len(data), 7))) == "email\na@x.com\nb@x.com\n"
+
+
+def test_a_gzip_that_inflates_hugely_comes_out_in_pieces() -> None:
+    decoder = _Decoder()
+    pieces = list(decoder.feed(gzip.compress(b"x" * (INFLATE_PIECE * 2 + 5))))
+    assert [len(piece) for piece in pieces] == [INFLATE_PIECE, INFLATE_PIECE, 5]
+    assert decoder.end() == ""
+
+
+def test_the_watch_fails_a_stalled_download_and_one_past_its_deadline() -> None:
+    watch = _Watch(DownloadLimits(min_bytes=100, window=10.0, deadline=60.0))
+    watch._count(5.0, 60)
+    watch._count(5.0, 40)  # 100 bytes in 10 s: enough, a new window starts
+    watch._count(9.0, 99)
+    with pytest.raises(SourceError, match="sent 99 bytes in 10 s; the download is stalled"):
+        watch._count(1.0, 0)
+
+    slow = _Watch(DownloadLimits(min_bytes=1, window=10.0, deadline=30.0))
+    for _ in range(3):
+        slow._count(10.0, 5)  # exactly at the deadline: still allowed
+    with pytest.raises(SourceError, match="took longer than 30 s"):
+        slow._count(0.5, 5)
+
+
+def read(url: str) -> tuple[list[SourceEvent], Exception | None]:
+    async def collect() -> tuple[list[SourceEvent], Exception | None]:
+        events: list[SourceEvent] = []
+        try:
+            async for event in url_events(url, FieldMapping(None), url_guard=OPEN):
+                events.append(event)
+        except SourceError as error:
+            return events, error
+        return events, None
+
+    return asyncio.run(collect())
+
+
+def test_a_gzipped_json_array_at_a_url_is_read() -> None:
+    with FileServer() as server:
+        url = server.add("/e.json.gz", gzip.compress(b'\n  [{"email": "a@x.com"}, {"email": "b@x.com"}]'))
+        events, error = read(url)
+    assert error is None
+    assert [event.data for event in events] == [{"email": "a@x.com"}, {"email": "b@x.com"}]
+
+
+def test_an_empty_file_and_an_error_answer_are_source_errors() -> None:
+    with FileServer() as server:
+        empty = server.add("/empty.csv", b"  \n\n")
+        assert str(read(empty)[1]) == "eventsUrl: the file is empty"
+        missing = read(server.add("/x", b"") + "-missing")
+    assert str(missing[1]) == "eventsUrl: the server answered HTTP 404"
+
+
+def test_a_private_address_is_refused_as_a_source_error() -> None:
+    with FileServer() as server:
+        url = server.add("/e.jsonl", b'{"email": "a@x.com"}\n')
+
+        async def collect() -> list[SourceEvent]:
+            return [event async for event in url_events(url, FieldMapping(None), url_guard=UrlGuard(allow_private=False))]
+
+        with pytest.raises(SourceError, match="eventsUrl: "):
+            asyncio.run(collect())
