@@ -390,3 +390,24 @@ def test_response_json_is_the_object_or_empty() -> None:
 def test_redact_hides_tokens_in_query_strings_and_bearer_headers() -> None:
     text = "GET https://x/?access_token=abc.def&b=1 Authorization: Bearer eyJ.abc-_ client_secret=s3"
     assert redact(text) == "GET https://x/?access_token=***&b=1 Authorization: Bearer *** client_secret=***"
+
+
+def test_the_request_is_sent_as_given_and_nothing_else() -> None:
+    answers = Answers(httpx.Response(200))
+
+    async def scenario() -> None:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(answers))
+        async with Transport(client=client) as transport:
+            await transport.request("GET", "https://tr.example.com/a", what="x")
+            await transport.request(
+                "POST", "https://tr.example.com/b", what="x", params={"q": "1"}, json={"k": 2}, headers={"X-T": "v"}
+            )
+            await transport.request("POST", "https://tr.example.com/c", what="x", data={"f": "3"})
+            await transport.request("POST", "https://tr.example.com/d", what="x", content=b"raw")
+
+    asyncio.run(scenario())
+    plain, with_json, form, raw = answers.requests
+    assert str(plain.url) == "https://tr.example.com/a" and plain.content == b""
+    assert str(with_json.url) == "https://tr.example.com/b?q=1" and with_json.content == b'{"k":2}'
+    assert with_json.headers["X-T"] == "v"
+    assert form.content == b"f=3" and raw.content == b"raw"
