@@ -32,6 +32,8 @@ class Datasets:
 
 
 def choose(raw: dict[str, Any], start: int = 0, datasets: Datasets | None = None) -> EventSource:
+    if not start:  # a first attempt: from the beginning
+        return event_source(parse_input(raw), OPEN, datasets or Datasets())
     return event_source(parse_input(raw), OPEN, datasets or Datasets(), start)
 
 
