@@ -86,6 +86,7 @@ def test_a_dataset_is_read_from_the_resume_point_with_the_field_mapping() -> Non
         (2, {"email": "c@example.com"}),
     ]
     assert datasets.opened == ["orders"]
+    assert [event.index for event in read(choose(raw, datasets=datasets))] == [0, 1, 2]  # a first attempt: all
 
 
 def test_a_file_at_a_url_is_downloaded_and_read_from_the_resume_point() -> None:
