@@ -272,3 +272,30 @@ def test_the_file_format_by_extension_then_content_type_then_first_character(
 ) -> None:
     assert file_format(url, content_type, first) == kind
     assert isinstance(PARSERS[kind](NO_MAPPING), (CsvParser, JsonLinesParser, JsonArrayParser))
+
+
+def test_an_escaped_quote_at_a_line_end_keeps_the_field_open() -> None:
+    text = 'email,firstName\na@x.com,"x""\ny"\nb@x.com,"a""b""c"\n'
+    assert every_chunking("csv", text) == [
+        (0, {"email": "a@x.com", "firstName": 'x"\ny'}, None),
+        (1, {"email": "b@x.com", "firstName": 'a"b"c'}, None),
+    ]
+
+
+def test_a_stray_quote_does_not_hold_back_the_records_after_it() -> None:
+    parser = CsvParser(NO_MAPPING)
+    events = list(parser.feed('email,firstName\na@x.com,"Ann\nb"x,Bob\nc@x.com,Cee\n'))
+    assert [(event.index, event.error) for event in events] == [
+        (0, "line 2: not a valid CSV record"),
+        (1, None),  # read afresh: a quote inside an unquoted cell is plain text
+        (2, None),
+    ]
+    assert list(parser.end()) == []
+
+
+def test_csv_columns_that_are_not_event_fields_are_named_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    assert parse("csv", "email,shoeSize,notes\na@x.com,42,hi\n") == [(0, {"email": "a@x.com"}, None)]
+    assert "2 CSV column(s) are not event fields and are ignored" in caplog.text
+    caplog.clear()
+    parse("csv", "email\na@x.com\n")
+    assert "not event fields" not in caplog.text
