@@ -238,8 +238,10 @@ def test_a_bad_element_at_the_end_of_the_file_is_reported() -> None:
         parse("json", '[{"n": 1}, {bad')
     parser = JsonArrayParser(NO_MAPPING)
     assert list(parser.feed('[{"n": 1}, {bad')) == [SourceEvent(0, {"n": 1})]
-    with pytest.raises(SourceError):
-        list(parser.end())
+    reported: list[SourceEvent] = []
+    with pytest.raises(SourceError, match="line 1: the JSON array is not closed"):
+        reported.extend(parser.end())
+    assert reported == [SourceEvent(1, None, error="line 1: element 1 is not valid JSON")]
 
 
 # --- which parser ----------------------------------------------------------------------------------
@@ -299,3 +301,13 @@ def test_csv_columns_that_are_not_event_fields_are_named_in_the_log(caplog: pyte
     caplog.clear()
     parse("csv", "email\na@x.com\n")
     assert "not event fields" not in caplog.text
+
+
+def test_a_bad_element_holding_a_string_with_commas_is_skipped_whole() -> None:
+    text = '[bad "x, y", {"n": 1}, nope "]", {"n": 3}]'
+    assert every_chunking("json", text) == [
+        (0, None, "line 1: element 0 is not valid JSON"),
+        (1, {"n": 1}, None),
+        (2, None, "line 1: element 2 is not valid JSON"),
+        (3, {"n": 3}, None),
+    ]
