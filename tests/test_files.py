@@ -5,17 +5,36 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from bulk_support import FileServer
 
 from src.errors import SourceError
 from src.events.shape import SourceEvent
+from src.net.transport import RetryPolicy
 from src.net.url_guard import UrlGuard
 from src.sources.files import INFLATE_PIECE, DownloadLimits, _Decoder, _Watch, url_events
 from src.sources.mapping import FieldMapping
 
 OPEN = UrlGuard(allow_private=True)
+
+
+@contextmanager
+def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def decode(*chunks: bytes) -> str:
@@ -29,6 +48,10 @@ def test_utf8_cut_between_chunks_and_a_bom_decode_whole() -> None:
     assert decode(b"caf\xff\n") == "caf\ufffd\n"  # a bad byte is replaced, not fatal
 
 
+def test_a_text_file_is_never_taken_for_gzip_halfway_through() -> None:
+    assert decode(b"email\n", b"\x1f\x8bxx\n") == "email\n\x1f\ufffdxx\n"
+
+
 def test_every_gzip_member_is_read_and_padding_after_them_ignored() -> None:
     data = gzip.compress(b"email\na@x.com\n") + gzip.compress(b"b@x.com\n") + b"\0" * 8
     assert decode(data) == "email\na@x.com\nb@x.com\n"
@@ -38,7 +61,8 @@ def test_every_gzip_member_is_read_and_padding_after_them_ignored() -> None:
 def test_a_gzip_that_inflates_hugely_comes_out_in_pieces() -> None:
     decoder = _Decoder()
     pieces = list(decoder.feed(gzip.compress(b"x" * (INFLATE_PIECE * 2 + 5))))
-    assert [len(piece) for piece in pieces] == [INFLATE_PIECE, INFLATE_PIECE, 5]
+    assert INFLATE_PIECE == 1 << 20  # at most a MiB of text handed on at a time
+    assert [len(piece) for piece in pieces] == [1 << 20, 1 << 20, 5]
     assert decoder.end() == ""
 
 
@@ -96,3 +120,35 @@ def test_a_private_address_is_refused_as_a_source_error() -> None:
 
         with pytest.raises(SourceError, match="eventsUrl: "):
             asyncio.run(collect())
+
+
+def test_a_download_cut_off_midway_resumes_past_the_events_already_read() -> None:
+    body = b"".join(b'{"email": "%d@x.com"}\n' % n for n in range(20))
+    gets: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            gets.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if len(gets) % 2 == 1:  # every other answer breaks off halfway
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    async def collect(url: str, retries: int) -> list[SourceEvent]:
+        retry = RetryPolicy(max_retries=retries, backoff_base=0.01)
+        return [event async for event in url_events(url, FieldMapping(None), retry=retry, url_guard=OPEN)]
+
+    with loopback(Handler) as base:
+        events = asyncio.run(collect(f"{base}/e.jsonl", 2))
+        assert [event.index for event in events] == list(range(20)) and len(gets) == 2
+        with pytest.raises(SourceError, match="the download failed"):
+            asyncio.run(collect(f"{base}/e.jsonl", 0))
