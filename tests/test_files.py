@@ -140,12 +140,12 @@ def test_a_download_cut_off_midway_resumes_past_the_events_already_read() -> Non
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    async def collect(url: str, retries: int) -> list[SourceEvent]:
-        retry = RetryPolicy(max_retries=retries, backoff_base=0.01)
+    async def collect(url: str, retries: int | None) -> list[SourceEvent]:
+        retry = None if retries is None else RetryPolicy(max_retries=retries, backoff_base=0.01)
         return [event async for event in url_events(url, FieldMapping(None), retry=retry, url_guard=OPEN)]
 
     with loopback(Handler) as base:
-        events = asyncio.run(collect(f"{base}/e.jsonl", 2))
+        events = asyncio.run(collect(f"{base}/e.jsonl", None))  # the default policy: one wait of under 0.5 s
         assert [event.index for event in events] == list(range(20)) and len(gets) == 2
         with pytest.raises(SourceError, match="the download failed"):
             asyncio.run(collect(f"{base}/e.jsonl", 0))
