@@ -149,3 +149,16 @@ def test_a_download_cut_off_midway_resumes_past_the_events_already_read() -> Non
         assert [event.index for event in events] == list(range(20)) and len(gets) == 2
         with pytest.raises(SourceError, match="the download failed"):
             asyncio.run(collect(f"{base}/e.jsonl", 0))
+
+
+def test_the_watch_is_applied_to_the_download() -> None:
+    async def collect(url: str, limits: DownloadLimits) -> list[SourceEvent]:
+        return [event async for event in url_events(url, FieldMapping(None), url_guard=OPEN, limits=limits)]
+
+    with FileServer() as server:
+        url = server.add("/e.jsonl", b'{"email": "a@x.com"}\n')
+        with pytest.raises(SourceError, match="the download is stalled"):
+            asyncio.run(collect(url, DownloadLimits(min_bytes=10**9, window=0.0)))
+        with pytest.raises(SourceError, match="the download took longer than -1 s"):
+            asyncio.run(collect(url, DownloadLimits(deadline=-1.0)))
+        assert len(asyncio.run(collect(url, DownloadLimits()))) == 1
