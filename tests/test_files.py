@@ -130,7 +130,7 @@ def test_a_download_cut_off_midway_resumes_past_the_events_already_read() -> Non
             self.send_header("Content-Type", "application/x-ndjson")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            if len(gets) % 2 == 1:  # every other answer breaks off halfway
+            if len(gets) % 2 == 1 or self.path == "/always-cut.jsonl":  # every other answer breaks off halfway
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -149,6 +149,10 @@ def test_a_download_cut_off_midway_resumes_past_the_events_already_read() -> Non
         assert [event.index for event in events] == list(range(20)) and len(gets) == 2
         with pytest.raises(SourceError, match="the download failed"):
             asyncio.run(collect(f"{base}/e.jsonl", 0))
+        gets.clear()
+        with pytest.raises(SourceError, match=r"the download failed \(RemoteProtocolError\)"):
+            asyncio.run(collect(f"{base}/always-cut.jsonl", 2))
+        assert len(gets) == 3  # the first try and two retries
 
 
 def test_the_watch_is_applied_to_the_download() -> None:
