@@ -166,3 +166,11 @@ def test_the_watch_is_applied_to_the_download() -> None:
         with pytest.raises(SourceError, match="the download took longer than -1 s"):
             asyncio.run(collect(url, DownloadLimits(deadline=-1.0)))
         assert len(asyncio.run(collect(url, DownloadLimits()))) == 1
+
+
+def test_the_last_line_is_read_without_a_final_newline_and_a_cut_character_kept_visible() -> None:
+    with FileServer() as server:
+        events, error = read(server.add("/e.jsonl", b'{"email": "a@x.com"}\n{"email": "b@x.com"}'))
+        assert error is None and [event.data for event in events] == [{"email": "a@x.com"}, {"email": "b@x.com"}]
+        events, error = read(server.add("/e.csv", b"email\nzo\xc3"))
+        assert error is None and [event.data for event in events] == [{"email": "zo\ufffd"}]
