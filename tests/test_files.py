@@ -66,6 +66,11 @@ def test_a_gzip_that_inflates_hugely_comes_out_in_pieces() -> None:
     assert decoder.end() == ""
 
 
+def test_a_gzip_cut_before_its_trailer_gives_what_arrived() -> None:
+    data = gzip.compress(b"email\na@x.com\n", compresslevel=0)
+    assert decode(data[:-8]) == "email\na@x.com\n"
+
+
 def test_the_watch_fails_a_stalled_download_and_one_past_its_deadline() -> None:
     watch = _Watch(DownloadLimits(min_bytes=100, window=10.0, deadline=60.0))
     watch._count(5.0, 60)
@@ -174,3 +179,8 @@ def test_the_last_line_is_read_without_a_final_newline_and_a_cut_character_kept_
         assert error is None and [event.data for event in events] == [{"email": "a@x.com"}, {"email": "b@x.com"}]
         events, error = read(server.add("/e.csv", b"email\nzo\xc3"))
         assert error is None and [event.data for event in events] == [{"email": "zo\ufffd"}]
+
+
+def test_the_default_download_limits() -> None:
+    # under 1 KiB in a minute of waiting is a stall; six hours of waiting in all is too slow
+    assert DownloadLimits() == DownloadLimits(min_bytes=1024, window=60.0, deadline=21600.0)
