@@ -311,3 +311,10 @@ def test_a_bad_element_holding_a_string_with_commas_is_skipped_whole() -> None:
         (2, None, "line 1: element 2 is not valid JSON"),
         (3, {"n": 3}, None),
     ]
+
+
+def test_a_bad_last_element_before_the_closing_bracket_is_reported() -> None:
+    assert every_chunking("json", '[{"n": 1}, bad]\n') == [
+        (0, {"n": 1}, None),
+        (1, None, "line 1: element 1 is not valid JSON"),
+    ]
