@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,7 +151,9 @@ def test_a_download_cut_off_midway_resumes_past_the_events_already_read() -> Non
         return [event async for event in url_events(url, FieldMapping(None), retry=retry, url_guard=OPEN)]
 
     with loopback(Handler) as base:
-        events = asyncio.run(collect(f"{base}/e.jsonl", None))  # the default policy: one wait of under 0.5 s
+        began = time.monotonic()
+        events = asyncio.run(collect(f"{base}/e.jsonl", None))  # the default policy: one wait of 0.25 to 0.5 s
+        assert time.monotonic() - began >= 0.25  # it waited before resuming (a lower bound: safe when slow)
         assert [event.index for event in events] == list(range(20)) and len(gets) == 2
         with pytest.raises(SourceError, match="the download failed"):
             asyncio.run(collect(f"{base}/e.jsonl", 0))
@@ -171,6 +174,11 @@ def test_the_watch_is_applied_to_the_download() -> None:
         with pytest.raises(SourceError, match="the download took longer than -1 s"):
             asyncio.run(collect(url, DownloadLimits(deadline=-1.0)))
         assert len(asyncio.run(collect(url, DownloadLimits()))) == 1
+
+        async def unguarded() -> list[SourceEvent]:  # Snap-side callers and tests: no guard by default
+            return [event async for event in url_events(url, FieldMapping(None))]
+
+        assert len(asyncio.run(unguarded())) == 1
 
 
 def test_the_last_line_is_read_without_a_final_newline_and_a_cut_character_kept_visible() -> None:
