@@ -80,6 +80,10 @@ def test_the_watch_fails_a_stalled_download_and_one_past_its_deadline() -> None:
     with pytest.raises(SourceError, match="sent 99 bytes in 10 s; the download is stalled"):
         watch._count(1.0, 0)
 
+    fresh = _Watch(DownloadLimits(min_bytes=100, window=10.0, deadline=60.0))
+    with pytest.raises(SourceError, match="sent 99 bytes in 10 s"):
+        fresh._count(10.0, 99)  # the first window counts from zero
+
     slow = _Watch(DownloadLimits(min_bytes=1, window=10.0, deadline=30.0))
     for _ in range(3):
         slow._count(10.0, 5)  # exactly at the deadline: still allowed
