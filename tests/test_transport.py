@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from bulk_support import FileServer
 
 from src.errors import ServiceUnavailableError
 from src.net.transport import RateLimiter, RetryPolicy, Transport, redact, response_json
@@ -411,3 +412,28 @@ def test_the_request_is_sent_as_given_and_nothing_else() -> None:
     assert str(with_json.url) == "https://tr.example.com/b?q=1" and with_json.content == b'{"k":2}'
     assert with_json.headers["X-T"] == "v"
     assert form.content == b"f=3" and raw.content == b"raw"
+
+
+def test_a_stream_left_unread_is_closed_on_leaving() -> None:
+    closed: list[bytes] = []
+    answers = Answers(httpx.Response(200, stream=Body(closed, b"a big file")))
+
+    async def scenario() -> None:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(answers))
+        async with Transport(client=client) as transport, transport.stream("https://a.example.com/f", what="x"):
+            assert closed == []  # the caller stopped before reading: the connection must still be freed
+
+    asyncio.run(scenario())
+    assert closed == [b"a big file"]
+
+
+def test_a_request_over_the_network_comes_back_read() -> None:
+    with FileServer() as server:
+        url = server.add("/r.json", b'{"ok": true}', "application/json")
+
+        async def scenario() -> httpx.Response:
+            async with Transport() as transport:
+                return await transport.request("GET", url, what="x")
+
+        response = asyncio.run(scenario())
+    assert response_json(response) == {"ok": True}  # the body was read before the connection closed
