@@ -149,3 +149,53 @@ def test_no_interleaving_leaves_a_resumed_batch_unbilled(order: tuple[int, ...],
     charged, paid = asyncio.run(scenario())
     assert charged == 350
     assert paid == [100, 100, 50]
+
+
+def test_reservations_in_flight_count_against_the_budget() -> None:
+    async def scenario() -> list[int]:
+        budget = Budget(10)
+        billing = Billing(limit=budget.limit, charge=budget.charge)
+        first = await billing.reserve(6)  # sending, not yet charged
+        second = await billing.reserve(6)  # only 4 are left once the first batch is paid for
+        third = await billing.reserve(1)  # nothing left while both are in flight
+        await billing.settle(first, sent(first), "a")
+        fourth = await billing.reserve(5)  # the first batch is charged: 10 - 6 - 4 in flight = 0
+        await billing.settle(second, sent(1), "b")  # three of the second batch were not accepted: free again
+        fifth = await billing.reserve(5)
+        return [first, second, third, fourth, fifth]
+
+    assert asyncio.run(scenario()) == [6, 4, 0, 0, 3]
+
+
+def test_an_exhausted_budget_allows_nothing() -> None:
+    async def scenario() -> tuple[int, int, list[tuple[int, str]]]:
+        budget = Budget(0)
+        billing = Billing(limit=budget.limit, charge=budget.charge)
+        reserved = await billing.reserve(5)
+        return reserved, await billing.settle(reserved, sent(reserved), "k"), budget.calls
+
+    assert asyncio.run(scenario()) == (0, 0, [])
+
+
+def test_without_a_charge_function_nothing_is_charged_nor_limited() -> None:
+    billing = Billing(limit=lambda: 2, charge=None)  # a budget, but a run that charges nothing
+    assert asyncio.run(billing.reserve(5)) == 5
+    assert asyncio.run(billing.reserve(5)) == 5
+
+
+def test_a_first_attempt_gets_no_credit_whatever_the_platform_counted() -> None:
+    async def scenario(recorded: int | None) -> tuple[int, list[str], list[str]]:
+        platform = Platform(charged=4, budget=100)
+        logged: list[str] = []
+        if recorded is None:  # a first attempt: no checkpoint, so nothing to pass
+            billing = Billing.for_actor(platform, platform.charge, log=logged.append)
+        else:
+            billing = Billing.for_actor(platform, platform.charge, recorded_charges=recorded, log=logged.append)
+        reserved = await billing.reserve(7)
+        await billing.settle(reserved, sent(reserved), "run:px:0-6")
+        return platform.charged, sorted(platform.keys), logged
+
+    # no checkpoint: every accepted conversion is charged, under the batch's own key
+    assert asyncio.run(scenario(None)) == (11, ["run:px:0-6"], [])
+    # a checkpoint that recorded every charge: no credit either, and this attempt's key
+    assert asyncio.run(scenario(4)) == (11, ["run:px:0-6:c4"], [])

@@ -73,16 +73,25 @@ class RateLimiter:
     decides how many start per second: the two knobs Snap's guidance is about.
     """
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """`clock` and `sleep` are the real ones; tests pass their own to see the waits."""
         self._interval = 1.0 / rate
         self._next = 0.0
+        self._clock = clock
+        self._sleep = sleep
 
     async def wait(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         start = max(now, self._next)
         self._next = start + self._interval
         if start > now:
-            await asyncio.sleep(start - now)
+            await self._sleep(start - now)
 
 
 
@@ -98,17 +107,20 @@ class Transport:
         client: httpx.AsyncClient | None = None,
         max_requests_per_second: float | None = None,
         url_guard: Callable[[httpx.URL], Awaitable[None]] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """`url_guard` is for users' URLs: it checks the first URL and follows up to `MAX_REDIRECTS`
-        redirects, checking each hop; without it (Snap's own hosts) a redirect is returned as is."""
+        redirects, checking each hop; without it (Snap's own hosts) a redirect is returned as is.
+        `sleep` waits between retries and for the rate limit (tests pass one that records the waits)."""
         self.retry = retry or RetryPolicy()
         self._guard = url_guard
+        self._sleep = sleep
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=15.0),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={"User-Agent": "apify-snapchat-conversions-actor/1.0"},
         )
-        self._limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
+        self._limiter = RateLimiter(max_requests_per_second, sleep=sleep) if max_requests_per_second else None
 
     async def __aenter__(self) -> Transport:
         return self
@@ -187,7 +199,7 @@ class Transport:
             delay = self.retry.delay(attempt, response)
             attempt += 1
             _log.warning(f"{what}: {problem}; retry {attempt} of {self.retry.max_retries} in {delay:.1f} s")
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
 
 

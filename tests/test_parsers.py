@@ -1,0 +1,320 @@
+"""The file parsers, in process: CSV, JSON Lines and a JSON array read the same events however the text
+is cut into chunks, report a bad record by its line and go on, skip what a resumed run finished, and
+which parser a file gets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from src.errors import SourceError
+from src.events.shape import SourceEvent
+from src.sources.mapping import FieldMapping
+from src.sources.parsers import (
+    MAX_LINE_CHARS,
+    MAX_RECORD_CHARS,
+    PARSERS,
+    CsvParser,
+    JsonArrayParser,
+    JsonLinesParser,
+    file_format,
+)
+
+NO_MAPPING = FieldMapping(None)
+Row = tuple[int, Any, str | None]
+
+
+def parse(
+    kind: str, text: str, chunk: int | None = None, start: int = 0, mapping: FieldMapping = NO_MAPPING
+) -> list[Row]:
+    parser = PARSERS[kind](mapping, start)
+    size = chunk or max(1, len(text))
+    events: list[SourceEvent] = []
+    for at in range(0, len(text), size):
+        events.extend(parser.feed(text[at : at + size]))
+    events.extend(parser.end())
+    return [(event.index, None if event.data is None else dict(event.data), event.error) for event in events]
+
+
+def every_chunking(kind: str, text: str, start: int = 0, mapping: FieldMapping = NO_MAPPING) -> list[Row]:
+    """The events, after checking that every chunk size gives the same ones."""
+    whole = parse(kind, text, start=start, mapping=mapping)
+    for chunk in (1, 2, 3, 5, 8, 13):
+        assert parse(kind, text, chunk, start, mapping) == whole, chunk
+    return whole
+
+
+# --- JSON Lines ------------------------------------------------------------------------------------
+
+
+def test_json_lines_skip_blank_lines_and_report_bad_ones_by_line() -> None:
+    text = '{"email": "a@x.com"}\n\n  \n{bad\n[1, 2]\n{"email": "b@x.com"}\n{"phone": "1"}'
+    assert every_chunking("jsonl", text) == [
+        (0, {"email": "a@x.com"}, None),
+        (1, None, "line 4: not valid JSON"),
+        (2, None, "line 5 is not a JSON object"),
+        (3, {"email": "b@x.com"}, None),
+        (4, {"phone": "1"}, None),
+    ]
+
+
+def test_json_lines_resume_from_start_and_keep_the_indices() -> None:
+    text = '{"n": 0}\n\n{"n": 1}\nnot json\n{"n": 3}\n'
+    assert every_chunking("jsonl", text, start=2) == [(2, None, "line 4: not valid JSON"), (3, {"n": 3}, None)]
+    assert every_chunking("jsonl", text, start=3) == [(3, {"n": 3}, None)]
+
+
+def test_json_lines_rename_by_the_field_mapping() -> None:
+    mapping = FieldMapping({"Mail": "email"})
+    assert every_chunking("jsonl", '{"Mail": "a@x.com", "phone": "1"}\n', mapping=mapping) == [
+        (0, {"phone": "1", "email": "a@x.com"}, None)
+    ]
+
+
+def test_an_overlong_json_line_is_reported_and_skipped_by_its_index() -> None:
+    text = '{"n": 0}\n' + "x" * (MAX_LINE_CHARS + 1) + '\n{"n": 2}\n'
+    assert parse("jsonl", text, chunk=1 << 16) == [
+        (0, {"n": 0}, None),
+        (1, None, "line 2: longer than 1,048,576 characters"),
+        (2, {"n": 2}, None),
+    ]
+    assert parse("jsonl", text, chunk=1 << 16, start=2) == [(2, {"n": 2}, None)]
+
+
+# --- CSV -------------------------------------------------------------------------------------------
+
+
+def test_csv_records_by_the_header_with_empty_cells_left_out() -> None:
+    text = "email,phone,notAField\r\na@x.com,,zzz\r\n\r\nb@x.com,+1 415,\r\n"
+    assert every_chunking("csv", text) == [
+        (0, {"email": "a@x.com"}, None),
+        (1, {"email": "b@x.com", "phone": "+1 415"}, None),
+    ]
+
+
+def test_a_quoted_csv_field_may_span_lines() -> None:
+    text = 'email,firstName\na@x.com,"Ann\nMarie"\nb@x.com,"say ""hi"""\n'
+    assert every_chunking("csv", text) == [
+        (0, {"email": "a@x.com", "firstName": "Ann\nMarie"}, None),
+        (1, {"email": "b@x.com", "firstName": 'say "hi"'}, None),
+    ]
+
+
+def test_csv_records_with_the_wrong_number_of_fields_or_a_bad_quote_are_reported_by_line() -> None:
+    text = 'email,phone\na@x.com\nb@x.com,1,2\nc@x.com,"1"x\nd@x.com,4\n'
+    assert every_chunking("csv", text) == [
+        (0, None, "line 2: has 1 fields, the header has 2"),
+        (1, None, "line 3: has 3 fields, the header has 2"),
+        (2, None, "line 4: not a valid CSV record"),
+        (3, {"email": "d@x.com", "phone": "4"}, None),
+    ]
+
+
+def test_a_stray_quote_is_reported_and_the_lines_after_it_read_afresh() -> None:
+    text = 'email,firstName\na@x.com,"Ann\nb@x.com,Bob\nc@x.com,"x"y\nd@x.com,Dee\n'
+    assert every_chunking("csv", text) == [
+        (0, None, "line 2: not a valid CSV record"),
+        (1, {"email": "b@x.com", "firstName": "Bob"}, None),
+        (2, None, "line 4: not a valid CSV record"),
+        (3, {"email": "d@x.com", "firstName": "Dee"}, None),
+    ]
+
+
+def test_a_quote_left_open_at_the_end_is_reported_and_the_rest_read() -> None:
+    text = 'email,firstName\na@x.com,"Ann\nb@x.com,Bob\n'
+    assert every_chunking("csv", text) == [
+        (0, None, "line 2: not a valid CSV record"),
+        (1, {"email": "b@x.com", "firstName": "Bob"}, None),
+    ]
+
+
+def test_a_quote_open_over_too_many_lines_is_a_stray_quote() -> None:
+    # a quoted field may span up to 100 lines (MAX_RECORD_LINES); over that it is a stray quote
+    lines = ["email,firstName", 'a@x.com,"open'] + ["more"] * 100 + ['end"', "z@x.com,Zed"]
+    events = parse("csv", "\n".join(lines) + "\n", chunk=64)
+    assert events[0] == (0, None, "line 2: not a valid CSV record")
+    assert events[-1][1] == {"email": "z@x.com", "firstName": "Zed"}
+
+    within = ["email,firstName", 'a@x.com,"open'] + ["more"] * 98 + ['end"', "z@x.com,Zed"]
+    assert parse("csv", "\n".join(within) + "\n", chunk=64) == [
+        (0, {"email": "a@x.com", "firstName": "open\n" + "more\n" * 98 + "end"}, None),
+        (1, {"email": "z@x.com", "firstName": "Zed"}, None),
+    ]
+
+
+def test_csv_resumes_from_start_and_maps_header_names() -> None:
+    text = "Mail , phone\na@x.com,1\nb@x.com,2\nc@x.com,3\n"
+    # "Mail " is no event field: ignored; " phone" is read as "phone"
+    assert every_chunking("csv", text, start=1) == [(1, {"phone": "2"}, None), (2, {"phone": "3"}, None)]
+    mapped = every_chunking("csv", text, mapping=FieldMapping({"Mail ": "email"}))
+    assert mapped[0] == (0, {"email": "a@x.com", "phone": "1"}, None)
+
+
+def test_a_csv_without_an_event_field_in_its_first_line_stops_the_source() -> None:
+    with pytest.raises(SourceError, match="names no event field"):
+        parse("csv", "a@x.com,+14155550100\nb@x.com,1\n")
+    assert parse("csv", "") == []
+    assert parse("csv", "\n\nemail\n") == []  # blank lines before the header are skipped
+
+
+def test_an_overlong_csv_header_stops_the_source_and_an_overlong_record_is_reported() -> None:
+    with pytest.raises(SourceError, match="header line is longer than 1,048,576 characters"):
+        parse("csv", "x" * (MAX_LINE_CHARS + 1) + "\nemail\n", chunk=1 << 16)
+    text = "email\n" + "y" * (MAX_LINE_CHARS + 1) + "\nb@x.com\n"
+    assert parse("csv", text, chunk=1 << 16) == [
+        (0, None, "line 2: longer than 1,048,576 characters"),
+        (1, {"email": "b@x.com"}, None),
+    ]
+    quoted = 'email\n"a\n' + "y" * (MAX_LINE_CHARS + 1) + '"\nb@x.com\n'
+    events = parse("csv", quoted, chunk=1 << 16)
+    assert events[0] == (0, None, "line 2: longer than 1,048,576 characters")
+
+
+# --- a JSON array ----------------------------------------------------------------------------------
+
+
+def test_a_json_array_gives_its_objects_and_reports_bad_elements_by_line() -> None:
+    text = '[\n  {"email": "a@x.com"},\n  {bad, [1]},\n  7,\n  {"n": [1, {"x": "]}"}]}\n]\n'
+    assert every_chunking("json", text) == [
+        (0, {"email": "a@x.com"}, None),
+        (1, None, "line 3: element 1 is not valid JSON"),
+        (2, None, "line 4: element 2 is not a JSON object"),
+        (3, {"n": [1, {"x": "]}"}]}, None),
+    ]
+
+
+def test_a_json_array_resumes_from_start() -> None:
+    text = '[{"n": 0}, {bad}, {"n": 2}, {"n": 3}]'
+    assert every_chunking("json", text, start=1) == [
+        (1, None, "line 1: element 1 is not valid JSON"),
+        (2, {"n": 2}, None),
+        (3, {"n": 3}, None),
+    ]
+    assert every_chunking("json", text, start=2) == [(2, {"n": 2}, None), (3, {"n": 3}, None)]
+
+
+def test_numbers_cut_at_a_chunk_boundary_are_read_whole() -> None:
+    assert parse("json", "[12345, 6]", chunk=3) == [
+        (0, None, "line 1: element 0 is not a JSON object"),
+        (1, None, "line 1: element 1 is not a JSON object"),
+    ]
+    parser = JsonArrayParser(NO_MAPPING)
+    assert list(parser.feed('[{"n": 1}, 12')) == [SourceEvent(0, {"n": 1})]
+    assert list(parser.feed("34]")) == [SourceEvent(1, None, error="line 1: element 1 is not a JSON object")]
+    assert list(parser.end()) == []
+
+
+def test_an_empty_array_and_what_follows_it() -> None:
+    assert every_chunking("json", " [ ] \n") == []
+    assert every_chunking("json", "[]\n[{}]") == []  # reading stops at the end of the array
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"email": "a@x.com"}', "line 1: the file is not a JSON array"),
+        ('\n\n"x"', "line 3: the file is not a JSON array"),
+        ('[{"n": 1},\n', "line 2: the JSON array is not closed"),
+        ('[{"n": 1}, {"s": "never closed', "the JSON array is not closed"),
+        ("[1, [2", "the JSON array is not closed"),
+    ],
+)
+def test_what_is_not_a_whole_json_array_stops_the_source(text: str, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        parse("json", text)
+
+
+def test_a_json_element_that_never_ends_stops_the_source() -> None:
+    parser = JsonArrayParser(NO_MAPPING)
+    assert list(parser.feed('[{"n": 1}, {"s": "' + "x" * (MAX_RECORD_CHARS - 8))) == [SourceEvent(0, {"n": 1})]
+    assert list(parser.feed("x")) == []  # exactly the limit: still waiting for the rest
+    with pytest.raises(SourceError, match="line 1: an element is over 1,048,576 characters"):
+        list(parser.feed("x"))
+
+
+def test_a_bad_element_at_the_end_of_the_file_is_reported() -> None:
+    with pytest.raises(SourceError, match="not closed"):
+        parse("json", '[{"n": 1}, {bad')
+    parser = JsonArrayParser(NO_MAPPING)
+    assert list(parser.feed('[{"n": 1}, {bad')) == [SourceEvent(0, {"n": 1})]
+    reported: list[SourceEvent] = []
+    with pytest.raises(SourceError, match="line 1: the JSON array is not closed"):
+        reported.extend(parser.end())
+    assert reported == [SourceEvent(1, None, error="line 1: element 1 is not valid JSON")]
+
+
+# --- which parser ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "content_type", "first", "kind"),
+    [
+        ("https://x.com/a.csv", "application/octet-stream", "e", "csv"),
+        ("https://x.com/A.CSV.gz", "", "e", "csv"),
+        ("https://x.com/a", "text/csv; charset=utf-8", "{", "csv"),
+        ("https://x.com/a", "application/csv", "{", "csv"),
+        ("https://x.com/a.jsonl", "text/plain", "[", "jsonl"),
+        ("https://x.com/a.ndjson?x=.csv", "", "{", "jsonl"),
+        ("https://x.com/a", "application/x-ndjson", "[", "jsonl"),
+        ("https://x.com/a", "application/jsonl", "[", "jsonl"),
+        ("https://x.com/a", "application/jsonlines", "[", "jsonl"),
+        ("https://x.com/a.json", "", "[", "json"),
+        ("https://x.com/a.json", "", "{", "jsonl"),
+        ("https://x.com/a", "application/json", "[", "json"),
+        ("https://x.com/a", "application/json", "{", "jsonl"),
+        ("https://x.com/a", "text/plain", "[", "json"),
+        ("https://x.com/a", "text/plain", "{", "jsonl"),
+        ("https://x.com/a", "text/plain", "e", "csv"),
+        ("https://x.com/a.txt", "", "x", "csv"),
+    ],
+)
+def test_the_file_format_by_extension_then_content_type_then_first_character(
+    url: str, content_type: str, first: str, kind: str
+) -> None:
+    assert file_format(url, content_type, first) == kind
+    assert isinstance(PARSERS[kind](NO_MAPPING), (CsvParser, JsonLinesParser, JsonArrayParser))
+
+
+def test_an_escaped_quote_at_a_line_end_keeps_the_field_open() -> None:
+    text = 'email,firstName\na@x.com,"x""\ny"\nb@x.com,"a""b""c"\n'
+    assert every_chunking("csv", text) == [
+        (0, {"email": "a@x.com", "firstName": 'x"\ny'}, None),
+        (1, {"email": "b@x.com", "firstName": 'a"b"c'}, None),
+    ]
+
+
+def test_a_stray_quote_does_not_hold_back_the_records_after_it() -> None:
+    parser = CsvParser(NO_MAPPING)
+    events = list(parser.feed('email,firstName\na@x.com,"Ann\nb"x,Bob\nc@x.com,Cee\n'))
+    assert [(event.index, event.error) for event in events] == [
+        (0, "line 2: not a valid CSV record"),
+        (1, None),  # read afresh: a quote inside an unquoted cell is plain text
+        (2, None),
+    ]
+    assert list(parser.end()) == []
+
+
+def test_csv_columns_that_are_not_event_fields_are_named_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    assert parse("csv", "email,shoeSize,notes\na@x.com,42,hi\n") == [(0, {"email": "a@x.com"}, None)]
+    assert "2 CSV column(s) are not event fields and are ignored" in caplog.text
+    caplog.clear()
+    parse("csv", "email\na@x.com\n")
+    assert "not event fields" not in caplog.text
+
+
+def test_a_bad_element_holding_a_string_with_commas_is_skipped_whole() -> None:
+    text = '[bad "x, y", {"n": 1}, nope "]", {"n": 3}]'
+    assert every_chunking("json", text) == [
+        (0, None, "line 1: element 0 is not valid JSON"),
+        (1, {"n": 1}, None),
+        (2, None, "line 1: element 2 is not valid JSON"),
+        (3, {"n": 3}, None),
+    ]
+
+
+def test_a_bad_last_element_before_the_closing_bracket_is_reported() -> None:
+    assert every_chunking("json", '[{"n": 1}, bad]\n') == [
+        (0, {"n": 1}, None),
+        (1, None, "line 1: element 1 is not valid JSON"),
+    ]
