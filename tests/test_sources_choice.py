@@ -15,6 +15,7 @@ from src.events.shape import SourceEvent
 from src.input import parse_input
 from src.net.url_guard import UrlGuard
 from src.sources import EventSource, event_source
+from src.sources.demo import sample_events
 
 OPEN = UrlGuard(allow_private=True)
 LIVE = {"demoMode": False, "accessToken": "t", "pixelId": "p"}
@@ -32,9 +33,11 @@ class Datasets:
 
 
 def choose(raw: dict[str, Any], start: int = 0, datasets: Datasets | None = None) -> EventSource:
+    actor_input = parse_input(raw)
+    samples = sample_events if actor_input.is_demo else None  # what the run's demo seam passes
     if not start:  # a first attempt: from the beginning
-        return event_source(parse_input(raw), OPEN, datasets or Datasets())
-    return event_source(parse_input(raw), OPEN, datasets or Datasets(), start)
+        return event_source(actor_input, OPEN, datasets or Datasets(), samples=samples)
+    return event_source(actor_input, OPEN, datasets or Datasets(), start, samples=samples)
 
 
 def read(source: EventSource) -> list[SourceEvent]:

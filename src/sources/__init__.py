@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +14,11 @@ from ..net.transport import RetryPolicy
 from ..net.url_guard import UrlGuard
 from ..platform import OpenDataset
 from .dataset import dataset_events
-from .demo import sample_events
 from .files import url_events
 from .mapping import FieldMapping
+
+#: Sample events (given the `eventSourceUrl` they should carry): a demo's, when nothing else is given.
+SampleEvents = Callable[[str | None], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +31,17 @@ class EventSource:
 
 
 def event_source(
-    actor_input: ActorInput, url_guard: UrlGuard, open_dataset: OpenDataset, start: int = 0
+    actor_input: ActorInput,
+    url_guard: UrlGuard,
+    open_dataset: OpenDataset,
+    start: int = 0,
+    *,
+    samples: SampleEvents | None = None,
 ) -> EventSource:
     """Where this task reads its events: `send_event` the single-event fields only (never `events` or a
     bulk source, which a form filled for another task may still hold); the batch tasks a bulk source or
-    `events`, and `validate_events` without one the single event. A demo with nothing given uses samples.
+    `events`, and `validate_events` without one the single event. With `samples` (a demo's) and nothing given,
+    samples.
 
     `start` is the first index a resumed run still needs: bulk sources skip what lies below it cheaply.
     """
@@ -53,7 +61,7 @@ def event_source(
         events = iter_events(mapping.rename(item) if isinstance(item, dict) else item for item in actor_input.events)
         return EventSource(events, actor_input.event_defaults(), f"{count} events from input")
     single = actor_input.single_event()
-    if actor_input.is_demo and (actor_input.task == "send_batch_events" or IDENTIFIER_INPUTS.isdisjoint(single)):
-        samples = sample_events(actor_input.event_field("eventSourceUrl"))
-        return EventSource(iter_events(samples), {}, f"{len(samples)} demo sample events")
+    if samples is not None and (actor_input.task == "send_batch_events" or IDENTIFIER_INPUTS.isdisjoint(single)):
+        sample = samples(actor_input.event_field("eventSourceUrl"))
+        return EventSource(iter_events(sample), {}, f"{len(sample)} demo sample events")
     return EventSource(iter_events([single]), {}, "the single event from input")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from ..input import ActorInput
@@ -11,6 +12,7 @@ from ..net.url_guard import UrlGuard
 from ..platform import Platform
 from ..results.sink import Progress, ResultSink
 from ..snap.endpoints import Endpoints
+from .access import Snap, open_snap
 
 
 @dataclass(slots=True)
@@ -26,6 +28,10 @@ class RunContext:
     platform: Platform
     #: Called with a reason when the run must stop early (abort, SIGTERM): read no more, finish what is in flight.
     stoppers: list[Callable[[str], object]] = field(default_factory=list)
+
+    def snap(self) -> AbstractAsyncContextManager[Snap]:
+        """The run's way to Snap, chosen here once: live, or a demo answering from samples offline."""
+        return open_snap(self)
 
     def transport(self) -> Transport:
         return Transport(

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..results.rows import Row
-from ..snap.marketing import MarketingApi, OAuthCredentials
-from ..sources.demo import DEMO_PIXEL_ID, sample_pixels
 from .context import RunContext
 
 
@@ -25,34 +23,12 @@ def pixel_row(task: str, pixel: dict[str, Any], *, demo: bool) -> Row:
 
 
 async def list_pixels(ctx: RunContext) -> None:
-    actor_input = ctx.input
-    if actor_input.is_demo:
-        rows = [pixel_row(actor_input.task, pixel, demo=True) for pixel in sample_pixels(actor_input.ad_account_id)]
-        await ctx.sink.add(rows, count_as="demo")
-        return
-    async with ctx.transport() as transport:
-        api = MarketingApi(transport, credentials(ctx), ctx.endpoints)
-        async for pixel in api.iter_pixels(actor_input.required("adAccountId")):
-            await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=False)], count_as="found")
+    async with ctx.snap() as snap:
+        async for pixel in snap.iter_pixels(snap.required("adAccountId")):
+            await ctx.sink.add([pixel_row(ctx.input.task, pixel, demo=snap.demo)], count_as=snap.counted_as)
 
 
 async def get_pixel_info(ctx: RunContext) -> None:
-    actor_input = ctx.input
-    if actor_input.is_demo:
-        pixel = sample_pixels(actor_input.ad_account_id)[0] | {"id": actor_input.pixel_id or DEMO_PIXEL_ID}
-        await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=True)], count_as="demo")
-        return
-    async with ctx.transport() as transport:
-        api = MarketingApi(transport, credentials(ctx), ctx.endpoints)
-        pixel = await api.get_pixel(actor_input.required("pixelId"))
-        await ctx.sink.add([pixel_row(actor_input.task, pixel, demo=False)], count_as="found")
-
-
-def credentials(ctx: RunContext) -> OAuthCredentials:
-    actor_input = ctx.input
-    return OAuthCredentials(
-        access_token=actor_input.access_token.get_secret_value() if actor_input.access_token else None,
-        refresh_token=actor_input.refresh_token.get_secret_value() if actor_input.refresh_token else None,
-        client_id=actor_input.client_id,
-        client_secret=actor_input.client_secret.get_secret_value() if actor_input.client_secret else None,
-    )
+    async with ctx.snap() as snap:
+        pixel = await snap.get_pixel(snap.required("pixelId"))
+        await ctx.sink.add([pixel_row(ctx.input.task, pixel, demo=snap.demo)], count_as=snap.counted_as)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..results.rows import Row
-from ..snap.conversions import ConversionsApi
-from ..sources.demo import DEMO_PIXEL_ID
 from .context import RunContext
 
 
@@ -47,20 +45,12 @@ async def get_test_event_stats(ctx: RunContext) -> None:
 
 
 async def _read(ctx: RunContext, kind: str) -> None:
-    actor_input = ctx.input
-    task = actor_input.task
-    row_for = log_row if kind == "logs" else stats_row
-    if actor_input.is_demo:
-        asset = actor_input.pixel_id or actor_input.snap_app_id or DEMO_PIXEL_ID
-        sample: dict[str, Any] = {"timestamp": "1767225600000", "status": "VALID", "integration": "DIRECT"}
-        body = sample if kind == "logs" else {"status": "SUCCESS"}
-        await ctx.sink.add([row_for(task, asset, body, demo=True)], count_as="demo")
-        return
-    asset_id = actor_input.pixel_id or actor_input.required("snapAppId")
-    async with ctx.transport() as transport:
-        body = await ConversionsApi(transport, actor_input.token(), ctx.endpoints.capi).test_events(asset_id, kind)
+    task = ctx.input.task
+    async with ctx.snap() as snap:
+        asset_id = ctx.input.pixel_id or snap.required("snapAppId")
+        body = await snap.test_events(asset_id, kind)
     if kind == "stats":
-        await ctx.sink.add([stats_row(task, asset_id, body, demo=False)], count_as="found")
+        await ctx.sink.add([stats_row(task, asset_id, body, demo=snap.demo)], count_as=snap.counted_as)
         return
     logs = [log for log in body.get("logs") or [] if isinstance(log, dict)]
-    await ctx.sink.add([log_row(task, asset_id, log, demo=False) for log in logs], count_as="found")
+    await ctx.sink.add([log_row(task, asset_id, log, demo=snap.demo) for log in logs], count_as=snap.counted_as)
