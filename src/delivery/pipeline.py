@@ -24,7 +24,7 @@ from ..errors import SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
 from ..ledger import Ledger
-from ..results.rows import DUPLICATE, Outcome, Row, event_row, outcome_rows, rejected_row
+from ..results.rows import DUPLICATE, EventRow, Outcome, event_row, outcome_rows, rejected_row
 from ..results.sink import DatasetUnavailableError, Progress, ResultSink
 from ..results.summary import Summary
 from .checkpoint import Checkpoint
@@ -79,7 +79,7 @@ class Pipeline:
             self._committed.restore(checkpoint.restored)
             sink.requeue(checkpoint.unstored)  # rows an earlier attempt could not store: stored first
             progress.resumed()
-        self._uncommitted: list[Row] = []
+        self._uncommitted: list[EventRow] = []
         self._interrupted: str | None = None
         self._running = asyncio.Event()
         self._running.set()
@@ -205,7 +205,7 @@ class Pipeline:
         reason = f"not sent: {self.stopped_by}"
         await self._add_rows([event_row(self._settings.task, event, "failed", reason) for event in events])
 
-    async def _add_rows(self, rows: list[Row]) -> None:
+    async def _add_rows(self, rows: list[EventRow]) -> None:
         self._uncommitted.extend(rows)
         await self._sink.add(rows)
 

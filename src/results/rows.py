@@ -1,21 +1,94 @@
 """Result rows: one per event (or per pixel, test event, score), built here and nowhere else.
 
 Rows carry hashes at most: ids, names, statuses and which identifiers were present, never an
-identifier's value. A row is the JSON object the dataset stores.
+identifier's value. Each kind of row is a TypedDict; `to_json` makes the JSON object the dataset stores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypedDict
 
 from ..events.build import PreparedEvent, RejectedEvent
 from ..events.quality import grade
 from ..snap.quality_scores import QualityScore
 
-Row = dict[str, Any]
 Status = Literal["sent", "valid", "invalid", "failed", "skipped", "demo", "duplicate"]
+
+
+class EventRow(TypedDict):
+    """One event of send_event, send_batch_events or validate_events."""
+
+    task: str
+    eventIndex: int
+    eventId: str | None
+    eventName: str | None
+    actionSource: str | None
+    status: Status
+    error: str | None
+    charged: bool
+    matchKeys: list[str]
+    matchQuality: str
+    warnings: list[str]
+
+
+class PixelRow(TypedDict):
+    """One pixel of list_pixels or get_pixel_info, as Snap's Marketing API describes it."""
+
+    task: str
+    id: Any
+    name: Any
+    adAccountId: Any
+    status: Any
+    effectiveStatus: Any
+    createdAt: Any
+    updatedAt: Any
+    demo: bool
+
+
+class TestEventLogRow(TypedDict):
+    """One log entry of get_test_event_logs."""
+
+    task: str
+    assetId: str
+    status: Any
+    receivedAt: Any
+    eventName: Any
+    actionSource: Any
+    integration: Any
+    errors: list[Any]
+    warnings: list[Any]
+    demo: bool
+
+
+class StatsRow(TypedDict):
+    """The one row of get_test_event_stats."""
+
+    task: str
+    assetId: str
+    status: Any
+    latestEventTimestamp: Any
+    eventCountPastHour: int
+    demo: bool
+
+
+class QualityRow(TypedDict):
+    """One event type's score of get_event_quality."""
+
+    task: str
+    pixelId: str
+    eventName: str | None
+    actionSource: str | None
+    eventSource: str | None
+    score: str | None
+    recommendations: list[str]
+    demo: bool
+
+
+Row = EventRow | PixelRow | TestEventLogRow | StatsRow | QualityRow
+#: A row as the dataset stores it (and as checkpoints and the webhook carry it).
+JsonRow = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +113,7 @@ def event_row(
     *,
     charged: bool = False,
     warnings: Sequence[str] = (),
-) -> Row:
+) -> EventRow:
     return {
         "task": task,
         "eventIndex": event.index,
@@ -56,11 +129,11 @@ def event_row(
     }
 
 
-def rejected_row(task: str, event: RejectedEvent) -> Row:
+def rejected_row(task: str, event: RejectedEvent) -> EventRow:
     return event_row(task, event, event.status, event.error)
 
 
-def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: int) -> list[Row]:
+def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: int) -> list[EventRow]:
     """Rows for a delivered batch; the first `charged` accepted events are the ones billed."""
     rows = []
     for outcome in outcomes:
@@ -72,7 +145,7 @@ def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: int) -> list[R
     return rows
 
 
-def quality_rows(task: str, pixel_id: str, scores: Iterable[QualityScore], *, demo: bool) -> list[Row]:
+def quality_rows(task: str, pixel_id: str, scores: Iterable[QualityScore], *, demo: bool) -> list[QualityRow]:
     return [
         {
             "task": task,
@@ -86,3 +159,54 @@ def quality_rows(task: str, pixel_id: str, scores: Iterable[QualityScore], *, de
         }
         for score in scores
     ]
+
+
+def pixel_row(task: str, pixel: Mapping[str, Any], *, demo: bool) -> PixelRow:
+    return {
+        "task": task,
+        "id": pixel.get("id"),
+        "name": pixel.get("name"),
+        "adAccountId": pixel.get("ad_account_id"),
+        "status": pixel.get("status"),
+        "effectiveStatus": pixel.get("effective_status"),
+        "createdAt": pixel.get("created_at"),
+        "updatedAt": pixel.get("updated_at"),
+        "demo": demo,
+    }
+
+
+def log_row(task: str, asset_id: str, log: Mapping[str, Any], *, demo: bool) -> TestEventLogRow:
+    metadata = log.get("event_metadata") or {}
+    return {
+        "task": task,
+        "assetId": asset_id,
+        "status": log.get("status"),
+        "receivedAt": log.get("timestamp"),
+        "eventName": metadata.get("event_name") or log.get("event_type"),
+        "actionSource": metadata.get("action_source") or log.get("event_conversion_type"),
+        "integration": log.get("integration"),
+        "errors": list(log.get("error_records") or []),
+        "warnings": list(log.get("warning_records") or []),
+        "demo": demo,
+    }
+
+
+def stats_row(task: str, asset_id: str, body: Mapping[str, Any], *, demo: bool) -> StatsRow:
+    test = (body.get("stats") or {}).get("test") or {}
+    return {
+        "task": task,
+        "assetId": asset_id,
+        "status": body.get("status"),
+        "latestEventTimestamp": test.get("latest_event_ts") or None,
+        "eventCountPastHour": int(test.get("event_count_past_hour") or 0),
+        "demo": demo,
+    }
+
+
+def to_json(row: Row, row_prefix: str | None) -> JsonRow:
+    """The row as the dataset stores it. An event's row gets `rowId` = `{row_prefix}:{eventIndex}`: the same event
+    always gets the same id, so rows are easy to dedupe."""
+    data: JsonRow = dict(row)
+    if row_prefix is not None and "eventIndex" in data:
+        data["rowId"] = f"{row_prefix}:{data['eventIndex']}"
+    return data

@@ -11,10 +11,10 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
-from .rows import NOT_ACCEPTED, Row
+from .rows import NOT_ACCEPTED, JsonRow, Row, to_json
 from .summary import Summary
 
-PushFn = Callable[[list[Row]], Awaitable[None]]
+PushFn = Callable[[list[JsonRow]], Awaitable[None]]
 StatusFn = Callable[[str], Awaitable[object]]
 #: How many events not accepted are logged one by one.
 WARN_ROWS = 5
@@ -47,27 +47,24 @@ class ResultSink:
         self._chunk_size = chunk_size
         self._keep = keep
         self._only = only
-        self._buffer: list[Row] = []
+        self._buffer: list[JsonRow] = []
         self._lock = asyncio.Lock()
-        self.kept: list[Row] = []
+        self.kept: list[JsonRow] = []
         self.stored = 0
         self._warn = warn
         self._warned = 0
-        #: `rowId` = `{row_prefix}:{eventIndex}`: the same event always gets the same id, so rows are easy to dedupe.
+        #: Events' rows get `rowId` = `{row_prefix}:{eventIndex}` (see `rows.to_json`).
         self._row_prefix = row_prefix
         self.failed: DatasetUnavailableError | None = None
 
-    async def add(self, rows: Sequence[Row], *, count_as: str | None = None) -> None:
+    async def add(self, typed: Sequence[Row], *, count_as: str | None = None) -> None:
         """`count_as` counts rows whose `status` is not a result status (a pixel's own status)."""
+        rows = [to_json(row, self._row_prefix) for row in typed]
         self.summary.add(rows, count_as)
         if self._warn is not None and self._warned <= WARN_ROWS:
             self._warn_problems(self._warn, rows)
         if self._only is not None:
             rows = [row for row in rows if row["status"] in self._only]
-        if self._row_prefix is not None:
-            for row in rows:
-                if "eventIndex" in row:
-                    row["rowId"] = f"{self._row_prefix}:{row['eventIndex']}"
         self.stored += len(rows)
         if len(self.kept) < self._keep:
             self.kept.extend(rows[: self._keep - len(self.kept)])
@@ -77,7 +74,7 @@ class ResultSink:
             with contextlib.suppress(DatasetUnavailableError):
                 await self.flush()
 
-    def _warn_problems(self, warn: Callable[[str], object], rows: Sequence[Row]) -> None:
+    def _warn_problems(self, warn: Callable[[str], object], rows: Sequence[JsonRow]) -> None:
         """The first events not accepted are logged as they happen; the rest are only counted."""
         for row in rows:
             if row.get("status") not in NOT_ACCEPTED:
@@ -106,11 +103,11 @@ class ResultSink:
                     raise self.failed from None
                 del self._buffer[: len(rows)]
 
-    def unstored(self) -> list[Row]:
+    def unstored(self) -> list[JsonRow]:
         """Rows added but not (yet) stored in the dataset."""
         return list(self._buffer)
 
-    def requeue(self, rows: Sequence[Row]) -> None:
+    def requeue(self, rows: Sequence[JsonRow]) -> None:
         """Rows an earlier attempt counted but could not store: stored with the next flush, not counted again."""
         self._buffer[:0] = rows
         self.stored += len(rows)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rows import NOT_ACCEPTED, Row
+from .rows import NOT_ACCEPTED
 
 _LINE_PREFIX = re.compile(r"^line \d+: (element \d+ )?")
 #: Distinct event names and reasons a summary tells apart; the rest are counted under `OTHER`, so
@@ -62,7 +62,7 @@ class Summary:
     #: Snap's Signal Readiness answer for the report (`quality_scores.SnapQuality`); not saved in checkpoints.
     snap_quality: Any = None
 
-    def add(self, rows: Sequence[Row], count_as: str | None = None) -> None:
+    def add(self, rows: Sequence[Mapping[str, Any]], count_as: str | None = None) -> None:
         for row in rows:
             status = count_as or row["status"]
             self.counts[status] += 1
@@ -73,7 +73,7 @@ class Summary:
             if "matchKeys" in row:
                 self._add_event(row, status)
 
-    def _add_event(self, row: Row, status: str) -> None:
+    def _add_event(self, row: Mapping[str, Any], status: str) -> None:
         self.events += 1
         self.identifiers.update(row["matchKeys"])
         self.quality[row["matchQuality"]] += 1

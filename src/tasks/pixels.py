@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..results.rows import Row
+from ..results.rows import pixel_row
 from .context import RunContext
-
-
-def pixel_row(task: str, pixel: dict[str, Any], *, demo: bool) -> Row:
-    return {
-        "task": task,
-        "id": pixel.get("id"),
-        "name": pixel.get("name"),
-        "adAccountId": pixel.get("ad_account_id"),
-        "status": pixel.get("status"),
-        "effectiveStatus": pixel.get("effective_status"),
-        "createdAt": pixel.get("created_at"),
-        "updatedAt": pixel.get("updated_at"),
-        "demo": demo,
-    }
 
 
 async def list_pixels(ctx: RunContext) -> None:
