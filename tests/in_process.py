@@ -98,7 +98,10 @@ def run_in_process(
     max_charge_usd: float | None = None,
     datasets: dict[str, list[Any]] | None = None,
     events: MemoryEvents | None = None,
+    ledger: MemoryStore | None = None,
 ) -> InProcessRun:
+    """`ledger`: the named store of events Snap accepted; pass the same `MemoryStore` to two runs to have the
+    later one see what the earlier one sent (a fresh, empty one otherwise)."""
     rows: list[dict[str, Any]] = []
     records: dict[str, Any] = {}
     statuses: list[str] = []
@@ -118,7 +121,9 @@ def run_in_process(
         records[key] = value
 
     edge = RunEdge(
-        platform=memory_platform(datasets, ledger=MemoryStore(), charging=charging, events=events),
+        platform=memory_platform(
+            datasets, ledger=ledger if ledger is not None else MemoryStore(), charging=charging, events=events
+        ),
         run_id="local",
         push_rows=push,
         count_rows=count,

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +12,9 @@ from typing import Any
 
 import pytest
 from bulk_support import FileServer, conversion, conversions, csv_text, write_jsonl
-from conftest import CAPI_TOKEN, ROOT, ActorRun, run_actor
+from conftest import CAPI_TOKEN, ActorRun
 from fake_snap import FakeSnap, Fault
-from in_process import run_in_process
+from in_process import InProcessRun, run_in_process
 
 PIXEL = "pixel-bulk-1"
 
@@ -40,7 +38,7 @@ def order_ids(numbers: Any) -> list[str]:
     return sorted(f"order-{i}" for i in numbers)
 
 
-def assert_consistent(run: ActorRun, snap: FakeSnap, sent: int) -> None:
+def assert_consistent(run: ActorRun | InProcessRun, snap: FakeSnap, sent: int) -> None:
     """Snap, the charging log, the rows and OUTPUT agree: `sent` events, each accepted and charged once."""
     assert run.returncode == 0, run.stderr[-3000:]
     assert snap.duplicates() == []
@@ -129,28 +127,15 @@ def test_unreachable_file_fails_the_run_with_a_clear_message(tmp_path: Path, sna
     assert run.charged_conversions == 0
 
 
-def push_dataset(storage: Path, name: str, items: list[dict[str, Any]]) -> None:
-    """Fill a named dataset in local storage the way another actor would."""
-    script = (
-        "import asyncio, json, sys\nfrom apify import Actor\n"
-        "async def main():\n    async with Actor:\n"
-        f"        ds = await Actor.open_dataset(name={name!r})\n"
-        "        await ds.push_data(json.load(sys.stdin))\n"
-        "asyncio.run(main())\n"
-    )
-    env = {"APIFY_LOCAL_STORAGE_DIR": str(storage), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-c", script], input=json.dumps(items), env=env, text=True, check=True,
-                   capture_output=True)  # fmt: skip
-
-
-def test_dataset_source_by_name_with_field_mapping(tmp_path: Path, snap: FakeSnap) -> None:
-    storage = tmp_path / "storage"
+def test_dataset_source_by_name_with_field_mapping(snap: FakeSnap) -> None:
+    """In process (the dataset opened by name through the platform interface); opening a platform dataset
+    through the SDK is `test_platform.test_events_from_a_platform_dataset`."""
     items = [conversion(i) for i in range(2300)]
     for item in items:
         item["Mail"] = item.pop("email")
     items[7]["eventType"] = "NOT_A_NAME"
-    push_dataset(storage, "crm-export", items)
-    run = run_actor(tmp_path, bulk(eventsDatasetId="crm-export", fieldMapping={"Mail": "email"}), snap=snap, ppe=True)
+    mapped = bulk(eventsDatasetId="crm-export", fieldMapping={"Mail": "email"})
+    run = run_in_process(mapped, snap=snap, ppe=True, datasets={"crm-export": items})
 
     assert_consistent(run, snap, 2299)
     assert sorted(snap.accepted_event_ids()) == order_ids(i for i in range(2300) if i != 7)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import CAPI_TOKEN, OAUTH_TOKEN, ROOT, ActorRun, run_actor
 from fake_snap import FakeSnap, make_pixel
+from in_process import InProcessRun, run_in_process
 
 SCHEMA = json.loads((ROOT / "INPUT_SCHEMA.json").read_text())["properties"]
 PIXEL = "pixel-entry-1"
@@ -59,7 +60,7 @@ def snap_with_pixels() -> Any:
         yield server
 
 
-def assert_no_sample_data(run: ActorRun, snap: FakeSnap) -> None:
+def assert_no_sample_data(run: ActorRun | InProcessRun, snap: FakeSnap) -> None:
     """Nothing the schema prefills (or the demo's samples) reached Snap or the results."""
     received = json.dumps([r.json for r in snap.requests], default=str)
     for spec in SCHEMA.values():
@@ -71,8 +72,8 @@ def assert_no_sample_data(run: ActorRun, snap: FakeSnap) -> None:
 
 
 @pytest.mark.parametrize("form", FORMS)
-def test_send_event_sends_only_the_users_event(tmp_path: Path, snap: FakeSnap, form: str) -> None:
-    run = run_actor(tmp_path, FORMS[form](task="send_event", **REAL, **SINGLE), snap=snap, ppe=True)
+def test_send_event_sends_only_the_users_event(snap: FakeSnap, form: str) -> None:
+    run = run_in_process(FORMS[form](task="send_event", **REAL, **SINGLE), snap=snap, ppe=True)
     assert run.returncode == 0, run.stdout + run.stderr
     [event] = snap.accepted
     assert event["user_data"]["em"] in (sha("me@shop.example"), [sha("me@shop.example")])
@@ -83,10 +84,10 @@ def test_send_event_sends_only_the_users_event(tmp_path: Path, snap: FakeSnap, f
 
 
 @pytest.mark.parametrize("form", FORMS)
-def test_send_event_ignores_a_batch_left_in_the_form(tmp_path: Path, snap: FakeSnap, form: str) -> None:
+def test_send_event_ignores_a_batch_left_in_the_form(snap: FakeSnap, form: str) -> None:
     """A form once filled for a batch still holds `events`: send_event sends its one event, and says so."""
     user = {"task": "send_event", **REAL, **SINGLE, "events": user_events()}
-    run = run_actor(tmp_path, FORMS[form](**user), snap=snap, ppe=True)
+    run = run_in_process(FORMS[form](**user), snap=snap, ppe=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert [e["custom_data"]["order_id"] for e in snap.accepted] == ["entry-single-1"]
     assert run.charged_conversions == 1
@@ -94,9 +95,9 @@ def test_send_event_ignores_a_batch_left_in_the_form(tmp_path: Path, snap: FakeS
 
 
 @pytest.mark.parametrize("form", FORMS)
-def test_send_batch_sends_exactly_the_users_events(tmp_path: Path, snap: FakeSnap, form: str) -> None:
+def test_send_batch_sends_exactly_the_users_events(snap: FakeSnap, form: str) -> None:
     user = {"task": "send_batch_events", **REAL, "eventSourceUrl": URL, "events": user_events()}
-    run = run_actor(tmp_path, FORMS[form](**user), snap=snap, ppe=True)
+    run = run_in_process(FORMS[form](**user), snap=snap, ppe=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert sorted(e["event_id"] for e in snap.accepted) == ["entry-order-1", "entry-signup-2"]
     assert run.charged_conversions == 2
@@ -105,9 +106,9 @@ def test_send_batch_sends_exactly_the_users_events(tmp_path: Path, snap: FakeSna
 
 
 @pytest.mark.parametrize("form", FORMS)
-def test_validate_checks_exactly_the_users_events_for_free(tmp_path: Path, snap: FakeSnap, form: str) -> None:
+def test_validate_checks_exactly_the_users_events_for_free(snap: FakeSnap, form: str) -> None:
     user = {"task": "validate_events", **REAL, "eventSourceUrl": URL, "events": user_events()}
-    run = run_actor(tmp_path, FORMS[form](**user), snap=snap, ppe=True)
+    run = run_in_process(FORMS[form](**user), snap=snap, ppe=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert snap.accepted == []
     assert sorted(e["event_id"] for e in snap.validated) == ["entry-order-1", "entry-signup-2"]
@@ -127,11 +128,11 @@ def test_validate_checks_exactly_the_users_events_for_free(tmp_path: Path, snap:
     ],
 )
 def test_lookup_tasks_send_no_event_and_charge_nothing(
-    tmp_path: Path, snap_with_pixels: FakeSnap, form: str, task: str, fields: dict[str, Any], rows: int | None
+    snap_with_pixels: FakeSnap, form: str, task: str, fields: dict[str, Any], rows: int | None
 ) -> None:
     token = OAUTH_TOKEN if task in ("list_pixels", "get_pixel_info") else CAPI_TOKEN
-    run = run_actor(
-        tmp_path, FORMS[form](task=task, demoMode=False, accessToken=token, **fields), snap=snap_with_pixels, ppe=True
+    run = run_in_process(
+        FORMS[form](task=task, demoMode=False, accessToken=token, **fields), snap=snap_with_pixels, ppe=True
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert snap_with_pixels.accepted == [] and snap_with_pixels.validated == []
@@ -146,8 +147,8 @@ def test_lookup_tasks_send_no_event_and_charge_nothing(
     ["send_event", "send_batch_events", "validate_events", "list_pixels", "get_pixel_info",
      "get_test_event_logs", "get_test_event_stats", "get_event_quality"],
 )  # fmt: skip
-def test_demo_of_every_task_needs_no_other_input(tmp_path: Path, snap: FakeSnap, task: str) -> None:
-    run = run_actor(tmp_path, {"demoMode": True, "task": task}, snap=snap, ppe=True)
+def test_demo_of_every_task_needs_no_other_input(snap: FakeSnap, task: str) -> None:
+    run = run_in_process({"demoMode": True, "task": task}, snap=snap, ppe=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert snap.requests == []
     assert run.rows and all(row.get("demo") is True or row["status"] == "demo" for row in run.rows)
@@ -155,18 +156,42 @@ def test_demo_of_every_task_needs_no_other_input(tmp_path: Path, snap: FakeSnap,
     assert run.output["statusMessage"].startswith("Demo:")
 
 
-def test_demo_rows_have_the_shape_of_a_real_run(tmp_path: Path, snap: FakeSnap) -> None:
+def test_demo_rows_have_the_shape_of_a_real_run(snap: FakeSnap) -> None:
     """A demo is a dress rehearsal: same columns as a real run, so an integration can be built on it."""
-    demo = run_actor(tmp_path / "demo", {"demoMode": True, "task": "send_event", **SINGLE}, snap=snap)
-    live = run_actor(tmp_path / "live", {"task": "send_event", **REAL, **SINGLE}, snap=snap)
+    demo = run_in_process({"demoMode": True, "task": "send_event", **SINGLE}, snap=snap)
+    live = run_in_process({"task": "send_event", **REAL, **SINGLE}, snap=snap)
     assert demo.rows[0].keys() == live.rows[0].keys()
     assert (demo.rows[0]["status"], live.rows[0]["status"]) == ("demo", "sent")
     assert demo.rows[0]["matchKeys"] == live.rows[0]["matchKeys"]
 
 
-def test_several_emails_typed_in_the_form_are_each_hashed(tmp_path: Path, snap: FakeSnap) -> None:
+def test_several_emails_typed_in_the_form_are_each_hashed(snap: FakeSnap) -> None:
     user = {"task": "send_event", **REAL, **SINGLE, "email": "Me@Shop.Example, other@shop.example "}
-    run = run_actor(tmp_path, console_form(**user), snap=snap)
+    run = run_in_process(console_form(**user), snap=snap)
     assert run.returncode == 0, run.stdout + run.stderr
     [event] = snap.accepted
     assert event["user_data"]["em"] == [sha("me@shop.example"), sha("other@shop.example")]
+
+
+def test_send_event_from_the_console_end_to_end(tmp_path: Path, snap: FakeSnap) -> None:
+    """The one `python -m src` run here: entry point, real storage on disk, SDK charging, terminal status message."""
+    run = run_actor(tmp_path, console_form(task="send_event", **REAL, **SINGLE), snap=snap, ppe=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    [event] = snap.accepted
+    assert event["user_data"]["em"] in (sha("me@shop.example"), [sha("me@shop.example")])
+    assert event["custom_data"]["order_id"] == "entry-single-1"
+    assert run.charged_conversions == 1
+    assert [row["status"] for row in run.rows] == ["sent"]
+    assert run.output["succeeded"] is True
+    assert isinstance(run.output["statusMessage"], str) and run.output["statusMessage"]
+    assert_no_sample_data(run, snap)
+
+
+def test_demo_end_to_end(tmp_path: Path, snap: FakeSnap) -> None:
+    """A demo started as a process: nothing reaches Snap, nothing is charged, the status message says Demo."""
+    run = run_actor(tmp_path, {"demoMode": True, "task": "send_batch_events"}, snap=snap, ppe=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert snap.requests == []
+    assert run.rows and all(row.get("demo") is True or row["status"] == "demo" for row in run.rows)
+    assert run.charged_conversions == 0
+    assert run.output["statusMessage"].startswith("Demo:")

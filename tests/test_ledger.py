@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap
+from in_process import run_in_process
 from memory_platform import MemoryStore
 
 from src import ledger as ledger_module
@@ -120,7 +121,8 @@ def test_concurrent_commits_never_overwrite_an_earlier_runs_entries() -> None:
     assert asyncio.run(scenario()) == [True, True, True, True]
 
 
-# ----- end to end, local storage: named stores outlive the purge of default storages -----
+# ----- across runs: one end to end (`python -m src`, local storage: the named store outlives the purge of
+# default storages), the others in process with one MemoryStore as the named store shared by both runs -----
 
 
 def export(n: int, **fields: Any) -> dict[str, Any]:
@@ -159,10 +161,11 @@ def test_a_rerun_of_the_same_export_sends_and_charges_nothing(tmp_path: Path, sn
         assert secret not in stored
 
 
-def test_a_grown_export_sends_only_the_new_events(tmp_path: Path, snap: FakeSnap) -> None:
-    first = run_actor(tmp_path, export(3000), snap=snap, ppe=True)
+def test_a_grown_export_sends_only_the_new_events(snap: FakeSnap) -> None:
+    ledger = MemoryStore()  # the named store, shared by both runs
+    first = run_in_process(export(3000), snap=snap, ppe=True, ledger=ledger)
     assert first.returncode == 0, first.stderr[-3000:]
-    grown = run_actor(tmp_path, export(3500), snap=snap, ppe=True)
+    grown = run_in_process(export(3500), snap=snap, ppe=True, ledger=ledger)
     assert grown.returncode == 0, grown.stderr[-3000:]
     assert snap.duplicates() == []
     assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(3500))
@@ -173,20 +176,22 @@ def test_a_grown_export_sends_only_the_new_events(tmp_path: Path, snap: FakeSnap
     assert sent == {f"order-{i}" for i in range(3000, 3500)}
 
 
-def test_skip_already_sent_off_sends_and_charges_again(tmp_path: Path, snap: FakeSnap) -> None:
-    assert run_actor(tmp_path, export(4), snap=snap, ppe=True).returncode == 0
-    again = run_actor(tmp_path, export(4, skipAlreadySent=False), snap=snap, ppe=True)
+def test_skip_already_sent_off_sends_and_charges_again(snap: FakeSnap) -> None:
+    ledger = MemoryStore()  # the named store, shared by both runs
+    assert run_in_process(export(4), snap=snap, ppe=True, ledger=ledger).returncode == 0
+    again = run_in_process(export(4, skipAlreadySent=False), snap=snap, ppe=True, ledger=ledger)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.charged_conversions == 4 and len(snap.accepted_event_ids()) == 8
     assert again.output["counts"] == {"sent": 4}
 
 
-def test_events_over_the_maximum_charge_are_sent_by_the_next_run_and_say_so(tmp_path: Path, snap: FakeSnap) -> None:
-    capped = run_actor(tmp_path, export(5), snap=snap, ppe=True, max_charge_usd=0.03)
+def test_events_over_the_maximum_charge_are_sent_by_the_next_run_and_say_so(snap: FakeSnap) -> None:
+    ledger = MemoryStore()  # the named store, shared by both runs
+    capped = run_in_process(export(5), snap=snap, ppe=True, ledger=ledger, max_charge_usd=0.03)
     assert capped.returncode == 0, capped.stderr[-3000:]
     assert capped.output["counts"] == {"sent": 3, "skipped": 2} and capped.charged_conversions == 3
 
-    nightly = run_actor(tmp_path, export(5), snap=snap, ppe=True)
+    nightly = run_in_process(export(5), snap=snap, ppe=True, ledger=ledger)
     assert nightly.returncode == 0, nightly.stderr[-3000:]
     assert snap.duplicates() == [] and sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(5))
     assert nightly.charged_conversions == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import CAPI_TOKEN, ActorRun, run_actor
+from conftest import CAPI_TOKEN, ActorRun
 from fake_snap import FakeSnap
 from in_process import run_in_process
 
@@ -79,11 +79,9 @@ def test_without_a_pixel_the_run_fails_and_names_the_field(tmp_path: Path, snap:
     assert snap.requests == []
 
 
-def test_demo_runs_return_a_sample_row_and_call_nothing(tmp_path: Path, snap: FakeSnap) -> None:
+def test_demo_runs_return_a_sample_row_and_call_nothing(snap: FakeSnap) -> None:
     for task in ("get_test_event_logs", "get_test_event_stats"):
-        workdir = tmp_path / task
-        workdir.mkdir()
-        run = run_actor(workdir, {"task": task}, snap=snap)
+        run = run_in_process({"task": task}, snap=snap)
         assert run.returncode == 0, run.stderr
         [row] = run.rows
         assert row["demo"] is True
