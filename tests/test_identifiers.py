@@ -13,7 +13,6 @@ from src.rules.identifiers import (
     normalize_date_of_birth,
     normalize_phone,
     normalize_zip,
-    sha256_hex,
 )
 
 
@@ -62,8 +61,6 @@ def test_a_64_character_value_that_is_not_hex_is_hashed_not_passed_through() -> 
     assert normalized({"external_id": already})[0] == {"external_id": already.lower()}
 
 
-def test_sha256_hex() -> None:
-    assert sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
 def test_an_identifier_with_control_characters_is_left_out() -> None:

@@ -393,6 +393,12 @@ def test_redact_hides_tokens_in_query_strings_and_bearer_headers() -> None:
     assert redact(text) == "GET https://x/?access_token=***&b=1 Authorization: Bearer *** client_secret=***"
 
 
+def test_redact_hides_an_apify_token_in_a_users_dataset_url() -> None:
+    """An `eventsUrl` may be an Apify dataset link that carries the user's API token as `token=`."""
+    text = "eventsUrl https://api.apify.com/v2/datasets/x/items?format=csv&token=apify_api_Secret1&signature=s1g"
+    assert redact(text) == "eventsUrl https://api.apify.com/v2/datasets/x/items?format=csv&token=***&signature=***"
+
+
 def test_the_request_is_sent_as_given_and_nothing_else() -> None:
     answers = Answers(httpx.Response(200))
 

@@ -24,7 +24,7 @@ from ..errors import ServiceUnavailableError
 from .url_guard import MAX_REDIRECTS, UnsafeUrlError
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-_TOKEN_IN_TEXT = re.compile(r"(access_token|refresh_token|client_secret)=[^&\s\"']+", re.IGNORECASE)
+_TOKEN_IN_TEXT = re.compile(r"(access_token|refresh_token|client_secret|token|signature)=[^&\s\"']+", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 #: Retries show in the run log (`main.py` routes the `src` loggers there and quiets httpx, whose INFO lines

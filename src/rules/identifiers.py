@@ -11,7 +11,6 @@ import re
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
-from hashlib import sha256
 
 import phonenumbers
 
@@ -25,10 +24,6 @@ _SPACES = re.compile(r"\s+")
 
 class IdentifierError(ValueError):
     """A value that cannot be normalized. The message never contains the value itself."""
-
-
-def sha256_hex(value: str) -> str:
-    return sha256(value.encode()).hexdigest()
 
 
 def is_sha256_hex(value: str) -> bool:
