@@ -231,10 +231,12 @@ def run_actor(workdir: Path, url: str, snap_url: str, concurrency: int, result_r
     with (workdir / "actor.log").open("w") as log:
         actor = subprocess.Popen([sys.executable, "-m", "src"], cwd=workdir, env=env, stdout=log, stderr=log)
     process = psutil.Process(actor.pid)
-    peak, first_request = 0, float("nan")
+    peak, first_request, cpu = 0, float("nan"), 0.0
     while actor.poll() is None:
         try:
             peak = max(peak, process.memory_info().rss)
+            times = process.cpu_times()
+            cpu = times.user + times.system
             if first_request != first_request and any(
                 c.raddr and c.raddr.port == snap_port for c in process.net_connections("tcp")
             ):
@@ -286,11 +288,12 @@ def run_platform_actor(
             fake, apify_env = start_fake_apify(workdir, url)
             try:
                 env = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED_ENV)}
-                env |= apify_env | {"PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url,
+                env |= apify_env | {"PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url, "SNAP_ADS_API_BASE_URL": snap_url,
                                     "APIFY_LOCAL_STORAGE_DIR": str(workdir / "platform-local-unused"),
                                     ALLOW_PRIVATE_ENV: "1"}  # fmt: skip
                 command = [*(profiler or [sys.executable]), "-m", "src"]
                 timings = watch_actor(workdir, command, env, int(snap_url.rsplit(":", 1)[1]))
+                timings["cpu_fakes"] = sum(_cpu(p) for p in (fake, fake_snap))
             finally:
                 apify = stop_fake(fake)
     finally:
@@ -299,16 +302,23 @@ def run_platform_actor(
     return timings, apify, snap
 
 
+def _cpu(process: subprocess.Popen[str]) -> float:
+    times = psutil.Process(process.pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def watch_actor(workdir: Path, command: list[str], env: dict[str, str], snap_port: int) -> dict[str, Any]:
     """Run the actor; wall time, peak RSS and the time its first connection to the fake Snap appeared."""
     started = time.perf_counter()
     with (workdir / "actor.platform.log").open("w") as log:
         actor = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
     process = psutil.Process(actor.pid)
-    peak, first_request = 0, float("nan")
+    peak, first_request, cpu = 0, float("nan"), 0.0
     while actor.poll() is None:
         try:
             peak = max(peak, process.memory_info().rss)
+            times = process.cpu_times()
+            cpu = times.user + times.system
             if first_request != first_request and any(
                 c.raddr and c.raddr.port == snap_port for c in process.net_connections("tcp")
             ):
@@ -317,7 +327,7 @@ def watch_actor(workdir: Path, command: list[str], env: dict[str, str], snap_por
             break
         time.sleep(0.01)
     return {"wall": time.perf_counter() - started, "peak_mb": peak / 2**20, "first_request": first_request,
-            "returncode": actor.returncode}  # fmt: skip
+            "returncode": actor.returncode, "cpu": cpu}  # fmt: skip
 
 
 def platform_main(args: argparse.Namespace, workdir: Path, source: Path) -> None:
@@ -337,6 +347,8 @@ def platform_main(args: argparse.Namespace, workdir: Path, source: Path) -> None
         print(f"  run {repeat + 1}: {timings['wall']:,.1f} s, exit {timings['returncode']}, actor {rate:,.0f} ev/s, "
               f"reference {reference:,.0f} ev/s, ratio {rate / reference:.3f}, peak RSS {timings['peak_mb']:,.0f} MB, "
               f"first Snap request {timings['first_request']:.2f} s")  # fmt: skip
+        print(f"    CPU: actor {timings['cpu']:,.1f} s ({timings['cpu'] / timings['wall']:.0%} of its wall time), "
+              f"fake Apify + fake Snap processes {timings['cpu_fakes']:,.1f} s")  # fmt: skip
         print(f"    build alone: one core {build_one:,.0f} ev/s ({build_one / reference:.3f} x reference), "
               f"{os.cpu_count()} worker processes {build_all:,.0f} ev/s ({build_all / reference:.3f} x)")  # fmt: skip
         print(f"    fake Snap {snap}; fake Apify: {apify['pushes']} pushes / {apify['stored_items']:,} rows, "

@@ -196,7 +196,7 @@ def test_a_send_run_with_a_token_refused_for_scores_succeeds_and_its_report_says
         run = run_actor(tmp_path, actor_input, snap=snap, ppe=True)
         kinds = [(r.kind, r.status) for r in snap.requests]
     assert run.returncode == 0, run.stderr
-    assert kinds == [("events", 200), ("eqs", 403)]
+    assert sorted(kinds) == [("eqs", 403), ("events", 200)]  # the score is read beside the sends
     assert run.output["error"] is None
     assert run.output["counts"] == {"sent": 1}
     assert run.charged_conversions == 1
@@ -204,3 +204,21 @@ def test_a_send_run_with_a_token_refused_for_scores_succeeds_and_its_report_says
     assert "Not shown: Snap did not share its scores for this pixel" in page
     assert "HTTP 403" in page
     assert CAPI_TOKEN not in run.everything_written()
+
+
+def test_a_score_api_that_keeps_failing_costs_one_retry_and_never_the_run() -> None:
+    """The report's score is read with its own small budget (one retry), not the sends' `maxRetries`."""
+    with FakeSnap(capi_token=CAPI_TOKEN) as snap:
+        snap.add_faults("eqs", *[Fault.status(503)] * 4)
+        now = int(time.time()) - 60
+        events = [{"eventType": "PURCHASE", "email": f"b{i}@example.com", "price": 5, "currency": "USD",
+                   "eventTime": now} for i in range(3)]  # fmt: skip
+        actor_input = {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "task": "send_batch_events", "maxRetries": 5,
+                       "eventSourceUrl": "https://shop.example.com/", "events": events}  # fmt: skip
+        rows, summary = run_task(snap, actor_input)
+        asked = [r.status for r in snap.requests if r.kind == "eqs"]
+        left = snap.pending_faults("eqs")
+    assert asked == [503, 503] and left == 2
+    assert [row["status"] for row in rows] == ["sent"] * 3
+    assert summary.snap_quality is not None and summary.snap_quality.unavailable is not None
+    assert "HTTP 503" in summary.snap_quality.unavailable

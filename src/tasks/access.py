@@ -17,7 +17,7 @@ from ..delivery.checkpoint import STATE_KEY, Checkpoint
 from ..delivery.send import Delivery, DemoDelivery, SnapDelivery
 from ..events.build import Destinations
 from ..ledger import Ledger
-from ..net.transport import Transport
+from ..net.transport import RetryPolicy, Transport
 from ..snap.conversions import ConversionsApi
 from ..snap.marketing import MarketingApi, OAuthCredentials
 from ..snap.quality_scores import SnapQuality, fetch_snap_quality, parse_quality_scores
@@ -31,6 +31,10 @@ _log = logging.getLogger(__name__)
 
 #: The ids a demo stands in when the input leaves them out.
 _DEMO_IDS = {"pixelId": DEMO_PIXEL_ID, "snapAppId": DEMO_PIXEL_ID, "adAccountId": DEMO_AD_ACCOUNT_ID}
+#: Snap's score is for the report only: one retry and a short wait, so a slow or absent answer costs the run
+#: a few seconds at most (it is read while the events are sent).
+QUALITY_RETRY = RetryPolicy(max_retries=1)
+QUALITY_TIMEOUT_S = 10.0
 #: What a demo's test-event tools answer.
 _DEMO_TEST_EVENTS: dict[str, dict[str, Any]] = {
     "logs": {"logs": [{"timestamp": "1767225600000", "status": "VALID", "integration": "DIRECT"}]},
@@ -187,8 +191,9 @@ class LiveSnap:
         """Snap's own score for the report, beside our per-event grades; a refusal is shown, never fatal."""
         if not pixel_id:
             return None
-        marketing = MarketingApi(self._transport, OAuthCredentials(self._input.token()), self._ctx.endpoints)
-        return await fetch_snap_quality(marketing, pixel_id)
+        async with Transport(retry=QUALITY_RETRY, timeout=QUALITY_TIMEOUT_S, max_connections=1) as transport:
+            marketing = MarketingApi(transport, OAuthCredentials(self._input.token()), self._ctx.endpoints)
+            return await fetch_snap_quality(marketing, pixel_id)
 
 
 def credentials(ctx: RunContext) -> OAuthCredentials:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from ..delivery.pipeline import Pipeline, PipelineSettings
 from ..errors import ActorInputError
 from ..events.build import ConversionBuilder
@@ -61,14 +63,18 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
             ledger=await snap.ledger(validate=validate),
         )
         ctx.stoppers.append(pipeline.stop)
+        # Snap's score is only for the report: read beside the sends, so it never adds to the run's time.
+        quality = asyncio.create_task(snap.snap_quality(destinations.pixel_id))
         removers = (
             platform.events.on_abort(lambda: pipeline.stop("the run was aborted; events not reached were not sent")),
             platform.events.on_migrate(pipeline.pause),
         )
         try:
             await pipeline.run(source.events)
+        except BaseException:
+            quality.cancel()
+            raise
         finally:
             for remove in removers:
                 remove()
-        if (quality := await snap.snap_quality(destinations.pixel_id)) is not None:
-            ctx.sink.summary.snap_quality = quality
+        ctx.sink.summary.snap_quality = await quality
