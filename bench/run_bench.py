@@ -225,29 +225,11 @@ def run_actor(workdir: Path, url: str, snap_url: str, concurrency: int, result_r
                    "resultRows": result_rows}  # fmt: skip
     (store / "INPUT.json").write_text(json.dumps(actor_input))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APIFY_", "ACTOR_", "SNAP_", "CRAWLEE_"))}
-    env |= {"APIFY_LOCAL_STORAGE_DIR": str(storage), "PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url}
-    snap_port = int(snap_url.rsplit(":", 1)[1])
-    started = time.perf_counter()
-    with (workdir / "actor.log").open("w") as log:
-        actor = subprocess.Popen([sys.executable, "-m", "src"], cwd=workdir, env=env, stdout=log, stderr=log)
-    process = psutil.Process(actor.pid)
-    peak, first_request, cpu = 0, float("nan"), 0.0
-    while actor.poll() is None:
-        try:
-            peak = max(peak, process.memory_info().rss)
-            times = process.cpu_times()
-            cpu = times.user + times.system
-            if first_request != first_request and any(
-                c.raddr and c.raddr.port == snap_port for c in process.net_connections("tcp")
-            ):
-                first_request = time.perf_counter() - started
-        except psutil.Error:
-            break
-        time.sleep(0.01)
-    wall = time.perf_counter() - started
+    env |= {"APIFY_LOCAL_STORAGE_DIR": str(storage), "PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url,
+            "SNAP_ADS_API_BASE_URL": snap_url}
+    timings = watch_actor(workdir, [sys.executable, "-m", "src"], env, int(snap_url.rsplit(":", 1)[1]), "actor.log")
     output = json.loads((store / "OUTPUT").read_text())
-    return {"wall": wall, "peak_mb": peak / 2**20, "first_request": first_request, "returncode": actor.returncode,
-            "sent": output["counts"].get("sent", 0)}  # fmt: skip
+    return timings | {"sent": output["counts"].get("sent", 0)}
 
 
 CLEARED_ENV = ("APIFY_", "ACTOR_", "SNAP_", "CRAWLEE_")
@@ -288,9 +270,9 @@ def run_platform_actor(
             fake, apify_env = start_fake_apify(workdir, url)
             try:
                 env = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED_ENV)}
-                env |= apify_env | {"PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url, "SNAP_ADS_API_BASE_URL": snap_url,
-                                    "APIFY_LOCAL_STORAGE_DIR": str(workdir / "platform-local-unused"),
-                                    ALLOW_PRIVATE_ENV: "1"}  # fmt: skip
+                env |= apify_env | {"PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url,
+                                    "SNAP_ADS_API_BASE_URL": snap_url, ALLOW_PRIVATE_ENV: "1",
+                                    "APIFY_LOCAL_STORAGE_DIR": str(workdir / "platform-local-unused")}  # fmt: skip
                 command = [*(profiler or [sys.executable]), "-m", "src"]
                 timings = watch_actor(workdir, command, env, int(snap_url.rsplit(":", 1)[1]))
                 timings["cpu_fakes"] = sum(_cpu(p) for p in (fake, fake_snap))
@@ -307,10 +289,12 @@ def _cpu(process: subprocess.Popen[str]) -> float:
     return float(times.user + times.system)
 
 
-def watch_actor(workdir: Path, command: list[str], env: dict[str, str], snap_port: int) -> dict[str, Any]:
-    """Run the actor; wall time, peak RSS and the time its first connection to the fake Snap appeared."""
+def watch_actor(
+    workdir: Path, command: list[str], env: dict[str, str], snap_port: int, log_name: str = "actor.platform.log"
+) -> dict[str, Any]:
+    """Run the actor; wall time, peak RSS, CPU time and the time its first connection to the fake Snap appeared."""
     started = time.perf_counter()
-    with (workdir / "actor.platform.log").open("w") as log:
+    with (workdir / log_name).open("w") as log:
         actor = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
     process = psutil.Process(actor.pid)
     peak, first_request, cpu = 0, float("nan"), 0.0
