@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from .platform import ChargingManager
-from .results.rows import Outcome
+from .results.rows import SENT, Outcome
 
 CONVERSION_EVENT = "conversion-sent"
-BILLABLE_STATUS = "sent"
+BILLABLE_STATUS = SENT
 
 LimitFn = Callable[[], int | None]
 ChargeFn = Callable[[int, str], Awaitable[int]]
@@ -25,6 +25,16 @@ def billable_count(outcomes: Sequence[Outcome]) -> int:
     return sum(1 for outcome in outcomes if outcome.status == BILLABLE_STATUS)
 
 
+def charged_flags(outcomes: Sequence[Outcome], charged: int) -> list[bool]:
+    """Which events of a settled batch are billed (their rows' `charged`): the first `charged` accepted ones."""
+    flags = []
+    for outcome in outcomes:
+        billed = charged > 0 and outcome.status == BILLABLE_STATUS
+        charged -= billed
+        flags.append(billed)
+    return flags
+
+
 class Billing:
     """Reservations against the budget, and charges for what Snap accepted.
 
@@ -33,9 +43,13 @@ class Billing:
     `event_id`; here they are marked paid instead of being charged a second time.
     """
 
-    def __init__(self, *, limit: LimitFn, charge: ChargeFn | None, prepaid: int = 0, attempt: str = "") -> None:
+    def __init__(
+        self, *, limit: LimitFn, charge: ChargeFn | None, prepaid: int = 0, attempt: str = "", run_id: str = "local"
+    ) -> None:
+        """`run_id` and `attempt` make the charges' idempotency keys (see `settle`)."""
         self._limit = limit
         self._attempt = attempt
+        self._run_id = run_id
         self._charge = charge
         self._prepaid = prepaid
         self._reserved = 0
@@ -49,7 +63,13 @@ class Billing:
 
     @classmethod
     def for_actor(
-        cls, manager: ChargingManager, charge: ChargeFn, *, recorded_charges: int | None = None, log: LogFn = print
+        cls,
+        manager: ChargingManager,
+        charge: ChargeFn,
+        *,
+        run_id: str,
+        recorded_charges: int | None = None,
+        log: LogFn = print,
     ) -> Billing:
         """Charges through the platform (`main.py` passes its charging manager and charge function).
 
@@ -68,6 +88,7 @@ class Billing:
             charge=charge,
             prepaid=prepaid,
             attempt=f"c{charged_before}" if recorded_charges is not None else "",
+            run_id=run_id,
         )
 
     async def reserve(self, wanted: int) -> int:
@@ -80,8 +101,11 @@ class Billing:
             self._reserved += allowed
             return allowed
 
-    async def settle(self, reserved: int, outcomes: Sequence[Outcome], key: str) -> int:
-        """Charge for the accepted events of a reservation; returns how many of them are paid for."""
+    async def settle(self, reserved: int, outcomes: Sequence[Outcome], batch: str) -> int:
+        """Charge for the accepted events of a reservation; returns how many of them are paid for.
+
+        The charge's idempotency key is `{run id}:{batch}`, plus the attempt for a resumed run: a charge the SDK
+        repeats is counted once, and a batch a resumed attempt sends again is not silently deduplicated."""
         if self._charge is None:
             return 0
         accepted = billable_count(outcomes)
@@ -89,7 +113,7 @@ class Billing:
             try:
                 prepaid = min(self._prepaid, accepted)
                 self._prepaid -= prepaid
-                key = f"{key}:{self._attempt}" if self._attempt else key
+                key = f"{self._run_id}:{batch}" + (f":{self._attempt}" if self._attempt else "")
                 charged = await self._charge(accepted - prepaid, key) if accepted > prepaid else 0
             finally:
                 self._reserved -= reserved

@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from .platform import KeyValueStore
 
@@ -34,8 +34,13 @@ MAX_RETRY = 100_000
 _HEX = 16
 
 
-def entry(asset_id: str, event_id: str) -> str:
-    return hashlib.sha256(f"{asset_id}\n{event_id}".encode()).hexdigest()[:_HEX]
+#: What an earlier run did with an event (`Ledger.earlier`): Snap accepted it, or it could not be delivered.
+Earlier = Literal["accepted", "not delivered"] | None
+
+
+def entry(asset_id: str, event_id: str) -> int:
+    """The event's entry: the first 8 bytes of SHA-256(asset id, event id), stored as 16 hex characters."""
+    return int.from_bytes(hashlib.sha256(f"{asset_id}\n{event_id}".encode()).digest()[:8], "big")
 
 
 def _entries(ids: str) -> Iterable[int]:
@@ -51,10 +56,11 @@ class _Asset:
         self.prefix = "asset-" + hashlib.sha256(asset_id.encode()).hexdigest()[:16]
         self.chunks: list[dict[str, Any]] = []  # {"n": int, "day": int, "count": int}
         self.seen: set[int] = set()
-        self.open: list[str] = []  # entries of the newest chunk, which is rewritten as it fills
+        self.open: list[int] = []  # entries of the newest chunk, which is rewritten as it fills
         self.open_n: int | None = None
         self.open_ids = ""
         self.dirty = False
+        self.retry_dirty = False
         #: Not delivered by earlier runs (transient), and not delivered by this one so far.
         self.retry_before: set[int] = set()
         self.retry_now: set[int] = set()
@@ -71,12 +77,14 @@ class Ledger:
         self._assets: dict[str, asyncio.Future[_Asset]] = {}
         self._saving = asyncio.Lock()  # concurrent commits: the newest version of a chunk must land last
 
-    async def seen(self, asset_id: str, event_id: str) -> bool:
-        """Did Snap accept this event in an earlier run (one whose ledger was saved)?"""
-        if not self._skip:
-            return False
+    async def earlier(self, asset_id: str, event_id: str) -> Earlier:
+        """Did Snap accept this event in an earlier run (one whose ledger was saved; never with `skip` off), or
+        did an earlier run fail to deliver it for a transient reason?"""
         asset = await self._asset(asset_id)
-        return int(entry(asset_id, event_id), 16) in asset.seen
+        key = entry(asset_id, event_id)
+        if self._skip and key in asset.seen:
+            return "accepted"
+        return "not delivered" if key in asset.retry_before else None
 
     async def _asset(self, asset_id: str) -> _Asset:
         """The asset's entries, loaded once; concurrent callers wait for the same load."""
@@ -102,29 +110,26 @@ class Ledger:
             asset.retry_before = set(_entries(str(retry.get("ids", ""))))
         return asset
 
-    async def retrying(self, asset_id: str, event_id: str) -> bool:
-        """Did an earlier run fail to deliver this event for a transient reason?"""
-        asset = await self._asset(asset_id)
-        return int(entry(asset_id, event_id), 16) in asset.retry_before
-
     async def not_delivered(self, events: Iterable[tuple[str, str]]) -> None:
         """Remember events this run could not deliver for a transient reason, for the next run."""
         for asset_id, event_id in events:
             asset = await self._asset(asset_id)
             if len(asset.retry_now) < MAX_RETRY:
-                asset.retry_now.add(int(entry(asset_id, event_id), 16))
-                asset.dirty = True
+                asset.retry_now.add(entry(asset_id, event_id))
+                asset.dirty = asset.retry_dirty = True
 
     async def add(self, accepted: Iterable[tuple[str, str]]) -> None:
         """Remember `(asset id, event id)` pairs Snap accepted (written on the next `save`)."""
         for asset_id, event_id in accepted:
             asset = await self._asset(asset_id)
             key = entry(asset_id, event_id)
-            if int(key, 16) in asset.seen:
+            if key in asset.seen:
                 continue
-            asset.retry_before.discard(int(key, 16))
-            asset.retry_now.discard(int(key, 16))
-            asset.seen.add(int(key, 16))
+            if key in asset.retry_before or key in asset.retry_now:
+                asset.retry_before.discard(key)
+                asset.retry_now.discard(key)
+                asset.retry_dirty = True
+            asset.seen.add(key)
             asset.open.append(key)
             asset.dirty = True
 
@@ -144,14 +149,16 @@ class Ledger:
                     asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0})
                     asset.open_ids = ""
                 room = CHUNK_ENTRIES - len(asset.open_ids) // _HEX
-                asset.open_ids += "".join(asset.open[:room])
+                asset.open_ids += "".join(f"{key:016x}" for key in asset.open[:room])
                 asset.open = asset.open[room:]
                 await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": asset.open_ids})
                 asset.chunks[-1] |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
                 if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
                     asset.open_n = None
             await self._store.set(asset.prefix, {"chunks": asset.chunks})
-            retry = sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY]
-            ids = "".join(f"{h:016x}" for h in retry)
-            await self._store.set(f"{asset.prefix}-retry", {"day": self._today, "ids": ids})
+            if asset.retry_dirty:  # the list of events to resend changed: rewritten, dated today
+                retry = sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY]
+                ids = "".join(f"{h:016x}" for h in retry)
+                await self._store.set(f"{asset.prefix}-retry", {"day": self._today, "ids": ids})
+                asset.retry_dirty = False
             asset.dirty = False

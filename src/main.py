@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from apify import Actor, Event
 from apify.storages import KeyValueStore
+from apify_client import ApifyClientAsync
+from apify_client.http_compressors import GzipHttpCompressor
 
 from .errors import ActorInputError, ServiceUnavailableError, SnapError, SourceError
 from .input import ActorInput, parse_input
@@ -41,6 +44,9 @@ WEBHOOK_ROWS = 1000
 PUSH_ATTEMPTS = 4
 PUSH_TIMEOUT_S = 20.0
 PUSH_BACKOFF_S = (2.0, 5.0, 10.0)
+#: Push bodies are gzipped at level 1: rows repeat themselves, so it still shrinks them ~20x, and zlib lets the
+#: other threads run while it works (the SDK's default, brotli, holds the interpreter lock).
+PUSH_GZIP_LEVEL = 1
 _log = logging.getLogger(__name__)
 
 
@@ -162,7 +168,10 @@ class DatasetWriter:
     """Pushes rows to the run's default dataset, never under the SDK's charge lock (charges do not wait on
     pushes), and on the platform with a bounded number of attempts of its own: a push whose answer was
     lost is checked (is its first row at the expected offset?) before it is pushed again, so rows are not
-    duplicated. Pushes are serialized by `ResultSink`, so the offset is known."""
+    duplicated. Pushes are serialized by `ResultSink`, so the offset is known.
+
+    On the platform the body is encoded once with `orjson` (about 14x faster than the client's `json.dumps`
+    for a chunk of rows) and gzipped at `PUSH_GZIP_LEVEL`."""
 
     def __init__(self, client: Any, count: int) -> None:
         self._client = client
@@ -172,8 +181,19 @@ class DatasetWriter:
     async def open(cls) -> DatasetWriter:
         if not Actor.is_at_home():
             return cls(None, 0)
-        api = Actor.new_client(max_retries=0, timeout=timedelta(seconds=PUSH_TIMEOUT_S))
-        client = api.dataset(Actor.configuration.default_dataset_id or "")
+        config = Actor.configuration
+        timeout = timedelta(seconds=PUSH_TIMEOUT_S)
+        api = ApifyClientAsync(
+            token=config.token,
+            api_url=config.api_base_url,
+            max_retries=0,
+            timeout_short=timeout / 6,  # the tiers `Actor.new_client(timeout=...)` would give
+            timeout_medium=timeout,
+            timeout_long=timeout * 12,
+            timeout_max=timeout * 12,
+            compression=GzipHttpCompressor(quality=PUSH_GZIP_LEVEL),
+        )
+        client = api.dataset(config.default_dataset_id or "")
         info = await Actor.open_dataset()
         meta = await info.get_metadata()
         return cls(client, int(meta.item_count or 0))
@@ -182,9 +202,10 @@ class DatasetWriter:
         if self._client is None:
             await (await Actor.open_dataset()).push_data(rows)
             return
+        body = orjson.dumps(rows).decode()
         for attempt in range(PUSH_ATTEMPTS):
             try:
-                await asyncio.wait_for(self._client.push_items(rows), PUSH_TIMEOUT_S * 2)
+                await asyncio.wait_for(self._client.push_items(body), PUSH_TIMEOUT_S * 2)
             except Exception as error:
                 if await self._landed(rows):
                     break

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 
 import pytest
 
-from src.billing import Billing
+from src.billing import Billing, charged_flags
 from src.events.build import PreparedEvent
 from src.results.rows import Outcome
 
@@ -65,7 +66,7 @@ def test_conversions_paid_by_an_earlier_attempt_are_not_charged_again() -> None:
     reserved, paid, calls = asyncio.run(scenario())
     assert reserved == 5
     assert paid == 5  # all five are paid for ...
-    assert calls == [(2, "resent-batch")]  # ... but only two are charged now
+    assert calls == [(2, "local:resent-batch")]  # ... but only two are charged now
 
 
 def test_free_billing_never_charges() -> None:
@@ -107,9 +108,9 @@ def test_for_actor_reads_the_charging_manager_and_credits_what_an_earlier_attemp
 
     async def scenario() -> tuple[int, int, list[str]]:
         platform = Platform(charged=130, budget=200)
-        billing = Billing.for_actor(platform, platform.charge, recorded_charges=100, log=logged.append)
+        billing = Billing.for_actor(platform, platform.charge, run_id="run", recorded_charges=100, log=logged.append)
         reserved = await billing.reserve(500)  # 70 left in the budget, plus the 30 already paid for
-        paid = await billing.settle(reserved, sent(reserved), "run:px:0-99")
+        paid = await billing.settle(reserved, sent(reserved), "px:0-99")
         return reserved, paid, sorted(platform.keys)
 
     reserved, paid, keys = asyncio.run(scenario())
@@ -117,7 +118,7 @@ def test_for_actor_reads_the_charging_manager_and_credits_what_an_earlier_attemp
     assert logged == ["30 conversions were charged by an earlier attempt and are not charged again."]
     assert keys == ["run:px:0-99:c130"]  # this attempt's key: never one an earlier attempt used
 
-    fresh = Billing.for_actor(Platform(), Platform().charge, log=logged.append)
+    fresh = Billing.for_actor(Platform(), Platform().charge, run_id="run", log=logged.append)
     assert asyncio.run(fresh.reserve(7)) == 7 and len(logged) == 1  # a first attempt has no credit
 
 
@@ -132,9 +133,9 @@ def test_no_interleaving_leaves_a_resumed_batch_unbilled(order: tuple[int, ...],
         platform = Platform()
         await platform.charge(100, "run:px:0-99")
         await platform.charge(100, "run:px:100-199")
-        billing = Billing.for_actor(platform, platform.charge, recorded_charges=100, log=lambda _: None)
-        resent = "run:px:100-199" if same_boundaries else "run:px:100-150"
-        batches = [(resent, 100), ("run:px:200-299", 100), ("run:px:300-349", 50)]
+        billing = Billing.for_actor(platform, platform.charge, run_id="run", recorded_charges=100, log=lambda _: None)
+        resent = "px:100-199" if same_boundaries else "px:100-150"
+        batches = [(resent, 100), ("px:200-299", 100), ("px:300-349", 50)]
         reserved = [await billing.reserve(n) for _, n in batches]
         paid = [0, 0, 0]
 
@@ -188,14 +189,24 @@ def test_a_first_attempt_gets_no_credit_whatever_the_platform_counted() -> None:
         platform = Platform(charged=4, budget=100)
         logged: list[str] = []
         if recorded is None:  # a first attempt: no checkpoint, so nothing to pass
-            billing = Billing.for_actor(platform, platform.charge, log=logged.append)
+            billing = Billing.for_actor(platform, platform.charge, run_id="run", log=logged.append)
         else:
-            billing = Billing.for_actor(platform, platform.charge, recorded_charges=recorded, log=logged.append)
+            billing = Billing.for_actor(
+                platform, platform.charge, run_id="run", recorded_charges=recorded, log=logged.append
+            )
         reserved = await billing.reserve(7)
-        await billing.settle(reserved, sent(reserved), "run:px:0-6")
+        await billing.settle(reserved, sent(reserved), "px:0-6")
         return platform.charged, sorted(platform.keys), logged
 
     # no checkpoint: every accepted conversion is charged, under the batch's own key
     assert asyncio.run(scenario(None)) == (11, ["run:px:0-6"], [])
     # a checkpoint that recorded every charge: no credit either, and this attempt's key
     assert asyncio.run(scenario(4)) == (11, ["run:px:0-6:c4"], [])
+
+
+def test_the_first_accepted_events_of_a_batch_are_the_ones_billed() -> None:
+    statuses = ["invalid", "sent", "failed", "sent", "sent", "skipped", "sent"]
+    outcomes = [dataclasses.replace(sent(1)[0], status=status) for status in statuses]  # type: ignore[arg-type]
+    assert charged_flags(outcomes, 4) == [False, True, False, True, True, False, True]
+    assert charged_flags(outcomes, 2) == [False, True, False, True, False, False, False]  # the budget ran out
+    assert charged_flags(outcomes, 0) == [False] * 7

@@ -35,11 +35,11 @@ def test_a_later_run_sees_what_an_earlier_run_saved_per_asset() -> None:
         await _accept(store, [("px-1", "order-1"), ("px-1", "order-2"), ("app-9", "install-1")])
         later = Ledger(store)
         return [
-            await later.seen("px-1", "order-1"),
-            await later.seen("px-1", "order-2"),
-            await later.seen("app-9", "install-1"),
-            await later.seen("px-1", "order-3"),  # never accepted
-            await later.seen("px-2", "order-1"),  # same event id, another pixel
+            await later.earlier("px-1", "order-1") == "accepted",
+            await later.earlier("px-1", "order-2") == "accepted",
+            await later.earlier("app-9", "install-1") == "accepted",
+            await later.earlier("px-1", "order-3") == "accepted",  # never accepted
+            await later.earlier("px-2", "order-1") == "accepted",  # same event id, another pixel
         ]
 
     assert asyncio.run(scenario()) == [True, True, True, False, False]
@@ -52,7 +52,7 @@ def test_the_ledger_stores_hashes_of_event_ids_only_in_bounded_chunks(monkeypatc
     async def scenario() -> tuple[MemoryStore, bool]:
         store = MemoryStore()
         await _accept(store, [(PIXEL, event_id) for event_id in ids])
-        return store, all([await Ledger(store).seen(PIXEL, event_id) for event_id in ids])
+        return store, all([await Ledger(store).earlier(PIXEL, event_id) == "accepted" for event_id in ids])
 
     store, all_seen = asyncio.run(scenario())
     assert all_seen
@@ -60,7 +60,7 @@ def test_the_ledger_stores_hashes_of_event_ids_only_in_bounded_chunks(monkeypatc
     assert "order-" not in written and PIXEL not in written
     chunks = {k: json.loads(v) for k, v in store.records.items() if k.count("-") == 2 and not k.endswith("-retry")}
     assert sorted(len(chunk["ids"]) // 16 for chunk in chunks.values()) == [50, 100, 100]
-    assert entry(PIXEL, "order-7") in written
+    assert f"{entry(PIXEL, 'order-7'):016x}" in written
 
 
 def test_entries_older_than_snaps_window_expire_and_the_size_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,7 +70,7 @@ def test_entries_older_than_snaps_window_expire_and_the_size_is_capped(monkeypat
         await _accept(store, [(PIXEL, "old")], today=day)
         await _accept(store, [(PIXEL, "recent")], today=day + 30)
         later = Ledger(store, today=day + 40)  # "old" is 40 days old: past the 38 days kept
-        return [await later.seen(PIXEL, "old"), await later.seen(PIXEL, "recent")]
+        return [await later.earlier(PIXEL, "old") == "accepted", await later.earlier(PIXEL, "recent") == "accepted"]
 
     assert asyncio.run(scenario()) == [False, True]
 
@@ -82,7 +82,7 @@ def test_entries_older_than_snaps_window_expire_and_the_size_is_capped(monkeypat
         for run in range(3):  # three runs of 10: the oldest run's chunk goes beyond 20 entries
             await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(10)])
         later = Ledger(store)
-        return [await later.seen(PIXEL, f"r{run}-0") for run in range(3)]
+        return [await later.earlier(PIXEL, f"r{run}-0") == "accepted" for run in range(3)]
 
     assert asyncio.run(capped()) == [False, True, True]
 
@@ -92,7 +92,8 @@ def test_with_skipping_off_nothing_is_seen_but_accepted_events_are_still_recorde
         store = MemoryStore()
         await _accept(store, [(PIXEL, "order-1")])
         off = await _accept(store, [(PIXEL, "order-2")], skip=False)
-        return await off.seen(PIXEL, "order-1"), await Ledger(store).seen(PIXEL, "order-2")
+        skipping_off = await off.earlier(PIXEL, "order-1")
+        return skipping_off == "accepted", await Ledger(store).earlier(PIXEL, "order-2") == "accepted"
 
     assert asyncio.run(scenario()) == (False, True)
 
@@ -116,7 +117,7 @@ def test_concurrent_commits_never_overwrite_an_earlier_runs_entries() -> None:
 
         await asyncio.gather(commit("a"), commit("b"), commit("c"))
         later = Ledger(store)
-        return [await later.seen(PIXEL, event_id) for event_id in ("yesterday", "a", "b", "c")]
+        return [await later.earlier(PIXEL, event_id) == "accepted" for event_id in ("yesterday", "a", "b", "c")]
 
     assert asyncio.run(scenario()) == [True, True, True, True]
 
@@ -199,3 +200,45 @@ def test_events_over_the_maximum_charge_are_sent_by_the_next_run_and_say_so(snap
     retried = nightly.rows_by_status("sent")
     assert {row["eventId"] for row in retried} == {"order-3", "order-4"}
     assert all(any("not delivered by an earlier run" in w for w in row["warnings"]) for row in retried)
+
+
+def test_entries_keep_the_stored_format_of_earlier_versions() -> None:
+    """Ledgers in users' stores hold the first 16 hex characters of SHA-256("asset\\nevent"): still read the same."""
+    import hashlib
+
+    for asset_id, event_id in [(PIXEL, "order-1"), ("app-9", "ü-ß-🙂"), ("", "")]:
+        digest = hashlib.sha256(f"{asset_id}\n{event_id}".encode()).hexdigest()[:16]
+        assert f"{entry(asset_id, event_id):016x}" == digest
+
+
+def test_the_list_of_events_to_resend_is_written_only_when_it_changes() -> None:
+    async def scenario() -> list[list[str]]:
+        store = MemoryStore()
+        ledger = Ledger(store)
+        written: list[list[str]] = []
+
+        async def save() -> None:
+            before = dict(store.records)
+            await ledger.save()
+            written.append(sorted(k.rsplit("-", 1)[-1] for k, v in store.records.items() if before.get(k) != v))
+
+        await ledger.add([(PIXEL, "a")])
+        await save()  # accepted only: its chunk and the index
+        await ledger.not_delivered([(PIXEL, "b")])
+        await save()  # a failure to resend next time
+        await ledger.add([(PIXEL, "c")])
+        await save()  # the list of events to resend is unchanged
+        await ledger.add([(PIXEL, "b")])
+        await save()  # b went through after all: off the list
+        later = Ledger(store)
+        written.append([str(await later.earlier(PIXEL, e)) for e in ("a", "b", "c", "d")])
+        return written
+
+    found = asyncio.run(scenario())
+    # records changed by each save, by the end of their key: chunk 0, the index (the asset's hash), the retry list
+    assert [len(keys) for keys in found[:4]] == [2, 1, 2, 3]
+    assert "0" in found[0] and "retry" not in found[0]
+    assert found[1] == ["retry"]
+    assert "retry" not in found[2]
+    assert "retry" in found[3]
+    assert found[4] == ["accepted", "accepted", "accepted", "None"]

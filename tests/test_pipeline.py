@@ -173,12 +173,12 @@ def run(
         if store is not None:
             checkpoint = Checkpoint(store.set, fingerprint, await store.get(STATE_KEY))
         pipeline = Pipeline(
-            PipelineSettings(task=TASK, batch_size=batch_size, max_concurrency=max_concurrency,
-                             charge_key_prefix="run-1"),
+            PipelineSettings(task=TASK, batch_size=batch_size, max_concurrency=max_concurrency),
             builder=ConversionBuilder(destinations=Destinations(PIXEL, APP), normalizer=UserDataNormalizer(),
                                       names=EventNameResolver(None), now=lambda: NOW),
             delivery=delivery,
-            billing=Billing(limit=lambda: None if limit is None else limit - result.charged, charge=charge),
+            billing=Billing(limit=lambda: None if limit is None else limit - result.charged, charge=charge,
+                            run_id="run-1"),
             sink=ResultSink(push, summary),
             progress=Progress(status, summary, interval=interval),
             checkpoint=checkpoint,

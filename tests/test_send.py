@@ -66,7 +66,7 @@ def test_send_event_delivers_hashed_identifiers_and_charges_once(tmp_path: Path,
     assert event["custom_data"] == {
         "value": 42.5, "currency": "USD", "order_id": "order-77", "content_ids": ["sku-1", "sku-2"], "num_items": 1,
     }  # fmt: skip
-    [send, scores] = snap.requests
+    [send, scores] = sorted(snap.requests, key=lambda r: r.kind != "events")  # the score is read beside the send
     assert send.query["access_token"] == CAPI_TOKEN
     assert send.path == f"/v3/{PIXEL}/events"
     assert scores.path == f"/v1/pixels/{PIXEL}/event_quality_scores"  # Snap's own score, for the report
@@ -152,8 +152,8 @@ def test_400_without_an_event_index_is_isolated_by_asking_validate(tmp_path: Pat
     run = run_in_process(real(task="send_batch_events", events=batch(8)), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
     assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(8) if i != 5)
-    assert [(r.kind, r.event_count, r.status) for r in snap.requests] == [
-        ("events", 8, 400), ("validate", 8, 200), ("events", 7, 200), ("eqs", 0, 200),
+    assert [(r.kind, r.event_count, r.status) for r in snap.requests if r.kind != "eqs"] == [
+        ("events", 8, 400), ("validate", 8, 200), ("events", 7, 200),
     ]  # fmt: skip
     [invalid] = run.rows_by_status("invalid")
     assert invalid["eventId"] == "order-5"

@@ -19,12 +19,12 @@ import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ..billing import Billing
+from ..billing import Billing, charged_flags
 from ..errors import SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
 from ..ledger import Ledger
-from ..results.rows import DUPLICATE, EventRow, Outcome, event_row, outcome_rows, rejected_row
+from ..results.rows import DUPLICATE, SENT, EventRow, Outcome, event_row, outcome_rows, rejected_row
 from ..results.sink import DatasetUnavailableError, Progress, ResultSink
 from ..results.summary import Summary
 from .checkpoint import Checkpoint
@@ -41,7 +41,6 @@ class PipelineSettings:
     task: str
     batch_size: int = MAX_BATCH
     max_concurrency: int = 4
-    charge_key_prefix: str = "local"
 
 
 class Pipeline:
@@ -83,6 +82,8 @@ class Pipeline:
         self._interrupted: str | None = None
         self._running = asyncio.Event()
         self._running.set()
+        #: Set when the source gives its first event (or the run ends without one): work worth reporting on began.
+        self.started = asyncio.Event()
         self._resume: asyncio.TimerHandle | None = None
 
     def stop(self, reason: str) -> None:
@@ -123,6 +124,7 @@ class Pipeline:
             await self._commit()
             await self._progress.update(force=True)
         self._sink.summary.interrupted = self._interrupted
+        self.started.set()
         if self.dataset_down is not None:
             raise self.dataset_down
         if self.stopped_by is not None:
@@ -133,6 +135,8 @@ class Pipeline:
     async def _read(self, source: AsyncIterator[SourceEvent], pending: dict[str, list[PreparedEvent]]) -> None:
         """Build every event; full batches are dispatched, the rest stays in `pending`."""
         async for item in source:
+            if not self.started.is_set():
+                self.started.set()
             if self._interrupted is not None:
                 break
             if self._checkpoint is not None and self._checkpoint.is_done(item.index):
@@ -145,11 +149,12 @@ class Pipeline:
             if self.stopped_by is not None:
                 await self._not_sent([built])
                 continue
-            if self._ledger is not None and await self._ledger.seen(built.asset_id, built.event_id):
+            earlier = None if self._ledger is None else await self._ledger.earlier(built.asset_id, built.event_id)
+            if earlier == "accepted":
                 reason = f"already accepted by Snap in an earlier run (event_id {built.event_id})"
                 await self._add_rows([event_row(self._settings.task, built, DUPLICATE, reason)])
                 continue
-            if self._ledger is not None and await self._ledger.retrying(built.asset_id, built.event_id):
+            if earlier == "not delivered":
                 built = dataclasses.replace(built, warnings=(*built.warnings, RETRY_WARNING))
             batch = pending.setdefault(built.asset_id, [])
             batch.append(built)
@@ -187,13 +192,13 @@ class Pipeline:
             except DeliveryStoppedError as stopped:
                 self.stopped_by = self.stopped_by or stopped.cause
                 outcomes = stopped.outcomes
-            key = f"{self._settings.charge_key_prefix}:{batch[0].asset_id}:{batch[0].index}-{batch[-1].index}"
-            charged = await self._billing.settle(allowed, outcomes, key)
+            batch_key = f"{batch[0].asset_id}:{batch[0].index}-{batch[-1].index}"
+            charged = await self._billing.settle(allowed, outcomes, batch_key)
             if self._ledger is not None:
-                self._accepted.extend((o.event.asset_id, o.event.event_id) for o in outcomes if o.status == "sent")
+                self._accepted.extend((o.event.asset_id, o.event.event_id) for o in outcomes if o.status == SENT)
                 failed = [(o.event.asset_id, o.event.event_id) for o in outcomes if o.status == "failed"]
                 await self._ledger.not_delivered([*failed, *((e.asset_id, e.event_id) for e in over_budget)])
-            rows = outcome_rows(self._settings.task, outcomes, charged)
+            rows = outcome_rows(self._settings.task, outcomes, charged_flags(outcomes, charged))
             reason = "not sent: the run's maximum charge (max total charge USD) is used up"
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)
             await self._add_rows(rows)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ..errors import SnapAuthError, SnapError, SnapRejectedError
 from ..events.build import PreparedEvent
-from ..results.rows import Outcome, Status
+from ..results.rows import SENT, Outcome, Status
 from ..results.summary import DeliveryStats
 from ..snap.conversions import ConversionsApi, EventVerdict, event_verdicts
 
@@ -149,7 +149,7 @@ class SnapDelivery:
             except SnapError as error:
                 outcomes.extend(_failed(pending, error))
                 break
-            outcomes.extend(self._validated(pending, body) if self._validate else _all(pending, "sent"))
+            outcomes.extend(self._validated(pending, body) if self._validate else _all(pending, SENT))
             break
         return outcomes
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final, Literal, TypedDict
 
 from ..events.build import PreparedEvent, RejectedEvent
 from ..events.quality import grade
+from ..net.transport import redact
 from ..snap.quality_scores import QualityScore
 
 Status = Literal["sent", "valid", "invalid", "failed", "skipped", "demo", "duplicate"]
@@ -99,10 +101,14 @@ class Outcome:
     warnings: tuple[str, ...] = ()
 
 
+#: Snap accepted the event (a live send): the status billing charges and the ledger remembers.
+SENT: Final = "sent"
 #: Statuses whose `error` says why an event was not accepted.
 NOT_ACCEPTED = ("invalid", "failed", "skipped")
 #: An event Snap accepted in an earlier run (see `ledger`): not sent again, not charged, not a failure.
 DUPLICATE: Final = "duplicate"
+#: The grade of each set of match keys seen: an export has a handful of them, graded once each.
+_grade = lru_cache(maxsize=1024)(grade)
 
 
 def event_row(
@@ -114,6 +120,7 @@ def event_row(
     charged: bool = False,
     warnings: Sequence[str] = (),
 ) -> EventRow:
+    """Its `error` and `warnings` may quote Snap's answers: they pass `redact`, like every text that leaves."""
     return {
         "task": task,
         "eventIndex": event.index,
@@ -121,11 +128,11 @@ def event_row(
         "eventName": event.event_name,
         "actionSource": event.action_source,
         "status": status,
-        "error": error,
+        "error": redact(error) if error else error,
         "charged": charged,
         "matchKeys": list(event.match_keys),
-        "matchQuality": grade(event.match_keys),
-        "warnings": [*event.warnings, *warnings],
+        "matchQuality": _grade(event.match_keys),
+        "warnings": [redact(text) for text in (*event.warnings, *warnings)] if warnings or event.warnings else [],
     }
 
 
@@ -133,16 +140,12 @@ def rejected_row(task: str, event: RejectedEvent) -> EventRow:
     return event_row(task, event, event.status, event.error)
 
 
-def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: int) -> list[EventRow]:
-    """Rows for a delivered batch; the first `charged` accepted events are the ones billed."""
-    rows = []
-    for outcome in outcomes:
-        billed = charged > 0 and outcome.status == "sent"
-        charged -= billed
-        rows.append(
-            event_row(task, outcome.event, outcome.status, outcome.error, charged=billed, warnings=outcome.warnings)
-        )
-    return rows
+def outcome_rows(task: str, outcomes: Sequence[Outcome], charged: Sequence[bool]) -> list[EventRow]:
+    """Rows for a delivered batch; `charged` says which events were billed (`billing.charged_flags`)."""
+    return [
+        event_row(task, outcome.event, outcome.status, outcome.error, charged=billed, warnings=outcome.warnings)
+        for outcome, billed in zip(outcomes, charged, strict=True)
+    ]
 
 
 def quality_rows(task: str, pixel_id: str, scores: Iterable[QualityScore], *, demo: bool) -> list[QualityRow]:

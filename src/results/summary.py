@@ -63,25 +63,37 @@ class Summary:
     snap_quality: Any = None
 
     def add(self, rows: Sequence[Mapping[str, Any]], count_as: str | None = None) -> None:
-        for row in rows:
-            status = count_as or row["status"]
-            self.counts[status] += 1
-            self.charged += bool(row.get("charged"))
-            if row.get("error") and status in NOT_ACCEPTED:
+        """Count rows. The rows of a batch mostly look alike (same status, name and match keys), so they are
+        grouped first and each kind is counted once, with its number."""
+        kinds = Counter(
+            (
+                count_as or row["status"],
+                bool(row.get("charged")),
+                row.get("error") or None,
+                row.get("eventName") or "(no name)",
+                tuple(row["matchKeys"]) if "matchKeys" in row else None,
+                row.get("matchQuality"),
+            )
+            for row in rows
+        )
+        for (status, charged, error, name, keys, quality), n in kinds.items():
+            self.counts[status] += n
+            self.charged += charged * n
+            if error and status in NOT_ACCEPTED:
                 # Grouped without the line number, so a file of bad lines makes a few entries, not one each.
-                count_into(self.errors, _LINE_PREFIX.sub("", str(row["error"]))[:200])
-            if "matchKeys" in row:
-                self._add_event(row, status)
+                count_into(self.errors, _LINE_PREFIX.sub("", str(error))[:200], n)
+            if keys is not None:
+                self._add_events(n, status, str(name), keys, str(quality))
 
-    def _add_event(self, row: Mapping[str, Any], status: str) -> None:
-        self.events += 1
-        self.identifiers.update(row["matchKeys"])
-        self.quality[row["matchQuality"]] += 1
-        name = str(row.get("eventName") or "(no name)")
+    def _add_events(self, n: int, status: str, name: str, keys: tuple[str, ...], quality: str) -> None:
+        self.events += n
+        for key in keys:
+            self.identifiers[key] += n
+        self.quality[quality] += n
         if name not in self.by_name and len(self.by_name) >= DISTINCT_LIMIT:
             name = OTHER
-        self.by_name.setdefault(name, Counter())[status] += 1
-        self.quality_by_name.setdefault(name, Counter())[row["matchQuality"]] += 1
+        self.by_name.setdefault(name, Counter())[status] += n
+        self.quality_by_name.setdefault(name, Counter())[quality] += n
 
     def to_state(self) -> dict[str, Any]:
         """The counts a resumed attempt starts from (see `checkpoint`); all bounded in size."""

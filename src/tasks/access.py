@@ -179,7 +179,9 @@ class LiveSnap:
         async def charge(count: int, key: str) -> int:
             return await charging.charge(CONVERSION_EVENT, count, key)
 
-        return Billing.for_actor(charging.manager, charge, recorded_charges=recorded, log=_log.info)
+        return Billing.for_actor(
+            charging.manager, charge, run_id=self._ctx.run_id, recorded_charges=recorded, log=_log.info
+        )
 
     async def ledger(self, *, validate: bool) -> Ledger | None:
         store = self._ctx.platform.ledger_store

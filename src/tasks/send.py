@@ -9,6 +9,7 @@ from ..errors import ActorInputError
 from ..events.build import ConversionBuilder
 from ..events.names import EventNameResolver
 from ..events.user_data import UserDataNormalizer
+from ..snap.quality_scores import SnapQuality
 from ..sources import event_source
 from .context import RunContext
 
@@ -49,7 +50,6 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
         settings = PipelineSettings(
             task=actor_input.task,
             max_concurrency=actor_input.max_concurrency,
-            charge_key_prefix=ctx.run_id,
         )
         await ctx.progress.set(f"{actor_input.task}: starting on {source.description}")
         pipeline = Pipeline(
@@ -63,8 +63,13 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
             ledger=await snap.ledger(validate=validate),
         )
         ctx.stoppers.append(pipeline.stop)
-        # Snap's score is only for the report: read beside the sends, so it never adds to the run's time.
-        quality = asyncio.create_task(snap.snap_quality(destinations.pixel_id))
+        # Snap's score is only for the report: read beside the sends (once events arrive), so it never adds to
+        # the run's time, and a run whose source fails at once does not ask for it.
+        async def snap_quality() -> SnapQuality | None:
+            await pipeline.started.wait()
+            return await snap.snap_quality(destinations.pixel_id)
+
+        quality = asyncio.create_task(snap_quality())
         removers = (
             platform.events.on_abort(lambda: pipeline.stop("the run was aborted; events not reached were not sent")),
             platform.events.on_migrate(pipeline.pause),
