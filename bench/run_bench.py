@@ -69,11 +69,11 @@ def plain_loop(path: Path) -> float:
         defaults={"eventSourceUrl": SOURCE_URL},
     )
     started = time.perf_counter()
-    batch: list[dict[str, object]] = []
+    batch: list[bytes] = []
     with path.open("rb") as lines:
         for index, line in enumerate(lines):
             built = builder.build(SourceEvent(index, json.loads(line)))
-            batch.append(getattr(built, "payload", {}))
+            batch.append(getattr(built, "body", b"{}"))
             if len(batch) == 2000:
                 encode_body(batch)
                 batch = []
@@ -110,7 +110,7 @@ def _build_chunk(chunk: tuple[int, list[bytes]]) -> list[Any]:
         built = build(SourceEvent(start + offset, orjson.loads(line)))
         if isinstance(built, PreparedEvent):
             out.append((built.index, built.asset_id, built.event_id, built.event_name, built.action_source,
-                        built.match_keys, built.warnings, orjson.dumps(built.payload)))  # fmt: skip
+                        built.match_keys, built.warnings, built.body))  # fmt: skip
         else:
             out.append(built)
     return out

@@ -14,7 +14,7 @@ from src.results.rows import Outcome
 
 
 def sent(n: int) -> list[Outcome]:
-    event = PreparedEvent(0, "px", {}, "id", "PURCHASE", "WEB", ())
+    event = PreparedEvent(0, "px", b"{}", "id", "PURCHASE", "WEB", ())
     return [Outcome(event, "sent")] * n
 
 

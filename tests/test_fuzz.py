@@ -122,8 +122,8 @@ def assert_clean_outcome(result: PreparedEvent | RejectedEvent) -> None:
         assert not result.error.startswith(UNPREPARABLE), result.error
         return
     payload = result.payload
-    body = encode_body([payload])
-    assert json.loads(body)["data"][0]["event_name"] == result.event_name
+    body = encode_body([result.body])
+    assert json.loads(body)["data"][0] == payload and payload["event_name"] == result.event_name
     json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
     custom = payload.get("custom_data", {})
     if "value" in custom:

@@ -109,7 +109,7 @@ class SnapDelivery:
                 break
             first = False
             try:
-                body = await self._api.send(asset_id, [event.payload for event in pending], validate=self._validate)
+                body = await self._api.send(asset_id, [event.body for event in pending], validate=self._validate)
             except SnapRejectedError as error:
                 if len(pending) == 1:
                     outcomes.append(Outcome(pending.pop(), "invalid", _rejection(error.messages, error.codes, error)))
@@ -161,7 +161,7 @@ class SnapDelivery:
             return None
         self.stats.validate_requests += 1
         try:
-            body = await self._api.send(asset_id, [event.payload for event in events], validate=True)
+            body = await self._api.send(asset_id, [event.body for event in events], validate=True)
         except SnapAuthError:
             raise
         except SnapError:

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
+
 from ..fields import APP_RULES, CUSTOM_RULES, MATCH_RANK
 from ..rules.values import FieldError
 from ..rules.yes_no import is_yes
@@ -41,16 +43,38 @@ class EventError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PreparedEvent:
-    """A payload ready for Snap, and what its result row needs to say about it."""
+    """A payload ready for Snap, and what its result row needs to say about it.
+
+    The payload is kept as the compact JSON that goes into the request (`body`): encoded once, and cheap to
+    pass between processes (see `events.workers`)."""
 
     index: int
     asset_id: str
-    payload: dict[str, Any]
+    body: bytes
     event_id: str
     event_name: str
     action_source: str
     match_keys: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The payload as data, for whatever needs to look inside it."""
+        loaded: dict[str, Any] = json.loads(self.body)
+        return loaded
+
+    def __reduce__(self) -> tuple[type[PreparedEvent], tuple[Any, ...]]:
+        # A frozen dataclass pickles field by field (~10 µs an event); a plain constructor call is ~20x cheaper.
+        return PreparedEvent, (self.index, self.asset_id, self.body, self.event_id, self.event_name,
+                               self.action_source, self.match_keys, self.warnings)  # fmt: skip
+
+
+def encode_payload(payload: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON; what orjson cannot encode (integers beyond 64 bits) goes through `json`."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +89,10 @@ class RejectedEvent:
     match_keys: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     status: Literal["invalid", "skipped"] = "invalid"
+
+    def __reduce__(self) -> tuple[type[RejectedEvent], tuple[Any, ...]]:
+        return RejectedEvent, (self.index, self.error, self.event_name, self.event_id, self.action_source,
+                               self.match_keys, self.warnings, self.status)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +262,8 @@ class ConversionBuilder:
         if reason is not None:
             detail = f"{reason} ({'; '.join(normalized.warnings)})" if normalized.warnings else reason
             return RejectedEvent(index, shown(detail), event_name, shown(event_id), action_source, match_keys, warnings)
-        return PreparedEvent(index, asset_id, payload, event_id, event_name, action_source, match_keys, warnings)
+        body = encode_payload(payload)
+        return PreparedEvent(index, asset_id, body, event_id, event_name, action_source, match_keys, warnings)
 
 
 def shown(text: str, limit: int = 2000) -> str:
