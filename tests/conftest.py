@@ -16,7 +16,12 @@ from typing import Any
 import pytest
 from fake_snap import FakeSnap
 
+from src.events.workers import WORKERS_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
+#: Runs build events in the run's process unless a test asks for worker processes (tests/test_workers.py):
+#: the same answers either way (that test compares them), without a process start per bulk run.
+os.environ.setdefault(WORKERS_ENV, "0")
 CAPI_TOKEN = "capi-token-secret-4f9a"
 OAUTH_TOKEN = "oauth-token-secret-77b1"
 PRICE_USD = 0.01
@@ -77,7 +82,8 @@ def actor_env(
 ) -> dict[str, str]:
     """The environment `python -m src` runs in: local storage, the loopback Snap, optional PPE pricing."""
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(("APIFY_", "ACTOR_", "SNAP_", "CRAWLEE_"))}
-    run_env |= {"APIFY_LOCAL_STORAGE_DIR": str(storage), "PYTHONPATH": str(ROOT), "APIFY_LOG_LEVEL": "DEBUG"}
+    run_env |= {"APIFY_LOCAL_STORAGE_DIR": str(storage), "PYTHONPATH": str(ROOT), "APIFY_LOG_LEVEL": "DEBUG",
+                WORKERS_ENV: os.environ[WORKERS_ENV]}  # fmt: skip
     if snap is not None:
         run_env |= {
             "SNAP_CAPI_BASE_URL": snap.base_url,

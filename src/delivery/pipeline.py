@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 from ..billing import Billing, charged_flags
 from ..errors import SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
+from ..events.workers import BuildWorkers
 from ..ledger import Ledger
 from ..results.rows import DUPLICATE, SENT, EventRow, Outcome, event_row, outcome_rows, rejected_row
 from ..results.sink import DatasetUnavailableError, Progress, ResultSink
@@ -55,8 +56,11 @@ class Pipeline:
         progress: Progress,
         checkpoint: Checkpoint | None = None,
         ledger: Ledger | None = None,
+        workers: BuildWorkers | None = None,
     ) -> None:
+        """`workers`, when given, build the events in worker processes (with copies of `builder`)."""
         self._settings = settings
+        self._workers = workers
         self._ledger = ledger
         #: (asset id, event id) Snap accepted since the last commit, for the ledger.
         self._accepted: list[tuple[str, str]] = []
@@ -134,32 +138,56 @@ class Pipeline:
 
     async def _read(self, source: AsyncIterator[SourceEvent], pending: dict[str, list[PreparedEvent]]) -> None:
         """Build every event; full batches are dispatched, the rest stays in `pending`."""
+        async with contextlib.aclosing(self._built(source)) as events:
+            async for built in events:
+                if self._interrupted is not None:
+                    break  # built in a worker ahead of time: left unfinished, like the events not read
+                self._sink.summary.read += 1
+                await self._take(built, pending)
+
+    def _built(self, source: AsyncIterator[SourceEvent]) -> AsyncGenerator[PreparedEvent | RejectedEvent, None]:
+        """The events this attempt still has to finish, built in order: in the worker processes, or here."""
+        unfinished = self._unfinished(source)
+        return self._workers.build(unfinished) if self._workers is not None else self._build_here(unfinished)
+
+    async def _build_here(
+        self, events: AsyncIterator[SourceEvent]
+    ) -> AsyncGenerator[PreparedEvent | RejectedEvent, None]:
+        build = self._builder.build
+        async for item in events:
+            yield build(item)
+
+    async def _unfinished(self, source: AsyncIterator[SourceEvent]) -> AsyncIterator[SourceEvent]:
+        """The source's events an earlier attempt did not finish; reading stops once the run is stopped."""
+        checkpoint = self._checkpoint
         async for item in source:
             if not self.started.is_set():
                 self.started.set()
             if self._interrupted is not None:
-                break
-            if self._checkpoint is not None and self._checkpoint.is_done(item.index):
-                continue
-            self._sink.summary.read += 1
-            built = self._builder.build(item)
-            if isinstance(built, RejectedEvent):
-                await self._add_rows([rejected_row(self._settings.task, built)])
-                continue
-            if self.stopped_by is not None:
-                await self._not_sent([built])
-                continue
-            earlier = None if self._ledger is None else await self._ledger.earlier(built.asset_id, built.event_id)
-            if earlier == "accepted":
-                reason = f"already accepted by Snap in an earlier run (event_id {built.event_id})"
-                await self._add_rows([event_row(self._settings.task, built, DUPLICATE, reason)])
-                continue
-            if earlier == "not delivered":
-                built = dataclasses.replace(built, warnings=(*built.warnings, RETRY_WARNING))
-            batch = pending.setdefault(built.asset_id, [])
-            batch.append(built)
-            if len(batch) >= self._settings.batch_size:
-                await self._dispatch(pending.pop(built.asset_id))
+                return
+            if checkpoint is None or not checkpoint.is_done(item.index):
+                yield item
+
+    async def _take(self, built: PreparedEvent | RejectedEvent, pending: dict[str, list[PreparedEvent]]) -> None:
+        """A built event's row now (rejected, not sent, a duplicate), or its place in a batch."""
+        task = self._settings.task
+        if isinstance(built, RejectedEvent):
+            await self._add_rows([rejected_row(task, built)])
+            return
+        if self.stopped_by is not None:
+            await self._not_sent([built])
+            return
+        earlier = None if self._ledger is None else await self._ledger.earlier(built.asset_id, built.event_id)
+        if earlier == "accepted":
+            reason = f"already accepted by Snap in an earlier run (event_id {built.event_id})"
+            await self._add_rows([event_row(task, built, DUPLICATE, reason)])
+            return
+        if earlier == "not delivered":
+            built = dataclasses.replace(built, warnings=(*built.warnings, RETRY_WARNING))
+        batch = pending.setdefault(built.asset_id, [])
+        batch.append(built)
+        if len(batch) >= self._settings.batch_size:
+            await self._dispatch(pending.pop(built.asset_id))
 
     async def _dispatch(self, batch: list[PreparedEvent]) -> None:
         if self.stopped_by is not None:

@@ -1,0 +1,170 @@
+"""Building events in worker processes, when the run has more than one CPU core.
+
+The build (shape, name, normalize, hash, preflight) is most of a run's per-event work, and it is pure:
+the same `ConversionBuilder` gives the same answer in any process. So on a run with several cores, chunks
+of source events go to worker processes, each holding a copy of the run's builder, and the built events
+come back in source order. What travels is cheap to pickle: the raw event dicts one way, and built events
+(whose payload is already the request's JSON bytes) the other.
+
+How many cores a run has is the container's CPU quota, not the host's core count: on Apify a run gets CPU
+in proportion to its memory (a core per 4 GB), on a host with many more cores. With one core, workers
+would only add the cost of passing events between processes, so the build stays in the run's process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .build import ConversionBuilder, PreparedEvent, RejectedEvent
+from .shape import SourceEvent
+
+#: Overrides how many worker processes build events (0: build in the run's process).
+WORKERS_ENV = "SNAP_ACTOR_BUILD_WORKERS"
+#: Events per chunk sent to a worker: large enough that a chunk's round trip costs little per event.
+CHUNK = 1000
+Built = PreparedEvent | RejectedEvent
+#: One source event as it travels to a worker: (index, data, error).
+_Raw = tuple[int, Any, str | None]
+_log = logging.getLogger(__name__)
+
+
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may keep busy: its CPU affinity, capped by a cgroup CPU quota (v2 `cpu.max`,
+    or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), rounded down."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cpu_quota(cgroup)
+    return max(1, min(cores, int(quota))) if quota is not None else cores
+
+
+def _cpu_quota(cgroup: Path) -> float | None:
+    try:
+        limit, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        limit = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+        period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        return None if int(limit) <= 0 else int(limit) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def worker_count(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
+    """Worker processes for a bulk run: `SNAP_ACTOR_BUILD_WORKERS` when set, else one per usable core when
+    there are at least two, else none."""
+    given = environ.get(WORKERS_ENV, "").strip()
+    if given.isdigit():
+        return int(given)
+    cores = usable_cores()
+    return cores if cores >= 2 else 0
+
+
+_BUILDER: ConversionBuilder | None = None
+
+
+def _start(builder: ConversionBuilder) -> None:
+    global _BUILDER
+    _BUILDER = builder
+
+
+def _build_chunk(chunk: list[_Raw]) -> list[Built]:
+    """In a worker: build one chunk with the run's builder."""
+    assert _BUILDER is not None, "the worker was started without the run's builder"
+    return _build_with(_BUILDER, chunk)
+
+
+def _build_with(builder: ConversionBuilder, chunk: list[_Raw]) -> list[Built]:
+    build = builder.build
+    return [build(SourceEvent(index, data, error)) for index, data, error in chunk]
+
+
+class BuildWorkers:
+    """A pool of worker processes building with copies of one builder; `build` keeps the source order.
+
+    At most `2 x processes` chunks are out at a time, so memory stays bounded whatever the source's size. If
+    the pool breaks (a worker killed, out of memory), the chunk is built here and so is the rest of the run.
+    """
+
+    def __init__(self, builder: ConversionBuilder, processes: int, *, chunk: int = CHUNK) -> None:
+        self._builder = builder
+        self._chunk = chunk
+        self._ahead = 2 * processes
+        # spawn: a fresh interpreter per worker; forking a process that runs threads and an event loop is unsafe.
+        context = multiprocessing.get_context("spawn")
+        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            processes, mp_context=context, initializer=_start, initargs=(builder,)
+        )
+
+    async def build(self, events: AsyncIterator[SourceEvent]) -> AsyncGenerator[Built, None]:
+        """The events built, in the order they came."""
+        loop = asyncio.get_running_loop()
+        out: deque[tuple[list[_Raw], asyncio.Future[list[Built]] | None]] = deque()
+
+        def submit(chunk: list[_Raw]) -> None:
+            pool = self._pool
+            out.append((chunk, loop.run_in_executor(pool, _build_chunk, chunk) if pool is not None else None))
+
+        chunk: list[_Raw] = []
+        broken: Exception | None = None
+        try:
+            try:
+                async for event in events:
+                    chunk.append((event.index, event.data, event.error))
+                    if len(chunk) >= self._chunk:
+                        submit(chunk)
+                        chunk = []
+                        while len(out) > self._ahead:
+                            for built in await self._result(*out.popleft()):
+                                yield built
+            except Exception as error:  # the source broke: what it gave before is still built, then it raises
+                broken = error
+            if chunk:
+                submit(chunk)
+            while out:
+                for built in await self._result(*out.popleft()):
+                    yield built
+        finally:
+            for _, future in out:
+                if future is not None:
+                    future.cancel()
+        if broken is not None:
+            raise broken
+
+    async def _result(self, chunk: list[_Raw], future: asyncio.Future[list[Built]] | None) -> Iterable[Built]:
+        if future is not None:
+            try:
+                return await future
+            except Exception as error:  # the pool broke (a worker died): build here from now on
+                if self._pool is not None:
+                    _log.warning(f"Building in worker processes stopped ({type(error).__name__}); the run goes on")
+                    self.close(wait=False)
+        return _build_with(self._builder, chunk)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the workers (waiting for them to exit, unless the pool is broken)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool = None
+
+
+@contextmanager
+def build_workers(builder: ConversionBuilder, processes: int) -> Iterator[BuildWorkers | None]:
+    """`processes` workers for the length of the block (none when 0), stopped however the block ends."""
+    if processes <= 0:
+        yield None
+        return
+    workers = BuildWorkers(builder, processes)
+    try:
+        yield workers
+    finally:
+        workers.close()

@@ -1,0 +1,169 @@
+"""Building events in worker processes: the same answers as building in the run, on as many cores as the run
+has (its container's CPU quota), and a run that survives losing its workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bulk_support import FileServer, conversions, write_jsonl
+from conftest import CAPI_TOKEN, run_actor
+from fake_snap import FakeSnap
+from in_process import run_in_process
+
+from src.events.build import ConversionBuilder, Destinations, PreparedEvent, RejectedEvent
+from src.events.names import EventNameResolver
+from src.events.shape import SourceEvent
+from src.events.user_data import UserDataNormalizer
+from src.events.workers import WORKERS_ENV, BuildWorkers, usable_cores, worker_count
+
+PIXEL = "pixel-workers"
+
+
+def export(url: str) -> dict[str, Any]:
+    return {"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+            "eventSourceUrl": "https://shop.example.com/thanks", "eventsUrl": url}  # fmt: skip
+
+
+def mixed(n: int) -> list[dict[str, Any]]:
+    """Conversions with some the build refuses (an unknown name, no identifier, a broken price)."""
+    events = list(conversions(n))
+    for i in range(0, n, 97):
+        events[i] = {**events[i], "eventType": "NOT_A_SNAP_EVENT"}
+    for i in range(5, n, 131):
+        events[i] = {"eventType": "PURCHASE", "price": 3, "currency": "USD"}
+    for i in range(7, n, 211):
+        events[i] = {**events[i], "price": "ten"}
+    return events
+
+
+def test_an_export_built_in_worker_processes_is_sent_and_recorded_as_one_built_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = mixed(5_000)
+    source = write_jsonl(tmp_path / "mixed.jsonl", iter(events))
+    seen: dict[str, Any] = {}
+    for workers in ("0", "2"):
+        monkeypatch.setenv(WORKERS_ENV, workers)
+        with FakeSnap(capi_token=CAPI_TOKEN) as snap, FileServer() as files:
+            run = run_in_process(export(files.add("/e.jsonl", source, "application/x-ndjson")), snap=snap, ppe=True)
+            sent = [(r.event_count, r.status) for r in snap.requests if r.kind == "events"]
+            rows = sorted(run.rows, key=lambda row: int(row["eventIndex"]))  # rows land as batches finish
+            seen[workers] = (run.returncode, sorted(snap.accepted_event_ids()), sent, rows, run.charges)
+    bad = {i for i in range(5_000) if i % 97 == 0 or i % 131 == 5 or i % 211 == 7}
+    good = 5_000 - len(bad)
+    inline, spread = seen["0"], seen["2"]
+    assert inline[0] == spread[0] == 0
+    assert len(inline[1]) == good and inline[1] == spread[1]  # Snap got the same events
+    assert inline[2] == spread[2] == [(2_000, 200), (2_000, 200), (good - 4_000, 200)]  # in the same batches
+    assert inline[3] == spread[3]  # every row the same
+    assert {row["eventIndex"] for row in spread[3] if row["status"] == "invalid"} == bad
+    assert inline[4] == spread[4]  # charged alike
+
+
+def test_python_m_src_with_workers_runs_once(tmp_path: Path, snap: FakeSnap) -> None:
+    """Worker processes import the entry module again: they must build, never start a run of their own."""
+    source = write_jsonl(tmp_path / "e.jsonl", conversions(3_000))
+    with FileServer() as files:
+        url = files.add("/e.jsonl", source, "application/x-ndjson")
+        run = run_actor(tmp_path, export(url), snap=snap, ppe=True, env={WORKERS_ENV: "2"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(snap.accepted_event_ids()) == 3_000 and snap.duplicates() == []
+    assert [r.kind for r in snap.requests].count("events") == 2
+    assert run.output["counts"] == {"sent": 3_000} and run.charged_conversions == 3_000
+
+
+async def _source(n: int) -> AsyncIterator[SourceEvent]:
+    for index, data in enumerate(conversions(n)):
+        yield SourceEvent(index, data)
+        await asyncio.sleep(0)
+
+
+def _builder() -> ConversionBuilder:
+    return ConversionBuilder(
+        destinations=Destinations(PIXEL, None),
+        normalizer=UserDataNormalizer(),
+        names=EventNameResolver(None),
+        defaults={"eventSourceUrl": "https://shop.example.com/thanks"},
+        now=time.time,
+    )
+
+
+def test_a_run_whose_workers_die_builds_the_rest_itself(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> list[PreparedEvent | RejectedEvent]:
+        workers = BuildWorkers(_builder(), 2, chunk=100)
+        built = []
+        try:
+            async for event in workers.build(_source(1_000)):
+                built.append(event)
+                if len(built) == 150:  # the pool is running: kill its processes
+                    for process in list(workers._pool._processes.values()):  # type: ignore[union-attr]
+                        process.kill()
+        finally:
+            workers.close()
+        return built
+
+    built = asyncio.run(scenario())
+    assert [event.index for event in built] == list(range(1_000))
+    assert all(isinstance(event, PreparedEvent) for event in built)
+    assert "Building in worker processes stopped" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("files", "cores"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2),  # cgroup v2: two cores' worth
+        ({"cpu.max": "150000 100000\n"}, 1),  # one and a half: one kept busy
+        ({"cpu.max": "25000 100000\n"}, 1),  # a quarter of a core (Apify, 1 GB)
+        ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1, no quota
+        ({"cpu.max": "max 100000\n"}, None),  # no quota: the affinity decides
+        ({"cpu.max": "garbage\n"}, None),
+        ({}, None),
+    ],
+)
+def test_usable_cores_follow_the_containers_cpu_quota(
+    tmp_path: Path, files: dict[str, str], cores: int | None
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cores(tmp_path) == (affinity if cores is None else min(affinity, cores))
+
+
+def test_the_environment_sets_the_number_of_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert worker_count({WORKERS_ENV: "3"}) == 3
+    assert worker_count({WORKERS_ENV: "0"}) == 0
+    cores = usable_cores()
+    assert worker_count({}) == (cores if cores >= 2 else 0)
+    assert worker_count({WORKERS_ENV: "many"}) == worker_count({})
+
+
+def test_rows_of_both_builds_serialize_alike() -> None:
+    """What the workers send back is what the run would have built (payload bytes included)."""
+
+    async def scenario() -> list[bytes]:
+        workers = BuildWorkers(_builder(), 1, chunk=64)
+        try:
+            return [json.dumps(_facts(event)).encode() async for event in workers.build(_source(300))]
+        finally:
+            workers.close()
+
+    here = [json.dumps(_facts(_builder().build(SourceEvent(i, data)))).encode() for i, data in
+            enumerate(conversions(300))]  # fmt: skip
+    assert asyncio.run(scenario()) == here
+
+
+def _facts(event: PreparedEvent | RejectedEvent) -> dict[str, Any]:
+    if isinstance(event, RejectedEvent):
+        return {"rejected": event.error}
+    payload = event.payload
+    payload.pop("event_time")  # the clock moves between the two builds
+    return {"payload": payload, "id": event.event_id, "keys": event.match_keys, "index": event.index}
