@@ -53,18 +53,19 @@ def test_an_export_built_in_worker_processes_is_sent_and_recorded_as_one_built_h
         monkeypatch.setenv(WORKERS_ENV, workers)
         with FakeSnap(capi_token=CAPI_TOKEN) as snap, FileServer() as files:
             run = run_in_process(export(files.add("/e.jsonl", source, "application/x-ndjson")), snap=snap, ppe=True)
-            sent = [(r.event_count, r.status) for r in snap.requests if r.kind == "events"]
+            sent = sorted((r.event_count, r.status) for r in snap.requests if r.kind == "events")  # concurrent
             rows = sorted(run.rows, key=lambda row: int(row["eventIndex"]))  # rows land as batches finish
-            seen[workers] = (run.returncode, sorted(snap.accepted_event_ids()), sent, rows, run.charges)
+            charges = sorted(run.charges, key=lambda charge: str(charge["key"]))
+            seen[workers] = (run.returncode, sorted(snap.accepted_event_ids()), sent, rows, charges)
     bad = {i for i in range(5_000) if i % 97 == 0 or i % 131 == 5 or i % 211 == 7}
     good = 5_000 - len(bad)
     inline, spread = seen["0"], seen["2"]
     assert inline[0] == spread[0] == 0
     assert len(inline[1]) == good and inline[1] == spread[1]  # Snap got the same events
-    assert inline[2] == spread[2] == [(2_000, 200), (2_000, 200), (good - 4_000, 200)]  # in the same batches
+    assert inline[2] == spread[2] == [(good - 4_000, 200), (2_000, 200), (2_000, 200)]  # in the same batches
     assert inline[3] == spread[3]  # every row the same
     assert {row["eventIndex"] for row in spread[3] if row["status"] == "invalid"} == bad
-    assert inline[4] == spread[4]  # charged alike
+    assert inline[4] == spread[4]  # charged alike: the same counts under the same batch keys
 
 
 def test_python_m_src_with_workers_runs_once(tmp_path: Path, snap: FakeSnap) -> None:
@@ -138,12 +139,19 @@ def test_usable_cores_follow_the_containers_cpu_quota(
     assert usable_cores(tmp_path) == (affinity if cores is None else min(affinity, cores))
 
 
-def test_the_environment_sets_the_number_of_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_sets_the_number_of_workers() -> None:
     assert worker_count({WORKERS_ENV: "3"}) == 3
     assert worker_count({WORKERS_ENV: "0"}) == 0
     cores = usable_cores()
     assert worker_count({}) == (cores if cores >= 2 else 0)
     assert worker_count({WORKERS_ENV: "many"}) == worker_count({})
+
+
+@pytest.mark.parametrize(("memory", "most"), [("1024", 0), ("4096", 1), ("8192", 2), ("32768", 8)])
+def test_on_apify_a_run_gets_a_core_per_4096_mb_of_memory(memory: str, most: int) -> None:
+    """The host may show many more cores than the run is given: the run's memory caps the workers."""
+    cores = min(usable_cores(), most)
+    assert worker_count({"ACTOR_MEMORY_MBYTES": memory}) == (cores if cores >= 2 else 0)
 
 
 def test_rows_of_both_builds_serialize_alike() -> None:

@@ -7,8 +7,9 @@ come back in source order. What travels is cheap to pickle: the raw event dicts 
 (whose payload is already the request's JSON bytes) the other.
 
 How many cores a run has is the container's CPU quota, not the host's core count: on Apify a run gets CPU
-in proportion to its memory (a core per 4 GB), on a host with many more cores. With one core, workers
-would only add the cost of passing events between processes, so the build stays in the run's process.
+in proportion to its memory (a core per 4,096 MB), on a host with many more cores, so the run's memory caps
+the count too. With one core, workers would only add the cost of passing events between processes, so the
+build stays in the run's process.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from .shape import SourceEvent
 
 #: Overrides how many worker processes build events (0: build in the run's process).
 WORKERS_ENV = "SNAP_ACTOR_BUILD_WORKERS"
+#: Apify gives a run one CPU core per 4,096 MB of its memory (`ACTOR_MEMORY_MBYTES`), whatever the host has.
+MEMORY_ENV = "ACTOR_MEMORY_MBYTES"
+MB_PER_CORE = 4096
 #: Events per chunk sent to a worker: large enough that a chunk's round trip costs little per event.
 CHUNK = 1000
 Built = PreparedEvent | RejectedEvent
@@ -61,11 +65,14 @@ def _cpu_quota(cgroup: Path) -> float | None:
 
 def worker_count(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
     """Worker processes for a bulk run: `SNAP_ACTOR_BUILD_WORKERS` when set, else one per usable core when
-    there are at least two, else none."""
+    there are at least two (on Apify, at most one per 4,096 MB of the run's memory), else none."""
     given = environ.get(WORKERS_ENV, "").strip()
     if given.isdigit():
         return int(given)
     cores = usable_cores()
+    memory = environ.get(MEMORY_ENV, "").strip()
+    if memory.isdigit():
+        cores = min(cores, int(memory) // MB_PER_CORE)
     return cores if cores >= 2 else 0
 
 
