@@ -4,6 +4,7 @@ has (its container's CPU quota), and a run that survives losing its workers."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import time
@@ -99,6 +100,7 @@ def _builder() -> ConversionBuilder:
 def test_a_run_whose_workers_die_builds_the_rest_itself(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> list[PreparedEvent | RejectedEvent]:
         workers = BuildWorkers(_builder(), 2, chunk=100)
+        concurrent.futures.wait(workers._starting)  # both workers up: chunks go to them, not built here
         built = []
         try:
             async for event in workers.build(_source(1_000)):

@@ -84,6 +84,11 @@ def _start(builder: ConversionBuilder) -> None:
     _BUILDER = builder
 
 
+def _ready() -> bool:
+    """Answered by a worker once it has started and holds the builder."""
+    return _BUILDER is not None
+
+
 def _build_chunk(chunk: list[_Raw]) -> list[Built]:
     """In a worker: build one chunk with the run's builder."""
     assert _BUILDER is not None, "the worker was started without the run's builder"
@@ -111,6 +116,9 @@ class BuildWorkers:
         self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
             processes, mp_context=context, initializer=_start, initargs=(builder,)
         )
+        # Workers take a second or two to start (a fresh interpreter each): until they all have, chunks are
+        # built here, so the first request to Snap does not wait for them.
+        self._starting = [self._pool.submit(_ready) for _ in range(processes)]
 
     async def build(self, events: AsyncIterator[SourceEvent]) -> AsyncGenerator[Built, None]:
         """The events built, in the order they came."""
@@ -118,8 +126,13 @@ class BuildWorkers:
         out: deque[tuple[list[_Raw], asyncio.Future[list[Built]] | None]] = deque()
 
         def submit(chunk: list[_Raw]) -> None:
-            pool = self._pool
-            out.append((chunk, loop.run_in_executor(pool, _build_chunk, chunk) if pool is not None else None))
+            future = None
+            if self._pool is not None and self._started():
+                try:
+                    future = loop.run_in_executor(self._pool, _build_chunk, chunk)
+                except Exception as error:  # the pool broke between two chunks
+                    self._give_up(error)
+            out.append((chunk, future))
 
         chunk: list[_Raw] = []
         broken: Exception | None = None
@@ -147,15 +160,24 @@ class BuildWorkers:
         if broken is not None:
             raise broken
 
+    def _started(self) -> bool:
+        if self._starting and all(future.done() for future in self._starting):
+            self._starting = []
+        return not self._starting
+
     async def _result(self, chunk: list[_Raw], future: asyncio.Future[list[Built]] | None) -> Iterable[Built]:
         if future is not None:
             try:
                 return await future
-            except Exception as error:  # the pool broke (a worker died): build here from now on
-                if self._pool is not None:
-                    _log.warning(f"Building in worker processes stopped ({type(error).__name__}); the run goes on")
-                    self.close(wait=False)
+            except Exception as error:  # the pool broke (a worker died)
+                self._give_up(error)
         return _build_with(self._builder, chunk)
+
+    def _give_up(self, error: Exception) -> None:
+        """The pool is broken: every chunk from now on is built here."""
+        if self._pool is not None:
+            _log.warning(f"Building in worker processes stopped ({type(error).__name__}); the run goes on")
+            self.close(wait=False)
 
     def close(self, *, wait: bool = True) -> None:
         """Stop the workers (waiting for them to exit, unless the pool is broken)."""
