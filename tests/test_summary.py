@@ -1,0 +1,87 @@
+"""The run summary: what OUTPUT, the report and a resumed run's counts are drawn from."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+from src.results.summary import DISTINCT_LIMIT, OTHER, Summary
+
+STATUSES = ["sent", "invalid", "failed", "skipped", "duplicate", "valid", "demo"]
+KEYS = [[], ["em"], ["em", "ph"], ["client_ip_address", "client_user_agent"], ["em", "sc_click_id"]]
+ERRORS = [None, "", "line 3: price must be a number", "line 9: element 2 price must be a number", "Snap said no"]
+
+
+def rows(n: int, seed: int) -> list[dict[str, Any]]:
+    pick = random.Random(seed).choice
+    out: list[dict[str, Any]] = []
+    for index in range(n):
+        row: dict[str, Any] = {"status": pick(STATUSES), "error": pick(ERRORS), "charged": pick([True, False])}
+        if pick([True, True, False]):  # an event's row; the others are rows of other kinds (no match keys)
+            row |= {"eventName": pick([None, "", "PURCHASE", "SIGN_UP"]), "matchKeys": pick(KEYS),
+                    "matchQuality": pick(["good", "fair", "none"]), "eventIndex": index}  # fmt: skip
+        out.append(row)
+    return out
+
+
+def one_by_one(rows: list[dict[str, Any]], count_as: str | None = None) -> dict[str, Any]:
+    """What the summary must say, counted the plain way: row by row."""
+    counts: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    identifiers: Counter[str] = Counter()
+    quality: Counter[str] = Counter()
+    by_name: dict[str, Counter[str]] = {}
+    quality_by_name: dict[str, Counter[str]] = {}
+    charged = events = 0
+    for row in rows:
+        status = count_as or row["status"]
+        counts[status] += 1
+        charged += bool(row.get("charged"))
+        if row.get("error") and status in ("invalid", "failed", "skipped"):
+            text = str(row["error"]).split(": ", 1)[1] if str(row["error"]).startswith("line ") else row["error"]
+            errors[text.removeprefix("element 2 ")] += 1
+        if "matchKeys" in row:
+            events += 1
+            identifiers.update(row["matchKeys"])
+            quality[row["matchQuality"]] += 1
+            name = str(row.get("eventName") or "(no name)")
+            by_name.setdefault(name, Counter())[status] += 1
+            quality_by_name.setdefault(name, Counter())[row["matchQuality"]] += 1
+    return {"counts": counts, "charged": charged, "errors": errors, "events": events, "identifiers": identifiers,
+            "quality": quality, "by_name": by_name, "quality_by_name": quality_by_name}  # fmt: skip
+
+
+def said(summary: Summary) -> dict[str, Any]:
+    return {"counts": summary.counts, "charged": summary.charged, "errors": summary.errors, "events": summary.events,
+            "identifiers": summary.identifiers, "quality": summary.quality, "by_name": summary.by_name,
+            "quality_by_name": summary.quality_by_name}  # fmt: skip
+
+
+def test_a_batch_is_counted_as_its_rows_one_by_one() -> None:
+    for seed in range(20):
+        batch = rows(300, seed)
+        summary = Summary("send_batch_events", demo=False)
+        summary.add(batch[:100])
+        summary.add(batch[100:])
+        assert said(summary) == one_by_one(batch), seed
+        assert summary.total == 300
+
+
+def test_count_as_counts_every_row_under_one_status() -> None:
+    batch = rows(50, 7)
+    summary = Summary("list_pixels", demo=False)
+    summary.add(batch, count_as="found")
+    assert said(summary) == one_by_one(batch, count_as="found")
+    assert summary.counts == {"found": 50}
+
+
+def test_event_names_beyond_the_limit_are_counted_together() -> None:
+    summary = Summary("send_batch_events", demo=False)
+    names = [f"CUSTOM_{i}" for i in range(DISTINCT_LIMIT + 5)]
+    summary.add([{"status": "sent", "eventName": name, "matchKeys": ["em"], "matchQuality": "fair"} for name in names])
+    summary.add([{"status": "invalid", "eventName": names[0], "matchKeys": [], "matchQuality": "none"}])
+    assert len(summary.by_name) == DISTINCT_LIMIT + 1
+    assert summary.by_name[OTHER] == {"sent": 5}
+    assert summary.by_name[names[0]] == {"sent": 1, "invalid": 1}  # a name already counted stays apart
+    assert summary.quality_by_name[OTHER] == {"fair": 5}
