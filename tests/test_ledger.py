@@ -5,9 +5,11 @@ what a user sees: what Snap received, what was charged, the rows and the status 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from in_process import run_in_process
 from memory_platform import MemoryStore
 
 from src import ledger as ledger_module
-from src.ledger import LEDGER_STORE, Ledger, entry
+from src.ledger import LEDGER_STORE, Earlier, Ledger, entry
 
 PIXEL = "pixel-ledger-1"
 
@@ -204,8 +206,6 @@ def test_events_over_the_maximum_charge_are_sent_by_the_next_run_and_say_so(snap
 
 def test_entries_keep_the_stored_format_of_earlier_versions() -> None:
     """Ledgers in users' stores hold the first 16 hex characters of SHA-256("asset\\nevent"): still read the same."""
-    import hashlib
-
     for asset_id, event_id in [(PIXEL, "order-1"), ("app-9", "ü-ß-🙂"), ("", "")]:
         digest = hashlib.sha256(f"{asset_id}\n{event_id}".encode()).hexdigest()[:16]
         assert f"{entry(asset_id, event_id):016x}" == digest
@@ -242,3 +242,284 @@ def test_the_list_of_events_to_resend_is_written_only_when_it_changes() -> None:
     assert "retry" not in found[2]
     assert "retry" in found[3]
     assert found[4] == ["accepted", "accepted", "accepted", "None"]
+
+
+# ----- the stored records, as a later run reads them: sizes, dates, bounds and how many writes a save makes -----
+
+
+def _prefix(asset_id: str) -> str:
+    """The key of an asset's index, as earlier versions wrote it: `asset-` and 16 hex characters of SHA-256."""
+    return "asset-" + hashlib.sha256(asset_id.encode()).hexdigest()[:16]
+
+
+def _hexes(asset_id: str, event_ids: list[str]) -> str:
+    return "".join(f"{entry(asset_id, event_id):016x}" for event_id in event_ids)
+
+
+def _put(store: MemoryStore, key: str, value: Any) -> None:
+    """A record left by an earlier run (not counted as a write of this one)."""
+    store.records[key] = json.dumps(value)
+
+
+def _record(store: MemoryStore, key: str) -> Any:
+    return json.loads(store.records[key])
+
+
+def _index(store: MemoryStore, asset_id: str = PIXEL) -> list[dict[str, Any]]:
+    chunks: list[dict[str, Any]] = _record(store, _prefix(asset_id))["chunks"]
+    return chunks
+
+
+def _sizes(store: MemoryStore, asset_id: str = PIXEL) -> list[int]:
+    """Entries in each stored chunk record of the asset, in the index's order."""
+    prefix = _prefix(asset_id)
+    return [len(_record(store, f"{prefix}-{chunk['n']}")["ids"]) // 16 for chunk in _index(store, asset_id)]
+
+
+def test_the_records_keep_the_keys_of_earlier_versions() -> None:
+    async def scenario() -> tuple[MemoryStore, MemoryStore, list[Any]]:
+        written = MemoryStore()
+        await _accept(written, [(PIXEL, "order-1")], today=20_000)
+        kept = MemoryStore()  # a ledger an earlier version left in a user's store
+        _put(kept, _prefix(PIXEL), {"chunks": [{"n": 4, "day": 20_000, "count": 1}]})
+        _put(kept, f"{_prefix(PIXEL)}-4", {"day": 20_000, "ids": _hexes(PIXEL, ["order-1"])})
+        _put(kept, f"{_prefix(PIXEL)}-retry", {"day": 20_000, "ids": _hexes(PIXEL, ["order-2"])})
+        later = Ledger(kept, today=20_001)
+        return written, kept, [await later.earlier(PIXEL, e) for e in ("order-1", "order-2", "order-3")]
+
+    written, kept, earlier = asyncio.run(scenario())
+    assert set(written.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-0"}
+    assert earlier == ["accepted", "not delivered", None]
+    assert kept.writes == 0  # read, nothing changed: nothing rewritten
+
+
+def test_a_chunk_holds_10_000_entries_and_the_next_starts_after() -> None:
+    events = [(PIXEL, f"order-{i}") for i in range(10_001)]
+
+    async def scenario() -> MemoryStore:
+        store = MemoryStore()
+        await _accept(store, events, today=20_000)
+        return store
+
+    store = asyncio.run(scenario())
+    assert _sizes(store) == [10_000, 1]
+    assert [(c["n"], c["day"], c["count"]) for c in _index(store)] == [(0, 20_000, 10_000), (1, 20_000, 1)]
+    assert store.writes == 3  # two chunks and the index
+
+
+def test_a_runs_saves_fill_its_open_chunk_and_never_past_the_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 100)
+
+    async def scenario() -> tuple[MemoryStore, list[list[int]], list[int]]:
+        store = MemoryStore()
+        ledger = Ledger(store, today=20_000)
+        sizes: list[list[int]] = []
+        writes: list[int] = []
+        for n, batch in enumerate([3, 3, 60, 60]):
+            before = store.writes
+            await ledger.add([(PIXEL, f"b{n}-{i}") for i in range(batch)])
+            await ledger.save()
+            sizes.append(_sizes(store))
+            writes.append(store.writes - before)
+        return store, sizes, writes
+
+    store, sizes, writes = asyncio.run(scenario())
+    assert sizes == [[3], [6], [66], [100, 26]]  # one chunk rewritten as it fills; the 101st entry starts the next
+    assert writes == [2, 2, 2, 3]  # the open chunk (and the one it filled) and the index
+    assert [c["count"] for c in _index(store)] == [100, 26]
+
+
+def test_an_event_accepted_twice_is_stored_once() -> None:
+    async def scenario() -> tuple[MemoryStore, int, dict[str, str]]:
+        store = MemoryStore()
+        ledger = Ledger(store, today=20_000)
+        await ledger.add([(PIXEL, "a"), (PIXEL, "a"), (PIXEL, "b")])
+        await ledger.add([(PIXEL, "a")])
+        await ledger.save()
+        first = dict(store.records)
+        again = Ledger(store, skip=False, today=20_001)  # skipping off: Snap accepts it again
+        await again.add([(PIXEL, "a"), (PIXEL, "b")])
+        before = store.writes
+        await again.save()
+        return store, store.writes - before, first
+
+    store, writes, first = asyncio.run(scenario())
+    assert first[f"{_prefix(PIXEL)}-0"] == json.dumps({"day": 20_000, "ids": _hexes(PIXEL, ["a", "b"])})
+    assert writes == 0 and store.records == first  # already in the ledger: nothing to write
+
+
+def test_a_save_writes_only_what_changed_since_the_last_one() -> None:
+    async def scenario() -> list[int]:
+        store = MemoryStore()
+        ledger = Ledger(store, today=20_000)
+        writes: list[int] = []
+
+        async def save() -> None:
+            before = store.writes
+            await ledger.save()
+            writes.append(store.writes - before)
+
+        await save()  # nothing used yet
+        await ledger.earlier(PIXEL, "a")  # loaded (empty), unchanged
+        await save()
+        await ledger.not_delivered([(PIXEL, "a")])
+        await save()  # the list of events to resend and the index
+        await save()  # nothing new
+        await ledger.add([(PIXEL, "b")])
+        await save()  # the chunk and the index; the list to resend is as saved
+        await save()
+        later = Ledger(store, today=20_000)
+        await later.earlier(PIXEL, "b")
+        before = store.writes
+        await later.save()  # a later run that only read
+        writes.append(store.writes - before)
+        return writes
+
+    assert asyncio.run(scenario()) == [0, 0, 2, 0, 2, 0, 0]
+
+
+def test_events_are_kept_38_days_then_dropped() -> None:
+    async def scenario() -> list[Earlier]:
+        store = MemoryStore()
+        day = 20_000
+        first = await _accept(store, [(PIXEL, "day-0")], today=day)
+        await first.not_delivered([(PIXEL, "retry-day-0")])
+        await first.save()
+        await _accept(store, [(PIXEL, "day-1")], today=day + 1)
+        return [
+            await Ledger(store, today=day + 38).earlier(PIXEL, "day-0"),  # 38 days old: kept
+            await Ledger(store, today=day + 38).earlier(PIXEL, "retry-day-0"),
+            await Ledger(store, today=day + 39).earlier(PIXEL, "day-0"),  # 39: dropped
+            await Ledger(store, today=day + 39).earlier(PIXEL, "retry-day-0"),
+            await Ledger(store, today=day + 39).earlier(PIXEL, "day-1"),
+        ]
+
+    assert asyncio.run(scenario()) == ["accepted", "not delivered", None, None, "accepted"]
+
+
+def test_a_record_without_a_day_counts_as_dated_the_epoch() -> None:
+    async def scenario(today: int) -> list[Earlier]:
+        store = MemoryStore()
+        _put(store, _prefix(PIXEL), {"chunks": [{"n": 0, "count": 1}]})
+        _put(store, f"{_prefix(PIXEL)}-0", {"ids": _hexes(PIXEL, ["a"])})
+        _put(store, f"{_prefix(PIXEL)}-retry", {"ids": _hexes(PIXEL, ["b"])})
+        later = Ledger(store, today=today)
+        return [await later.earlier(PIXEL, "a"), await later.earlier(PIXEL, "b")]
+
+    assert asyncio.run(scenario(38)) == ["accepted", "not delivered"]
+    assert asyncio.run(scenario(39)) == [None, None]
+
+
+def test_expired_chunks_leave_the_index_on_the_next_save() -> None:
+    async def scenario() -> tuple[MemoryStore, int, Earlier]:
+        store = MemoryStore()
+        await _accept(store, [(PIXEL, "old")], today=20_000)
+        await _accept(store, [(PIXEL, "recent")], today=20_010)
+        later = Ledger(store, today=20_040)
+        seen = await later.earlier(PIXEL, "recent")
+        before = store.writes
+        await later.save()
+        return store, store.writes - before, seen
+
+    store, writes, seen = asyncio.run(scenario())
+    assert seen == "accepted"
+    assert writes == 1  # the index only
+    assert _index(store) == [{"n": 1, "day": 20_010, "count": 1}]
+
+
+def test_records_are_dated_by_the_clock_in_days_since_the_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "time", SimpleNamespace(time=lambda: 20_000 * 86_400 + 60.0))
+
+    async def scenario() -> MemoryStore:
+        store = MemoryStore()
+        await _accept(store, [(PIXEL, "a")])
+        return store
+
+    store = asyncio.run(scenario())
+    assert _index(store) == [{"n": 0, "day": 20_000, "count": 1}]
+    assert _record(store, f"{_prefix(PIXEL)}-0")["day"] == 20_000
+
+
+def test_the_oldest_chunks_beyond_a_million_entries_are_dropped() -> None:
+    """Counted by the index (each chunk's `count`), as written; a chunk without one counts for nothing."""
+
+    async def scenario(counts: list[int | None]) -> list[Earlier]:
+        store = MemoryStore()
+        chunks = [{"n": n, "day": 20_000} | ({} if c is None else {"count": c}) for n, c in enumerate(counts)]
+        _put(store, _prefix(PIXEL), {"chunks": chunks})
+        for n in range(len(counts)):
+            _put(store, f"{_prefix(PIXEL)}-{n}", {"day": 20_000, "ids": _hexes(PIXEL, [f"chunk-{n}"])})
+        later = Ledger(store, today=20_000)
+        return [await later.earlier(PIXEL, f"chunk-{n}") for n in range(len(counts))]
+
+    assert asyncio.run(scenario([1, 999_999])) == ["accepted", "accepted"]  # exactly a million
+    assert asyncio.run(scenario([1, 1_000_000])) == [None, "accepted"]
+    assert asyncio.run(scenario([1, 999_999, None])) == ["accepted", "accepted", "accepted"]
+
+
+def test_an_event_to_resend_that_is_accepted_leaves_the_list() -> None:
+    async def scenario() -> tuple[Earlier, Earlier, Any]:
+        store = MemoryStore()
+        first = Ledger(store, today=20_000)
+        await first.not_delivered([(PIXEL, "a"), (PIXEL, "b")])
+        await first.save()
+        second = Ledger(store, today=20_001)
+        told = await second.earlier(PIXEL, "a")
+        await second.add([(PIXEL, "a")])
+        await second.save()
+        third = Ledger(store, skip=False, today=20_002)
+        return told, await third.earlier(PIXEL, "a"), _record(store, f"{_prefix(PIXEL)}-retry")
+
+    told, after, retry = asyncio.run(scenario())
+    assert told == "not delivered" and after is None
+    assert retry == {"day": 20_001, "ids": _hexes(PIXEL, ["b"])}
+
+
+def test_the_list_of_events_to_resend_holds_at_most_100_000() -> None:
+    async def scenario() -> tuple[int, Earlier]:
+        store = MemoryStore()  # a full list from an earlier run
+        _put(store, f"{_prefix(PIXEL)}-retry", {"day": 20_000, "ids": "".join(f"{i:016x}" for i in range(100_000))})
+        ledger = Ledger(store, today=20_001)
+        await ledger.not_delivered([(PIXEL, "one-more")])
+        await ledger.save()
+        return len(_record(store, f"{_prefix(PIXEL)}-retry")["ids"]) // 16, await ledger.earlier(PIXEL, "one-more")
+
+    assert asyncio.run(scenario()) == (100_000, None)
+
+
+def test_a_cut_short_entry_in_a_stored_record_is_ignored() -> None:
+    async def scenario() -> Any:
+        store = MemoryStore()
+        whole = _hexes(PIXEL, ["a"])
+        _put(store, f"{_prefix(PIXEL)}-retry", {"day": 20_000, "ids": whole + _hexes(PIXEL, ["b"])[:15]})
+        ledger = Ledger(store, today=20_000)
+        await ledger.not_delivered([(PIXEL, "c")])
+        await ledger.save()
+        return _record(store, f"{_prefix(PIXEL)}-retry")["ids"]
+
+    assert asyncio.run(scenario()) == "".join(sorted([_hexes(PIXEL, ["a"]), _hexes(PIXEL, ["c"])]))
+
+
+def test_after_a_failed_chunk_write_the_index_never_counts_entries_the_chunk_does_not_hold() -> None:
+    class FailsOnce(MemoryStore):
+        failed = False
+
+        async def set(self, key: str, value: Any) -> None:
+            if key.endswith("-0") and not self.failed:
+                self.failed = True
+                raise OSError("the store is unavailable")
+            await super().set(key, value)
+
+    async def scenario() -> FailsOnce:
+        store = FailsOnce()
+        ledger = Ledger(store, today=20_000)
+        await ledger.add([(PIXEL, "a")])
+        with pytest.raises(OSError, match="unavailable"):
+            await ledger.save()
+        await ledger.save()
+        return store
+
+    store = asyncio.run(scenario())
+    for chunk in _index(store):
+        record = store.records.get(f"{_prefix(PIXEL)}-{chunk['n']}")
+        assert chunk["count"] == (0 if record is None else len(json.loads(record)["ids"]) // 16)

@@ -44,14 +44,14 @@ _log = logging.getLogger(__name__)
 def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """The cores this process may keep busy: its CPU affinity, capped by a cgroup CPU quota (v2 `cpu.max`,
     or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), rounded down."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0))  # Linux, where the actor runs
     quota = _cpu_quota(cgroup)
     return max(1, min(cores, int(quota))) if quota is not None else cores
 
 
 def _cpu_quota(cgroup: Path) -> float | None:
     try:
-        limit, period = (cgroup / "cpu.max").read_text().split()[:2]
+        limit, period = (cgroup / "cpu.max").read_text().split()
         return None if limit == "max" else int(limit) / int(period)
     except (OSError, ValueError):
         pass
