@@ -125,9 +125,12 @@ def test_a_run_whose_workers_die_builds_the_rest_itself(caplog: pytest.LogCaptur
         ({"cpu.max": "150000 100000\n"}, 1),  # one and a half: one kept busy
         ({"cpu.max": "25000 100000\n"}, 1),  # a quarter of a core (Apify, 1 GB)
         ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "1\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # a sliver: still one
         ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1, no quota
         ({"cpu.max": "max 100000\n"}, None),  # no quota: the affinity decides
         ({"cpu.max": "garbage\n"}, None),
+        ({"cpu.max": "100000 100000 extra\n"}, None),  # not the kernel's format: not trusted
         ({}, None),
     ],
 )
