@@ -149,9 +149,10 @@ class Ledger:
                     asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0})
                     asset.open_ids = ""
                 room = CHUNK_ENTRIES - len(asset.open_ids) // _HEX
-                asset.open_ids += "".join(f"{key:016x}" for key in asset.open[:room])
-                asset.open = asset.open[room:]
-                await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": asset.open_ids})
+                ids = asset.open_ids + "".join(f"{key:016x}" for key in asset.open[:room])
+                await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": ids})
+                # Only once the chunk is stored: a failed write leaves its entries to the next save.
+                asset.open_ids, asset.open = ids, asset.open[room:]
                 asset.chunks[-1] |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
                 if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
                     asset.open_n = None
