@@ -18,6 +18,7 @@ from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap
 from in_process import run_in_process
 
+from src.errors import SourceError
 from src.events.build import ConversionBuilder, Destinations, PreparedEvent, RejectedEvent
 from src.events.names import EventNameResolver
 from src.events.shape import SourceEvent
@@ -81,10 +82,77 @@ def test_python_m_src_with_workers_runs_once(tmp_path: Path, snap: FakeSnap) -> 
     assert run.output["counts"] == {"sent": 3_000} and run.charged_conversions == 3_000
 
 
-async def _source(n: int) -> AsyncIterator[SourceEvent]:
+async def _source(n: int, pulled: list[int] | None = None, fail_after: int | None = None) -> AsyncIterator[SourceEvent]:
     for index, data in enumerate(conversions(n)):
+        if index == fail_after:
+            raise SourceError("the file broke off")
+        if pulled is not None:
+            pulled.append(index)
         yield SourceEvent(index, data)
         await asyncio.sleep(0)
+
+
+def started(processes: int, chunk: int) -> BuildWorkers:
+    """Workers that have all started: every chunk goes to them."""
+    workers = BuildWorkers(_builder(), processes, chunk=chunk)
+    concurrent.futures.wait(workers._starting)
+    return workers
+
+
+def test_workers_build_every_event_in_order_reading_a_bounded_way_ahead() -> None:
+    """At most twice as many chunks as workers are out: a source of any size takes bounded memory."""
+
+    async def scenario() -> tuple[list[int], int, BuildWorkers]:
+        workers = started(1, 10)
+        pulled: list[int] = []
+        order, lead = [], 0
+        try:
+            async for event in workers.build(_source(200, pulled)):
+                order.append(event.index)
+                lead = max(lead, len(pulled) - len(order))
+        finally:
+            workers.close()
+        return order, lead, workers
+
+    order, lead, workers = asyncio.run(scenario())
+    assert order == list(range(200))
+    assert lead == 3 * 10 - 1  # (2 x 1 worker + the chunk being handed out) chunks of 10, less the one handed out
+    assert (workers.chunks_in_workers, workers.chunks_here) == (20, 0)
+
+
+def test_chunks_are_built_in_the_run_while_the_workers_start(caplog: pytest.LogCaptureFixture) -> None:
+    """A fresh interpreter takes far longer to start than building a few small chunks: the first requests to
+    Snap do not wait for the workers."""
+
+    async def scenario() -> BuildWorkers:
+        workers = BuildWorkers(_builder(), 2, chunk=5)
+        try:
+            assert [event.index async for event in workers.build(_source(20))] == list(range(20))
+        finally:
+            workers.close()
+        return workers
+
+    workers = asyncio.run(scenario())
+    assert workers.chunks_here >= 1 and workers.chunks_here + workers.chunks_in_workers == 4
+    assert "stopped" not in caplog.text
+
+
+def test_a_source_that_breaks_off_still_has_what_it_gave_built_then_its_error() -> None:
+    async def scenario() -> tuple[list[int], BaseException | None]:
+        workers = started(1, 10)
+        seen: list[int] = []
+        try:
+            async for event in workers.build(_source(100, fail_after=25)):
+                seen.append(event.index)
+        except SourceError as error:
+            return seen, error
+        finally:
+            workers.close()
+        return seen, None
+
+    seen, error = asyncio.run(scenario())
+    assert seen == list(range(25))
+    assert isinstance(error, SourceError) and "broke off" in str(error)
 
 
 def _builder() -> ConversionBuilder:
@@ -98,9 +166,8 @@ def _builder() -> ConversionBuilder:
 
 
 def test_a_run_whose_workers_die_builds_the_rest_itself(caplog: pytest.LogCaptureFixture) -> None:
-    async def scenario() -> list[PreparedEvent | RejectedEvent]:
-        workers = BuildWorkers(_builder(), 2, chunk=100)
-        concurrent.futures.wait(workers._starting)  # both workers up: chunks go to them, not built here
+    async def scenario() -> tuple[list[PreparedEvent | RejectedEvent], BuildWorkers]:
+        workers = started(2, 100)
         built = []
         try:
             async for event in workers.build(_source(1_000)):
@@ -110,12 +177,14 @@ def test_a_run_whose_workers_die_builds_the_rest_itself(caplog: pytest.LogCaptur
                         process.kill()
         finally:
             workers.close()
-        return built
+        return built, workers
 
-    built = asyncio.run(scenario())
+    built, workers = asyncio.run(scenario())
     assert [event.index for event in built] == list(range(1_000))
     assert all(isinstance(event, PreparedEvent) for event in built)
-    assert "Building in worker processes stopped" in caplog.text
+    assert caplog.text.count("Building in worker processes stopped") == 1
+    assert workers.chunks_in_workers >= 1 and workers.chunks_here >= 1
+    assert workers.chunks_in_workers + workers.chunks_here == 10
 
 
 @pytest.mark.parametrize(
@@ -163,11 +232,12 @@ def test_rows_of_both_builds_serialize_alike() -> None:
     """What the workers send back is what the run would have built (payload bytes included)."""
 
     async def scenario() -> list[bytes]:
-        workers = BuildWorkers(_builder(), 1, chunk=64)
+        workers = started(1, 64)
         try:
             return [json.dumps(_facts(event)).encode() async for event in workers.build(_source(300))]
         finally:
             workers.close()
+            assert (workers.chunks_in_workers, workers.chunks_here) == (5, 0)  # all built over there
 
     here = [json.dumps(_facts(_builder().build(SourceEvent(i, data)))).encode() for i, data in
             enumerate(conversions(300))]  # fmt: skip
@@ -180,3 +250,28 @@ def _facts(event: PreparedEvent | RejectedEvent) -> dict[str, Any]:
     payload = event.payload
     payload.pop("event_time")  # the clock moves between the two builds
     return {"payload": payload, "id": event.event_id, "keys": event.match_keys, "index": event.index}
+
+
+def slow_clock() -> float:
+    """A builder's clock that makes every event slow to build (picklable: workers import it by name)."""
+    time.sleep(0.05)
+    return time.time()
+
+
+def test_a_chunk_that_does_not_come_back_is_built_here(caplog: pytest.LogCaptureFixture) -> None:
+    """The run never hangs on its workers: a chunk lost or stuck past the timeout is built in the run."""
+
+    async def scenario() -> tuple[list[int], BuildWorkers]:
+        builder = ConversionBuilder(destinations=Destinations(PIXEL, None), normalizer=UserDataNormalizer(),
+                                    names=EventNameResolver(None), now=slow_clock)  # fmt: skip
+        workers = BuildWorkers(builder, 1, chunk=10, timeout=0.1)  # ten events take 0.5 s over there
+        concurrent.futures.wait(workers._starting)
+        try:
+            return [event.index async for event in workers.build(_source(20))], workers
+        finally:
+            workers.close()
+
+    order, workers = asyncio.run(scenario())
+    assert order == list(range(20))
+    assert workers.chunks_in_workers == 0 and workers.chunks_here == 2
+    assert "Building in worker processes stopped (TimeoutError)" in caplog.text

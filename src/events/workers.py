@@ -35,6 +35,9 @@ MEMORY_ENV = "ACTOR_MEMORY_MBYTES"
 MB_PER_CORE = 4096
 #: Events per chunk sent to a worker: large enough that a chunk's round trip costs little per event.
 CHUNK = 1000
+#: A chunk takes milliseconds; one not back after this long is lost (Python 3.11's pool can drop a chunk
+#: submitted just as a worker dies) and is built here instead: the run never hangs on its workers.
+CHUNK_TIMEOUT_S = 60.0
 Built = PreparedEvent | RejectedEvent
 #: One source event as it travels to a worker: (index, data, error).
 _Raw = tuple[int, Any, str | None]
@@ -84,9 +87,8 @@ def _start(builder: ConversionBuilder) -> None:
     _BUILDER = builder
 
 
-def _ready() -> bool:
-    """Answered by a worker once it has started and holds the builder."""
-    return _BUILDER is not None
+def _ready() -> None:
+    """Nothing: done once a worker has started (and taken the builder)."""
 
 
 def _build_chunk(chunk: list[_Raw]) -> list[Built]:
@@ -107,9 +109,12 @@ class BuildWorkers:
     the pool breaks (a worker killed, out of memory), the chunk is built here and so is the rest of the run.
     """
 
-    def __init__(self, builder: ConversionBuilder, processes: int, *, chunk: int = CHUNK) -> None:
+    def __init__(
+        self, builder: ConversionBuilder, processes: int, *, chunk: int = CHUNK, timeout: float = CHUNK_TIMEOUT_S
+    ) -> None:
         self._builder = builder
         self._chunk = chunk
+        self._timeout = timeout
         self._ahead = 2 * processes
         # spawn: a fresh interpreter per worker; forking a process that runs threads and an event loop is unsafe.
         context = multiprocessing.get_context("spawn")
@@ -119,6 +124,9 @@ class BuildWorkers:
         # Workers take a second or two to start (a fresh interpreter each): until they all have, chunks are
         # built here, so the first request to Snap does not wait for them.
         self._starting = [self._pool.submit(_ready) for _ in range(processes)]
+        #: Chunks built by the workers, and here (while they started, or after the pool broke): for the run log.
+        self.chunks_in_workers = 0
+        self.chunks_here = 0
 
     async def build(self, events: AsyncIterator[SourceEvent]) -> AsyncGenerator[Built, None]:
         """The events built, in the order they came."""
@@ -168,12 +176,20 @@ class BuildWorkers:
     async def _result(self, chunk: list[_Raw], future: asyncio.Future[list[Built]] | None) -> Iterable[Built]:
         if future is not None:
             try:
-                return await future
-            except Exception as error:  # the pool broke (a worker died)
+                built = await asyncio.wait_for(future, self._timeout)
+            except asyncio.CancelledError as error:  # the pool cancelled it (shut down as it broke)
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    raise  # no: the run itself is being cancelled
                 self._give_up(error)
+            except Exception as error:  # the pool broke (a worker died), or lost the chunk (timed out)
+                self._give_up(error)
+            else:
+                self.chunks_in_workers += 1
+                return built
+        self.chunks_here += 1
         return _build_with(self._builder, chunk)
 
-    def _give_up(self, error: Exception) -> None:
+    def _give_up(self, error: BaseException) -> None:
         """The pool is broken: every chunk from now on is built here."""
         if self._pool is not None:
             _log.warning(f"Building in worker processes stopped ({type(error).__name__}); the run goes on")
@@ -197,3 +213,7 @@ def build_workers(builder: ConversionBuilder, processes: int) -> Iterator[BuildW
         yield workers
     finally:
         workers.close()
+        _log.info(
+            f"Events were built in {processes} worker processes: {workers.chunks_in_workers} chunks of up to "
+            f"{CHUNK:,} there, {workers.chunks_here} in the run itself (while they started, or after they stopped)"
+        )
