@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -90,7 +91,7 @@ def parse_event_time(value: object, now: float) -> int:
         return int(now)
     if isinstance(value, bool):
         raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date")
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         try:
             number = float(value)
         except OverflowError:  # an int of more than 308 digits
@@ -192,8 +193,7 @@ class ConversionBuilder:
         app_data = raw.get("app_data") or {}
         if not (_is_mapping(user_data) and _is_mapping(custom_data) and _is_mapping(app_data)):
             raise EventError("user_data, custom_data and app_data must be JSON objects")
-        normalized = self._normalizer.normalize(user_data)
-        user = normalized.user_data
+        user, user_warnings = self._normalizer.normalize_parts(user_data)
         url = raw.get("event_source_url")
         if url and "sc_click_id" not in user and (click_id := click_id_from_url(str(url))):
             user["sc_click_id"] = click_id
@@ -228,11 +228,12 @@ class ConversionBuilder:
         )
         payload["event_id"] = event_id
 
-        match_keys = tuple(sorted(user.keys() & MATCH_RANK.keys(), key=MATCH_RANK.__getitem__))
-        warnings = tuple(shown(warning, 500) for warning in native.warnings + normalized.warnings)
+        match_keys = _ranked_match_keys(tuple(user))
+        every_warning = native.warnings + user_warnings
+        warnings = tuple([shown(warning, 500) for warning in every_warning]) if every_warning else ()
         reason = preflight(payload, now)
         if reason is not None:
-            detail = f"{reason} ({'; '.join(normalized.warnings)})" if normalized.warnings else reason
+            detail = f"{reason} ({'; '.join(user_warnings)})" if user_warnings else reason
             return RejectedEvent(index, shown(detail), event_name, shown(event_id), action_source, match_keys, warnings)
         return PreparedEvent(index, asset_id, payload, event_id, event_name, action_source, match_keys, warnings)
 
@@ -242,6 +243,13 @@ def shown(text: str, limit: int = 2000) -> str:
     short, so that a runaway cell does not become a runaway row."""
     safe = text.encode("utf-8", "replace").decode("utf-8")
     return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
+@lru_cache(maxsize=1024)
+def _ranked_match_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The match keys among an event's `user_data` keys, in the order Snap weighs them. Cached: an export's
+    events carry the same few combinations of identifiers."""
+    return tuple(sorted(MATCH_RANK.keys() & keys, key=MATCH_RANK.__getitem__))
 
 
 def _is_mapping(section: object) -> bool:
@@ -257,7 +265,12 @@ def tidy_app_data(app: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _apply(rules: Mapping[str, Callable[[object], object]], data: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: rules[key](item) if key in rules else item for key, item in data.items() if item is not None}
+    tidy: dict[str, Any] = {}
+    for key, item in data.items():
+        if item is not None:
+            rule = rules.get(key)
+            tidy[key] = item if rule is None else rule(item)
+    return tidy
 
 
 def _rejected(
