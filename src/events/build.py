@@ -191,7 +191,8 @@ class ConversionBuilder:
         user_data = raw.get("user_data") or {}
         custom_data = raw.get("custom_data") or {}
         app_data = raw.get("app_data") or {}
-        if not (_is_mapping(user_data) and _is_mapping(custom_data) and _is_mapping(app_data)):
+        plain = type(user_data) is type(custom_data) is type(app_data) is dict  # the common case: no isinstance
+        if not plain and not (_is_mapping(user_data) and _is_mapping(custom_data) and _is_mapping(app_data)):
             raise EventError("user_data, custom_data and app_data must be JSON objects")
         user, user_warnings = self._normalizer.normalize_parts(user_data)
         url = raw.get("event_source_url")
@@ -229,8 +230,9 @@ class ConversionBuilder:
         payload["event_id"] = event_id
 
         match_keys = _ranked_match_keys(tuple(user))
-        every_warning = native.warnings + user_warnings
-        warnings = tuple([shown(warning, 500) for warning in every_warning]) if every_warning else ()
+        warnings: tuple[str, ...] = ()
+        if native.warnings or user_warnings:
+            warnings = tuple([shown(warning, 500) for warning in native.warnings + user_warnings])
         reason = preflight(payload, now)
         if reason is not None:
             detail = f"{reason} ({'; '.join(user_warnings)})" if user_warnings else reason

@@ -33,7 +33,8 @@ class UserDataNormalizer:
     def __init__(self, *, default_phone_country: str | None = None, already_hashed: bool = False) -> None:
         self._already_hashed = already_hashed
         hashed: dict[str, Rule] = dict(HASHED_RULES)
-        hashed["ph"] = partial(normalize_phone, default_country=default_phone_country)
+        if default_phone_country:  # without one, the rule's own default: no `partial` to go through per event
+            hashed["ph"] = partial(normalize_phone, default_country=default_phone_country)
         #: Every `user_data` key -> the whole transform of one value, compiled once per run.
         self._transforms: dict[str, Rule] = {key: self._hashing(rule) for key, rule in hashed.items()}
         self._transforms.update(RAW_RULES)
@@ -46,19 +47,22 @@ class UserDataNormalizer:
         result: dict[str, UserDataValue] = {}
         warnings: list[str] = []
         transforms = self._transforms
+        aliases = USER_DATA_ALIASES
         for given_key, value in user_data.items():
+            key = aliases.get(given_key, given_key)
+            transform = transforms.get(key)
+            if type(value) is str and transform is not None and key not in result:
+                # The common case: one text value, the first of its key (an empty one is no value).
+                if value:
+                    try:
+                        result[key] = transform(_as_text(value))
+                    except IdentifierError as error:
+                        warnings.append(f"user_data.{key} {error}; left out")
+                continue
             if value is None or value == "" or value == []:
                 continue
-            key = USER_DATA_ALIASES.get(given_key, given_key)
-            transform = transforms.get(key)
             if transform is None:
                 warnings.append(f"user_data.{key} is not a Snap identifier and was left out")
-                continue
-            if type(value) is str and key not in result:  # the common case: one text value, first of its key
-                try:
-                    result[key] = transform(_as_text(value))
-                except IdentifierError as error:
-                    warnings.append(f"user_data.{key} {error}; left out")
                 continue
             earlier = result.get(key)
             kept: list[str] = [] if earlier is None else [earlier] if isinstance(earlier, str) else earlier
@@ -82,7 +86,7 @@ class UserDataNormalizer:
 
         def transform(value: str) -> str:
             value = value.strip()
-            if is_sha256_hex(value):
+            if len(value) == 64 and is_sha256_hex(value):
                 return value.lower()
             if already_hashed:
                 raise IdentifierError("is marked as already hashed but is not a SHA-256 hex digest")
