@@ -8,9 +8,11 @@ path, so that a change to either is caught.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import re
+import types
 from collections.abc import Callable, Iterator, Mapping
 from hashlib import sha256
 from typing import Any
@@ -22,7 +24,7 @@ import pytest
 from src.events import preflight as preflight_module
 from src.events.build import _ranked_match_keys
 from src.events.preflight import MAX_CHARS, _clean_at_a_glance
-from src.events.shape import to_native
+from src.events.shape import SourceEvent, iter_events, to_native
 from src.events.user_data import NormalizedUserData, UserDataNormalizer
 from src.fields import (
     FLAG_FIELDS,
@@ -448,6 +450,25 @@ def test_a_native_section_after_single_event_names_keeps_them_under_its_missing_
     assert list(to_native(data).event["user_data"]) == ["em", "ph", "client_ip_address"]
     assert to_native({"eventType": "LOGIN", "event_name": "PURCHASE"}).event == {"event_name": "PURCHASE"}
     assert to_native({"email": "a@b.c", "user_data": "not an object"}).event == {"user_data": "not an object"}
+
+
+def test_empty_defaults_fill_nothing() -> None:
+    defaults = {"currency": None, "eventSourceUrl": "", "eventType": "LOGIN", "email": ""}
+    assert to_native({}, defaults).event == {"event_name": "LOGIN"}
+    assert to_native({"price": 5}, {"currency": None}).event == {"custom_data": {"value": 5}}
+
+
+def test_iter_events_streams_objects_and_marks_the_rest() -> None:
+    async def collect() -> list[SourceEvent]:
+        return [event async for event in iter_events([{"eventType": "LOGIN"}, 5, types.MappingProxyType({})])]
+
+    events = asyncio.run(collect())
+    assert [(event.index, event.error) for event in events] == [
+        (0, None),
+        (1, "events[1] is not a JSON object"),
+        (2, None),
+    ]
+    assert events[0].data == {"eventType": "LOGIN"} and events[1].data is None and events[2].data == {}
 
 
 def test_match_keys_are_ranked_as_the_plain_sort_ranks_them() -> None:
