@@ -65,8 +65,15 @@ def app_open(**fields: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "sections",
-    [{"user_data": "x"}, {"custom_data": [1]}, {"app_data": "y"}, {"user_data": ["a@example.com"]}],
-    ids=["user_data", "custom_data", "app_data", "user_data-list"],
+    [
+        {"user_data": "x"},
+        {"custom_data": [1]},
+        {"app_data": "y"},
+        {"user_data": ["a@example.com"]},
+        {"user_data": "x", "custom_data": "y"},  # two of one kind (not dicts), the third a dict
+        {"user_data": "x", "custom_data": "y", "app_data": "z"},  # all three of one kind, not dicts
+    ],
+    ids=["user_data", "custom_data", "app_data", "user_data-list", "two-texts", "three-texts"],
 )
 def test_sections_that_are_not_objects_are_one_invalid_row_with_a_clear_reason(sections: dict[str, Any]) -> None:
     result = rejected(native(**sections))
