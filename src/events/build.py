@@ -191,8 +191,8 @@ class ConversionBuilder:
         user_data = raw.get("user_data") or {}
         custom_data = raw.get("custom_data") or {}
         app_data = raw.get("app_data") or {}
-        plain = type(user_data) is type(custom_data) is type(app_data) is dict  # the common case: no isinstance
-        if not plain and not (_is_mapping(user_data) and _is_mapping(custom_data) and _is_mapping(app_data)):
+        # `to_native` made every section given as an object a dict: anything else is not one.
+        if not (type(user_data) is type(custom_data) is type(app_data) is dict):
             raise EventError("user_data, custom_data and app_data must be JSON objects")
         user, user_warnings = self._normalizer.normalize_parts(user_data)
         url = raw.get("event_source_url")
@@ -252,10 +252,6 @@ def _ranked_match_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     """The match keys among an event's `user_data` keys, in the order Snap weighs them. Cached: an export's
     events carry the same few combinations of identifiers."""
     return tuple(sorted(MATCH_RANK.keys() & keys, key=MATCH_RANK.__getitem__))
-
-
-def _is_mapping(section: object) -> bool:
-    return type(section) is dict or isinstance(section, Mapping)
 
 
 def tidy_custom_data(custom: Mapping[str, Any]) -> dict[str, Any]:
