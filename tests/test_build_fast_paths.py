@@ -14,6 +14,7 @@ import random
 import re
 import types
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
 
@@ -22,7 +23,7 @@ import pycountry
 import pytest
 
 from src.events import preflight as preflight_module
-from src.events.build import _ranked_match_keys
+from src.events.build import EventError, _ranked_match_keys, parse_event_time
 from src.events.preflight import MAX_CHARS, _clean_at_a_glance
 from src.events.shape import SourceEvent, iter_events, to_native
 from src.events.user_data import NormalizedUserData, UserDataNormalizer
@@ -209,6 +210,33 @@ def reference_to_native(data: Mapping[str, Any], defaults: Mapping[str, Any] | N
         if isinstance(target, dict) and name not in target:
             target[name] = value
     return event, flags, warnings
+
+
+def reference_parse_event_time(value: object, now: float) -> int:
+    if value is None or value == "":
+        return int(now)
+    if isinstance(value, bool):
+        raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date")
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return int(moment.timestamp())
+    if not math.isfinite(number):
+        raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date, not NaN or infinity")
+    return int(number / 1000 if number >= 10**11 else number)
 
 
 # --- the corpus -------------------------------------------------------------------------------------------------
@@ -469,6 +497,25 @@ def test_iter_events_streams_objects_and_marks_the_rest() -> None:
         (2, None),
     ]
     assert events[0].data == {"eventType": "LOGIN"} and events[1].data is None and events[2].data == {}
+
+
+def test_parse_event_time_agrees_with_the_reference() -> None:
+    rng = random.Random(9)
+    edges = [0, 1, -1, 1_700_000_000, 10**11 - 1, 10**11, 10**11 + 1, 1_700_000_000_123, 2**53 + 1, 10**400]
+    times: list[object] = [*edges, *(-edge for edge in edges), *(float(edge) for edge in edges[:-1]), 1.7e9 + 0.5]
+    times += [Count(5), Count(10**12), True, False, None, "", " ", "1700000000", "1.7e12", "2023-11-14T22:13:20Z"]
+    times += [rng.randrange(-(10**14), 10**14) for _ in range(2000)] + [rng.uniform(-1e14, 1e14) for _ in range(500)]
+    times += [*value_corpus(rng)]
+    for value in times:
+        try:
+            expected: object = reference_parse_event_time(value, 1_700_000_000.5)
+        except (EventError, TypeError, ValueError, OverflowError) as error:
+            expected = f"{type(error).__name__}: {error}"
+        try:
+            got: object = parse_event_time(value, 1_700_000_000.5)
+        except (EventError, TypeError, ValueError, OverflowError) as error:
+            got = f"{type(error).__name__}: {error}"
+        assert (got, type(got)) == (expected, type(expected)), ascii(value)
 
 
 def test_match_keys_are_ranked_as_the_plain_sort_ranks_them() -> None:

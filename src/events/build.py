@@ -87,6 +87,8 @@ class Destinations:
 
 def parse_event_time(value: object, now: float) -> int:
     """Unix seconds from Unix seconds or milliseconds (number or digits) or ISO 8601; none is now."""
+    if type(value) is int and 0 <= value < _MS_THRESHOLD:  # Unix seconds as JSON gives them: nothing to convert
+        return value
     if value is None or value == "":
         return int(now)
     if isinstance(value, bool):
