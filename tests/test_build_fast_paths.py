@@ -385,7 +385,7 @@ def user_data_corpus(rng: random.Random, count: int = 2500) -> Iterator[dict[str
         "Person@Example.com", " a@b.c ", "a@@b.c", "no-at", "+1 (415) 200-0001", "+44 844 412 4653", "030 1234567",
         "4155550100", "+0123", "O'Brien", "Raphaël", "1990-01-31", "bad", "CA", "california", "94105-1234", "usa",
         "xx", "m", "Female", "203.0.113.9", "Mozilla/5.0", "6D92078A-8246-4BA4-AE5B-76104861E7DC", HEX, HEX.upper(),
-        f" {HEX} ", "", " ", "a\x00b", "\x00", " \t", "caf\ufffd", "\ud800", "é", "x" * 300,
+        f" {HEX} ", "g" * 64, "", " ", "a\x00b", "\x00", " \t", "caf\ufffd", "\ud800", "é", "x" * 300,
     ]  # fmt: skip
     pool: list[object] = [*identifiers, *NUMBERS, *OTHERS, ["a@b.c", "A@B.C", "bad"], ["+14155550100", 4155550100]]
     for key in keys:
