@@ -52,6 +52,10 @@ class Count(int):
     """An int subclass (not bool)."""
 
 
+class Price(float):
+    """A float subclass: not a JSON float, so the long way too."""
+
+
 # --- the rules before issue 9's build changes, verbatim ----------------------------------------------------------
 
 _BROKEN = re.compile("[\x00-\x1f\x7f-\x9f\ufffd\ud800-\udfff]")
@@ -255,7 +259,7 @@ WORDS = [
 ]  # fmt: skip
 NUMBERS: list[object] = [
     0, 1, -1, 42, 10**9, 10**9 + 1, 10**30, -(10**400), 10**400, 0.0, -0.0, 0.5, 42.0, 1e9, 1e9 + 1, 1e308, -1e308,
-    1e-300, math.nan, -math.nan, math.inf, -math.inf, True, False, Count(7), Count(-3),
+    1e-300, math.nan, -math.nan, math.inf, -math.inf, True, False, Count(7), Count(-3), Price(2.5), Price(math.nan),
 ]  # fmt: skip
 OTHERS: list[object] = [None, [], ["USD"], {}, {"a": 1}, (), b"USD", Text("usd"), Text(" 42 "), Text("a\x00")]
 

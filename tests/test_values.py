@@ -11,10 +11,13 @@ from src.rules.values import (
     FieldError,
     app_id,
     brands,
+    content_category,
     content_ids,
     contents,
     extinfo,
     order_id,
+    search_string,
+    sign_up_method,
     tracking_enabled,
 )
 
@@ -31,6 +34,11 @@ def test_item_ids_given_as_text_are_split_on_commas_and_semicolons() -> None:
 
 def test_text_fields_are_trimmed_and_at_most_max_text_long() -> None:
     assert app_id(" 123 ") == "123"
+    assert (search_string(" red shoes "), sign_up_method(" email "), content_category(" Shoes ")) == (
+        "red shoes",
+        "email",
+        "Shoes",
+    )
     assert order_id(42) == "42"
     assert order_id(" " + "x" * MAX_TEXT + " ") == "x" * MAX_TEXT
     with pytest.raises(FieldError, match=r"^transactionId \(order_id\) is longer than 1000 characters$"):
