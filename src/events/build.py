@@ -213,13 +213,14 @@ class ConversionBuilder:
         custom = tidy_custom_data(custom_data)
         if custom:
             payload["custom_data"] = custom
-        app = tidy_app_data(app_data) if action_source == "MOBILE_APP" else {}
-        if app_data and action_source != "MOBILE_APP":
+        if action_source == "MOBILE_APP":
+            app = tidy_app_data(app_data)
+            if opted_out:
+                app.setdefault("advertiser_tracking_enabled", False)
+            if app:
+                payload["app_data"] = app
+        elif app_data:
             native.warnings.append("app_data is for MOBILE_APP events and was left out")
-        if opted_out and action_source == "MOBILE_APP":
-            app.setdefault("advertiser_tracking_enabled", False)
-        if app:
-            payload["app_data"] = app
         if self._limited_data_use or opted_out or (flags and is_yes(flags.get("limitedDataUse"))):
             payload["data_processing_options"] = ["LDU"]
         elif raw.get("data_processing_options"):
