@@ -65,8 +65,15 @@ def app_open(**fields: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "sections",
-    [{"user_data": "x"}, {"custom_data": [1]}, {"app_data": "y"}, {"user_data": ["a@example.com"]}],
-    ids=["user_data", "custom_data", "app_data", "user_data-list"],
+    [
+        {"user_data": "x"},
+        {"custom_data": [1]},
+        {"app_data": "y"},
+        {"user_data": ["a@example.com"]},
+        {"user_data": "x", "custom_data": "y"},  # two of one kind (not dicts), the third a dict
+        {"user_data": "x", "custom_data": "y", "app_data": "z"},  # all three of one kind, not dicts
+    ],
+    ids=["user_data", "custom_data", "app_data", "user_data-list", "two-texts", "three-texts"],
 )
 def test_sections_that_are_not_objects_are_one_invalid_row_with_a_clear_reason(sections: dict[str, Any]) -> None:
     result = rejected(native(**sections))
@@ -84,7 +91,7 @@ def test_an_event_that_breaks_a_rule_unforeseen_is_one_row_not_a_crash(monkeypat
     def broken(self: object, user: object) -> object:
         raise KeyError("boom")
 
-    monkeypatch.setattr(UserDataNormalizer, "normalize", broken)
+    monkeypatch.setattr(UserDataNormalizer, "normalize_parts", broken)
     result = rejected(native())
     assert result.error == f"{UNPREPARABLE} (KeyError)"
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -114,11 +115,13 @@ class Destinations:
 
 def parse_event_time(value: object, now: float) -> int:
     """Unix seconds from Unix seconds or milliseconds (number or digits) or ISO 8601; none is now."""
+    if type(value) is int and 0 <= value < _MS_THRESHOLD:  # Unix seconds as JSON gives them: nothing to convert
+        return value
     if value is None or value == "":
         return int(now)
     if isinstance(value, bool):
         raise EventError("eventTime must be Unix seconds, Unix milliseconds or an ISO 8601 date")
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         try:
             number = float(value)
         except OverflowError:  # an int of more than 308 digits
@@ -218,10 +221,10 @@ class ConversionBuilder:
         user_data = raw.get("user_data") or {}
         custom_data = raw.get("custom_data") or {}
         app_data = raw.get("app_data") or {}
-        if not (_is_mapping(user_data) and _is_mapping(custom_data) and _is_mapping(app_data)):
+        # `to_native` made every section given as an object a dict: anything else is not one.
+        if not (type(user_data) is type(custom_data) is type(app_data) is dict):
             raise EventError("user_data, custom_data and app_data must be JSON objects")
-        normalized = self._normalizer.normalize(user_data)
-        user = normalized.user_data
+        user, user_warnings = self._normalizer.normalize_parts(user_data)
         url = raw.get("event_source_url")
         if url and "sc_click_id" not in user and (click_id := click_id_from_url(str(url))):
             user["sc_click_id"] = click_id
@@ -238,13 +241,14 @@ class ConversionBuilder:
         custom = tidy_custom_data(custom_data)
         if custom:
             payload["custom_data"] = custom
-        app = tidy_app_data(app_data) if action_source == "MOBILE_APP" else {}
-        if app_data and action_source != "MOBILE_APP":
+        if action_source == "MOBILE_APP":
+            app = tidy_app_data(app_data)
+            if opted_out:
+                app.setdefault("advertiser_tracking_enabled", False)
+            if app:
+                payload["app_data"] = app
+        elif app_data:
             native.warnings.append("app_data is for MOBILE_APP events and was left out")
-        if opted_out and action_source == "MOBILE_APP":
-            app.setdefault("advertiser_tracking_enabled", False)
-        if app:
-            payload["app_data"] = app
         if self._limited_data_use or opted_out or (flags and is_yes(flags.get("limitedDataUse"))):
             payload["data_processing_options"] = ["LDU"]
         elif raw.get("data_processing_options"):
@@ -256,11 +260,13 @@ class ConversionBuilder:
         )
         payload["event_id"] = event_id
 
-        match_keys = tuple(sorted(user.keys() & MATCH_RANK.keys(), key=MATCH_RANK.__getitem__))
-        warnings = tuple(shown(warning, 500) for warning in native.warnings + normalized.warnings)
+        match_keys = _ranked_match_keys(tuple(user))
+        warnings: tuple[str, ...] = ()
+        if native.warnings or user_warnings:
+            warnings = tuple([shown(warning, 500) for warning in native.warnings + user_warnings])
         reason = preflight(payload, now)
         if reason is not None:
-            detail = f"{reason} ({'; '.join(normalized.warnings)})" if normalized.warnings else reason
+            detail = f"{reason} ({'; '.join(user_warnings)})" if user_warnings else reason
             return RejectedEvent(index, shown(detail), event_name, shown(event_id), action_source, match_keys, warnings)
         body = encode_payload(payload)
         return PreparedEvent(index, asset_id, body, event_id, event_name, action_source, match_keys, warnings)
@@ -273,8 +279,11 @@ def shown(text: str, limit: int = 2000) -> str:
     return safe if len(safe) <= limit else safe[: limit - 1] + "…"
 
 
-def _is_mapping(section: object) -> bool:
-    return type(section) is dict or isinstance(section, Mapping)
+@lru_cache(maxsize=1024)
+def _ranked_match_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The match keys among an event's `user_data` keys, in the order Snap weighs them. Cached: an export's
+    events carry the same few combinations of identifiers."""
+    return tuple(sorted(MATCH_RANK.keys() & keys, key=MATCH_RANK.__getitem__))
 
 
 def tidy_custom_data(custom: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,7 +295,12 @@ def tidy_app_data(app: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _apply(rules: Mapping[str, Callable[[object], object]], data: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: rules[key](item) if key in rules else item for key, item in data.items() if item is not None}
+    tidy: dict[str, Any] = {}
+    for key, item in data.items():
+        if item is not None:
+            rule = rules.get(key)
+            tidy[key] = item if rule is None else rule(item)
+    return tidy
 
 
 def _rejected(

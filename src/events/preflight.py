@@ -97,7 +97,9 @@ def _leaves(value: object, path: str) -> Iterator[tuple[str, object]]:
 
 #: In the compact JSON of a payload: an escaped control character, DEL, a C1 control, U+FFFD, or `null`
 #: (orjson's NaN and infinity). Only a hint: what it finds is looked at field by field.
-_SUSPECT_JSON = re.compile(rb'\\u00[01][0-9a-f]|\\[bfnrt]|\x7f|\xc2[\x80-\x9f]|\xef\xbf\xbd|null')
+_SUSPECT_JSON = re.compile(rb"\\u00[01][0-9a-f]|\\[bfnrt]|\x7f|\xc2[\x80-\x9f]|\xef\xbf\xbd|null")
+#: `null` alone: a regex finds it faster than `in` does in a body of a few hundred bytes.
+_NULL = re.compile(rb"null")
 
 
 def _clean_at_a_glance(event: Payload) -> bool:
@@ -107,7 +109,13 @@ def _clean_at_a_glance(event: Payload) -> bool:
         body = orjson.dumps(event)
     except (orjson.JSONEncodeError, TypeError):
         return False
-    return len(body) <= MAX_CHARS and _SUSPECT_JSON.search(body) is None
+    if len(body) > MAX_CHARS:
+        return False
+    # Each thing the regex looks for has a backslash, DEL, a byte outside ASCII or `null` in it: a body with
+    # none of those (nearly every one) is clean without it, in a few fast scans instead of a regex search.
+    if body.isascii() and b"\\" not in body and b"\x7f" not in body and _NULL.search(body) is None:
+        return True
+    return _SUSPECT_JSON.search(body) is None
 
 
 def check_sendable(event: Payload, now: float) -> str | None:

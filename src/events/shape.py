@@ -44,36 +44,41 @@ _ROUTES: Mapping[str, str | tuple[str | None, str]] = {
 def to_native(data: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> NativeEvent:
     """Bring one event object into Snap's layout; `defaults` fill single-event names it lacks.
 
-    Native keys win over single-event names, and an event's own fields over `defaults`: one pass over
-    the event sorts its keys by the `_ROUTES` table, then the single-event values fill what is left.
+    Native keys win over single-event names, and an event's own fields over `defaults`, whatever their
+    order: one pass over the event routes each key by the `_ROUTES` table; a single-event value fills its
+    place unless it is taken, and a native key takes its place (a native section keeps the single-event
+    values put in it before, under the keys it lacks).
     """
     event: dict[str, Any] = {}
     flags: dict[str, Any] = {}
     warnings: list[str] = []
-    flat: list[tuple[tuple[str | None, str], Any]] = []
     routes = _ROUTES
     for key, value in data.items():
         route = routes.get(key)
         if route is None:
             warnings.append(f"field '{key}' is not an event field and was ignored")
         elif route is _NATIVE:
-            event[key] = dict(value) if key in SECTIONS and isinstance(value, Mapping) else value
+            if key in SECTIONS and isinstance(value, Mapping):
+                given = dict(value)
+                earlier = event.get(key)  # only single-event values can be there: a key comes once
+                if earlier:
+                    for name, item in earlier.items():
+                        given.setdefault(name, item)
+                value = given
+            event[key] = value
         elif route is _FLAG:
             flags[key] = value
-        else:
-            flat.append((route, value))  # type: ignore[arg-type]
-    for (section, name), value in flat:  # `_put`, inlined: the hot path of every event
-        if value is None or value == "":
-            continue
-        if section is None:
-            if name not in event:
-                event[name] = value
-            continue
-        target = event.get(section)
-        if target is None and section not in event:
-            target = event[section] = {}
-        if isinstance(target, dict) and name not in target:
-            target[name] = value
+        elif value is not None and value != "":  # a single-event value: `_put`, inlined (the hot path)
+            section, name = route  # type: ignore[str-unpack]
+            if section is None:
+                if name not in event:
+                    event[name] = value
+                continue
+            target = event.get(section)
+            if target is None and section not in event:
+                target = event[section] = {}
+            if isinstance(target, dict) and name not in target:
+                target[name] = value
     if defaults:
         for key, value in defaults.items():
             _put(event, FLAT_FIELDS[key], value)

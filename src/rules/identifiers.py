@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import cache
 
 import phonenumbers
 
@@ -59,30 +60,34 @@ def _e164_digits(number: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
-#: Punctuation `phonenumbers` ignores between the digits of a number; the fast path takes no other.
-_PHONE_PUNCTUATION = str.maketrans("", "", " ()-.")
 _MAX_COUNTRY_CODE_LENGTH = 3
 _MIN_NSN_LENGTH, _MAX_NSN_LENGTH = 2, 17  # `phonenumbers`' own bounds for a national number
-#: Per country calling code: the national prefix `parse` would try to strip (None: none), and the
-#: lengths `is_possible_number` calls possible (not counting local-only ones). Filled lazily from
-#: `phonenumbers`' metadata; None for a code without metadata.
-_CALLING_CODES: dict[str, tuple[Callable[[str], object] | None, frozenset[int]] | None] = {}
+#: What a country calling code says about the national number after it: the national prefix `parse` would
+#: try to strip (None: none), and the lengths `is_possible_number` calls possible (not counting local-only ones).
+CodeRule = tuple[Callable[[str], object] | None, frozenset[int]]
 
 
-def _calling_code_rule(code: str) -> tuple[Callable[[str], object] | None, frozenset[int]] | None:
-    if code in _CALLING_CODES:
-        return _CALLING_CODES[code]
+def _calling_code_rule(code: str) -> CodeRule | None:
+    """`code`'s rule from `phonenumbers`' metadata; None for a code without metadata."""
     number = int(code)
-    rule: tuple[Callable[[str], object] | None, frozenset[int]] | None = None
-    if number in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-        region = phonenumbers.region_code_for_country_code(number)
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(number, region)
-        if metadata is not None and metadata.general_desc is not None:
-            prefix = metadata.national_prefix_for_parsing
-            lengths = frozenset(length for length in metadata.general_desc.possible_length if length > 0)
-            rule = (re.compile(prefix).match if prefix else None, lengths)
-    _CALLING_CODES[code] = rule
-    return rule
+    region = phonenumbers.region_code_for_country_code(number)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(number, region)
+    if metadata is None or metadata.general_desc is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    lengths = frozenset(length for length in metadata.general_desc.possible_length if length > 0)
+    return (re.compile(prefix).match if prefix else None, lengths)
+
+
+@cache
+def _calling_code_at(prefix: str) -> tuple[int, CodeRule | None] | None:
+    """The calling code a number's first three digits begin with, as its length and rule; None: none does.
+    Cached: at most 1,110 prefixes, and an export has a few."""
+    for size in range(1, _MAX_COUNTRY_CODE_LENGTH + 1):
+        code = prefix[:size]
+        if int(code) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return size, _calling_code_rule(code)
+    return None
 
 
 def _plus_digits_e164(text: str) -> str | None:
@@ -90,23 +95,23 @@ def _plus_digits_e164(text: str) -> str | None:
     the same answer `phonenumbers.parse` + `is_possible_number` + E.164 give, from the same metadata,
     or None to let `phonenumbers` decide (anything unusual: a national prefix to strip, a length that
     is not plainly possible, other characters). tests/test_phone_fast_path.py proves the two agree."""
-    digits = text[1:].translate(_PHONE_PUNCTUATION)
+    # The punctuation `phonenumbers` ignores between the digits of a number; the fast path takes no other.
+    digits = text[1:].replace(" ", "").replace("-", "").replace("(", "").replace(")", "").replace(".", "")
     if not (digits.isascii() and digits.isdigit()) or digits[0] == "0":
         return None
-    for size in range(1, _MAX_COUNTRY_CODE_LENGTH + 1):
-        code = digits[:size]
-        if int(code) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            rule = _calling_code_rule(code)
-            if rule is None:
-                return None
-            strip_prefix, lengths = rule
-            national = digits[size:]
-            if not _MIN_NSN_LENGTH <= len(national) <= _MAX_NSN_LENGTH or len(national) not in lengths:
-                return None
-            if strip_prefix is not None and strip_prefix(national):
-                return None
-            return digits
-    return None
+    found = _calling_code_at(digits[:_MAX_COUNTRY_CODE_LENGTH])
+    if found is None:
+        return None
+    size, rule = found
+    if rule is None:
+        return None
+    strip_prefix, lengths = rule
+    national = digits[size:]
+    if not _MIN_NSN_LENGTH <= len(national) <= _MAX_NSN_LENGTH or len(national) not in lengths:
+        return None
+    if strip_prefix is not None and strip_prefix(national):
+        return None
+    return digits
 
 
 def normalize_phone(value: str, default_country: str | None = None) -> str:

@@ -39,6 +39,8 @@ def broken_text(text: str) -> str | None:
     """What is wrong with text no identifier or id may contain, or None: control characters, and the marks of
     broken UTF-8 (U+FFFD replacement characters from a mis-decoded file, lone surrogates). The answer never
     quotes the text."""
+    if text.isascii() and text.isprintable():  # the common case, without the regex: no control character in it
+        return None
     found = _BROKEN.search(text)
     if found is None:
         return None
@@ -52,7 +54,14 @@ def broken_text(text: str) -> str | None:
 
 def as_number(value: object, field: str = "price") -> float | int:
     """A finite JSON number from a number or numeric text; `"42"` stays an int, `"42.0"` a float."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    kind = type(value)
+    if kind is int:  # JSON's own number types first: the common case, no coercion
+        return value  # type: ignore[return-value]
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise FieldError(f"{field} must be a finite number (not NaN or infinity)")
+        return value  # type: ignore[return-value]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise FieldError(f"{field} must be a number")
     if isinstance(value, int):
         return value
@@ -86,10 +95,11 @@ def _count(value: object, field: str, minimum: int) -> int:
 
 
 def _text(value: object, field: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise FieldError(f"{field} must be text")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise FieldError(f"{field} must be text")
+    if type(value) is not str:  # exact text, the common case, needs none of these checks
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise FieldError(f"{field} must be text")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise FieldError(f"{field} must be text")
     text = str(value).strip()
     if (problem := broken_text(text)) is not None:
         raise FieldError(f"{field} {problem}")
@@ -123,9 +133,24 @@ def brands(value: object) -> str:
 def currency(value: object) -> str:
     """An ISO 4217 code on every event that carries one (`usd` -> `USD`; `dollars` is refused)."""
     code = _text(value, "currency").upper()
-    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+    if len(code) != 3 or not _is_currency(code):
         raise FieldError("currency must be an ISO 4217 code such as USD or EUR")
     return code
+
+
+#: Codes looked up so far -> whether ISO 4217 has them: an export repeats a few currencies on every event,
+#: and a pycountry lookup costs more than the rest of the field. Bounded, as the codes come from the data.
+_CURRENCIES_SEEN: dict[str, bool] = {}
+_SEEN_LIMIT = 1024
+
+
+def _is_currency(code: str) -> bool:
+    known = _CURRENCIES_SEEN.get(code)
+    if known is None:
+        known = pycountry.currencies.get(alpha_3=code) is not None
+        if len(_CURRENCIES_SEEN) < _SEEN_LIMIT:
+            _CURRENCIES_SEEN[code] = known
+    return known
 
 
 def order_id(value: object) -> str:

@@ -13,7 +13,7 @@ def yes_no(value: object) -> bool | None:
     """True or False for a boolean, 1/0 or a yes/no word (any case, spaces ignored); None for anything else."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, int | str):
+    if isinstance(value, (int, str)):
         text = str(value).strip().lower()
         if text in YES:
             return True
