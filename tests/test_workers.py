@@ -275,3 +275,27 @@ def test_a_chunk_that_does_not_come_back_is_built_here(caplog: pytest.LogCapture
     assert order == list(range(20))
     assert workers.chunks_in_workers == 0 and workers.chunks_here == 2
     assert "Building in worker processes stopped (TimeoutError)" in caplog.text
+
+
+def fixed_clock() -> float:
+    return 1_790_000_000.0
+
+
+@pytest.mark.parametrize(("country", "hashed"), [(None, False), ("DE", True)])
+def test_a_builder_copied_to_a_worker_builds_as_the_original(country: str | None, hashed: bool) -> None:
+    """Workers get the run's builder pickled: its settings (phone country, already hashed) travel with it."""
+    import pickle
+
+    builder = ConversionBuilder(
+        destinations=Destinations(PIXEL, None),
+        normalizer=UserDataNormalizer(default_phone_country=country, already_hashed=hashed),
+        names=EventNameResolver({"Kauf": "PURCHASE"}),
+        defaults={"eventSourceUrl": "https://shop.example.com/thanks"},
+        now=fixed_clock,
+    )
+    copy = pickle.loads(pickle.dumps(builder))
+    when = 1_789_999_000
+    events = [{"eventType": "Kauf", "email": "A@b.example", "phone": "030 1234567", "eventTime": when},
+              {"eventType": "Kauf", "email": "a" * 64, "phone": "+1 415 555 0100", "eventTime": when}]  # fmt: skip
+    for index, data in enumerate(events):
+        assert copy.build(SourceEvent(index, data)) == builder.build(SourceEvent(index, data))
