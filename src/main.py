@@ -38,9 +38,11 @@ from .tasks.context import RunContext
 WEBHOOK_ROWS = 1000
 #: A push to the platform dataset: attempts, the wait for each answer, and the pause before the next attempt
 #: (about a minute in all before the run stops taking events and fails; the SDK alone would retry ~4 minutes).
+#: The pauses can be set in the environment as comma-separated seconds (docs/architecture.md, "Platform faults").
 PUSH_ATTEMPTS = 4
 PUSH_TIMEOUT_S = 20.0
-PUSH_BACKOFF_S = (2.0, 5.0, 10.0)
+PUSH_BACKOFF_ENV = "SNAP_ACTOR_DATASET_PUSH_BACKOFF_S"
+PUSH_BACKOFF_S = tuple(float(s) for s in os.environ.get(PUSH_BACKOFF_ENV, "2,5,10").split(","))
 _log = logging.getLogger(__name__)
 
 

@@ -84,11 +84,12 @@ R_OK = "Events have been processed successfully."
 class Fault:
     """One injected misbehaviour, consumed by one request of a path kind (see ``FakeSnap.add_faults``)."""
 
-    kind: str  # "status" | "drop" | "drop_after_accept" | "delay"
+    kind: str  # "status" | "drop" | "drop_after_accept" | "delay" | "hold"
     code: int = 0
     body: Any = None
     headers: Mapping[str, str] | None = None
     seconds: float = 0.0
+    gate: threading.Event | None = None
 
     @classmethod
     def status(cls, code: int, body: Any = None, headers: Mapping[str, str] | None = None) -> Fault:
@@ -109,6 +110,12 @@ class Fault:
     def delay(cls, seconds: float) -> Fault:
         """Sleep ``seconds``, then handle normally."""
         return cls("delay", seconds=seconds)
+
+    @classmethod
+    def hold(cls, gate: threading.Event, timeout: float = 60.0) -> Fault:
+        """Wait until the test sets ``gate`` (at most ``timeout`` seconds), then handle normally: a request kept
+        in flight exactly until the test has done what it needs done meanwhile (an abort, a signal)."""
+        return cls("hold", seconds=timeout, gate=gate)
 
 
 @dataclass
@@ -547,6 +554,8 @@ class FakeSnap:
                 return None
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
+            if fault.kind == "hold" and fault.gate is not None:
+                fault.gate.wait(fault.seconds)
         resp = self._handle(kind, params, query, lower_headers, payload, bad_json, form)
         if fault is not None and fault.kind == "drop_after_accept":
             return None

@@ -7,6 +7,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,13 @@ from platform_support import (
 )
 
 from src.ledger import LEDGER_STORE
+from src.main import PUSH_BACKOFF_ENV
 from src.net.url_guard import ALLOW_PRIVATE_ENV
 
 PIXEL = "pixel-123"
+#: The dataset writer's pauses between push attempts (2, 5 and 10 s by default) made short: the attempts and
+#: what follows them are the point, not the pauses.
+SHORT_PUSH_BACKOFF = {PUSH_BACKOFF_ENV: "0.05,0.05,0.05"}
 
 
 def real(**fields: Any) -> dict[str, Any]:
@@ -108,7 +113,9 @@ def test_fake_faults_reach_the_sdk_client_as_the_platform_would_send_them() -> N
     stores again), an outage fails every attempt, a delay still answers."""
 
     async def calls(fake: FakeApify) -> None:
-        client = ApifyClientAsync(token=fake.token, api_url=fake.base_url, max_retries=2)
+        client = ApifyClientAsync(
+            token=fake.token, api_url=fake.base_url, max_retries=2, min_delay_between_retries=timedelta(milliseconds=10)
+        )  # apify_client's own backoff (500 ms doubling) made short: the retries are the point, not their pauses
         dataset = client.dataset(fake.dataset_id)
         fake.add_faults("dataset.push", Fault.status(500))
         await dataset.push_items([{"n": 1}])
@@ -232,7 +239,9 @@ def test_a_dataset_push_answered_500_once_is_retried_without_duplicate_rows(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
     apify.add_faults("dataset.push", Fault.status(500))
-    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(2500)), apify=apify, snap=snap)
+    run = run_on_platform(
+        tmp_path, real(task="send_batch_events", events=batch(2500)), apify=apify, snap=snap, env=SHORT_PUSH_BACKOFF
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     statuses = [r.status for r in apify.calls("dataset.push")]
     assert statuses[0] == 500 and statuses[1:] == [201] * (len(statuses) - 1)
@@ -392,13 +401,16 @@ def test_a_dataset_outage_stops_the_run_with_the_record_of_what_was_sent_and_cha
     """Every push fails: the run takes no new events, fails with a clear message within a few minutes, and
     OUTPUT plus the checkpoint say what Snap accepted and what was charged; once the dataset is back, the
     resurrected run stores those rows and sends the rest, nothing twice."""
+    n = 8000
     apify.set_outage("dataset.push")
     first = run_on_platform(
-        tmp_path, real(task="send_batch_events", events=batch(20_000), maxConcurrency=2), apify=apify, snap=snap
-    )
+        tmp_path, real(task="send_batch_events", events=batch(n), maxConcurrency=2), apify=apify, snap=snap,
+        env=SHORT_PUSH_BACKOFF,
+    )  # fmt: skip
     assert first.returncode == 1, first.stderr[-3000:]
+    assert [r.status for r in apify.calls("dataset.push")] == [500] * 4  # the writer's 4 attempts, then it gave up
     accepted = len(snap.accepted_event_ids())
-    assert 0 < accepted < 20_000  # stopped taking events
+    assert 0 < accepted < n  # stopped taking events
     assert first.charged_conversions == accepted == first.output["charged"]
     assert first.output["counts"] == {"sent": accepted} and first.output["rowsNotStored"] == accepted
     assert first.output["datasetRows"] == 0 == len(first.rows)
@@ -409,9 +421,9 @@ def test_a_dataset_outage_stops_the_run_with_the_record_of_what_was_sent_and_cha
     assert len(progress["unstored"]) == accepted
 
     apify.clear_outage("dataset.push")
-    resumed = run_on_platform(tmp_path, None, apify=apify, snap=snap)
+    resumed = run_on_platform(tmp_path, None, apify=apify, snap=snap, env=SHORT_PUSH_BACKOFF)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert snap.duplicates() == [] and len(snap.accepted_event_ids()) == 20_000
-    assert resumed.charged_conversions == 20_000
-    assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(20_000))
-    assert resumed.output["datasetRows"] == 20_000 and resumed.output["rowsNotStored"] == 0
+    assert snap.duplicates() == [] and len(snap.accepted_event_ids()) == n
+    assert resumed.charged_conversions == n
+    assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(n))
+    assert resumed.output["datasetRows"] == n and resumed.output["rowsNotStored"] == 0
