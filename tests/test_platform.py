@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -174,14 +175,6 @@ def test_send_batch_on_the_platform_pushes_rows_charges_and_stores_output(
         assert secret not in written
 
 
-def test_final_status_message_is_terminal(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
-    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(3)), apify=apify, snap=snap)
-    assert run.returncode == 0, run.stderr[-3000:]
-    final = run.final_status
-    assert final is not None and final.message == "3 of 3 sent; 3 charged"
-    assert final.terminal is True
-
-
 def test_a_run_that_sent_nothing_fails_with_a_terminal_reason(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
     events = [{"eventType": "SIGN_UP", "email": "old@example.com", "eventTime": 1_000_000_000}]
     run = run_on_platform(tmp_path, real(task="send_batch_events", events=events), apify=apify, snap=snap)
@@ -260,14 +253,31 @@ def test_a_dataset_push_whose_answer_is_lost_does_not_duplicate_rows(
     assert len(run.rows) == run.output["datasetRows"]
 
 
-# ----- platform events and signals: a run slowed by Snap so that they land mid-run -----
+# ----- platform events and signals: a run held by Snap so that they land mid-run -----
+
+#: Conversions in a held export: five batches, so that even a batch already waiting for its turn when the
+#: event lands leaves some never sent.
+HELD_EVENTS = 10_000
+#: How long Snap keeps holding the batch in flight after the test sent the platform event or signal: time for
+#: the run to take it in before the batch comes back.
+LANDING_S = 0.3
 
 
-def slow_export(tmp_path: Path, files: FileServer, snap: FakeSnap, n: int = 6000) -> dict[str, Any]:
-    """`n` conversions from a JSON Lines URL, one batch in flight, Snap taking 1.5 s for each of the first three."""
-    snap.add_faults("events", *[SnapFault.delay(1.5)] * 3)
-    url = files.add("/events.jsonl", write_jsonl(tmp_path / "events.jsonl", conversions(n)), "application/x-ndjson")
+def held_export(tmp_path: Path, files: FileServer, snap: FakeSnap, gate: threading.Event) -> dict[str, Any]:
+    """`HELD_EVENTS` conversions from a JSON Lines URL, one batch in flight; Snap answers the first request at
+    once and holds every later one until the test sets `gate` (see `land`)."""
+    snap.add_faults("events", SnapFault.delay(0), *[SnapFault.hold(gate)] * 4)
+    url = files.add(
+        "/events.jsonl", write_jsonl(tmp_path / "events.jsonl", conversions(HELD_EVENTS)), "application/x-ndjson"
+    )
     return real(task="send_batch_events", eventsUrl=url, maxConcurrency=1)
+
+
+def land(gate: threading.Event) -> None:
+    """The event or signal was sent while Snap held the second batch: give the run a moment to take it in,
+    then let Snap answer."""
+    time.sleep(LANDING_S)
+    gate.set()
 
 
 @pytest.fixture(scope="module")
@@ -275,50 +285,61 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platfor
     """A run that gets the platform's MIGRATING event after its first charge, pauses, is killed (the old
     container is gone) and starts again on the same run and storages."""
     tmp_path = tmp_path_factory.mktemp("migrated")
+    gate = threading.Event()
     with (
         FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN) as snap,
         FakeApify(event_prices=EVENT_PRICES) as apify,
         FileServer() as files,
     ):
-        process = start_on_platform(tmp_path, slow_export(tmp_path, files, snap), apify=apify, snap=snap)
-        assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
-        assert apify.send_event("migrating", {"timeRemainingSecs": 30}) == 1
-        assert apify.wait_for(lambda fake: "paused" in str(fake.final_status))
-        process.kill()
-        process.wait()
-        assert 0 < len(snap.accepted_event_ids()) < 6000
+        process = start_on_platform(tmp_path, held_export(tmp_path, files, snap, gate), apify=apify, snap=snap)
+        try:
+            assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
+            assert apify.send_event("migrating", {"timeRemainingSecs": 30}) == 1
+            land(gate)
+            assert apify.wait_for(lambda fake: "paused" in str(fake.final_status))
+        finally:
+            gate.set()
+            process.kill()
+            process.wait()
+        assert 0 < len(snap.accepted_event_ids()) < HELD_EVENTS
         yield finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify), snap
 
 
 def test_migration_resumes_without_resending_or_charging_twice(migrated: tuple[PlatformRun, FakeSnap]) -> None:
     run, snap = migrated
+    n = HELD_EVENTS
     assert run.returncode == 0, run.stdout[-3000:]
-    assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(6000))
+    assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(n))
     assert snap.duplicates() == []
-    assert sorted(row["eventIndex"] for row in run.rows) == list(range(6000))
+    assert sorted(row["eventIndex"] for row in run.rows) == list(range(n))
     keys = [c.idempotency_key for c in run.apify.charges]
-    assert len(set(keys)) == len(keys) and run.charged_conversions == 6000
-    assert run.output["counts"] == {"sent": 6000} and run.output["charged"] == 6000
+    assert len(set(keys)) == len(keys) and run.charged_conversions == n
+    assert run.output["counts"] == {"sent": n} and run.output["charged"] == n
 
 
 def test_migrated_run_output_counts_every_dataset_row(migrated: tuple[PlatformRun, FakeSnap]) -> None:
     run, _ = migrated
-    assert run.output["datasetRows"] == len(run.rows) == 6000
+    assert run.output["datasetRows"] == len(run.rows) == HELD_EVENTS
 
 
 @pytest.fixture(scope="module")
 def aborted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformRun, FakeSnap, int]]:
     """A run that gets the platform's ABORTING event after its first charge; also how many Snap had then."""
     tmp_path = tmp_path_factory.mktemp("aborted")
+    gate = threading.Event()
     with (
         FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN) as snap,
         FakeApify(event_prices=EVENT_PRICES) as apify,
         FileServer() as files,
     ):
-        process = start_on_platform(tmp_path, slow_export(tmp_path, files, snap), apify=apify, snap=snap)
-        assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
-        assert apify.send_event("aborting") == 1
-        yield finish(process, tmp_path, apify, timeout=60), snap, 6000
+        process = start_on_platform(tmp_path, held_export(tmp_path, files, snap, gate), apify=apify, snap=snap)
+        try:
+            assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
+            assert apify.send_event("aborting") == 1
+            land(gate)
+        finally:
+            gate.set()
+        yield finish(process, tmp_path, apify, timeout=60), snap, HELD_EVENTS
 
 
 def test_abort_finishes_the_batches_in_flight_and_reads_no_more(aborted: tuple[PlatformRun, FakeSnap, int]) -> None:
@@ -340,12 +361,17 @@ def test_abort_leaves_a_terminal_status_that_says_so(aborted: tuple[PlatformRun,
 def test_sigterm_stops_gracefully_keeping_the_record_of_what_was_charged(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
+    gate = threading.Event()
     with FileServer() as files:
-        process = start_on_platform(tmp_path, slow_export(tmp_path, files, snap), apify=apify, snap=snap)
-        assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
-        process.send_signal(signal.SIGTERM)
+        process = start_on_platform(tmp_path, held_export(tmp_path, files, snap, gate), apify=apify, snap=snap)
+        try:
+            assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
+            process.send_signal(signal.SIGTERM)
+            land(gate)
+        finally:
+            gate.set()
         run = finish(process, tmp_path, apify, timeout=60)
-    assert run.charged_conversions > 0
+    assert 0 < run.charged_conversions < HELD_EVENTS
     assert len(run.rows_by_status("sent")) == run.charged_conversions == len(snap.accepted_event_ids())
     assert run.output["charged"] == run.charged_conversions
 
