@@ -84,7 +84,7 @@ R_OK = "Events have been processed successfully."
 class Fault:
     """One injected misbehaviour, consumed by one request of a path kind (see ``FakeSnap.add_faults``)."""
 
-    kind: str  # "status" | "drop" | "drop_after_accept" | "delay" | "hold"
+    kind: str  # "status" | "drop" | "drop_after_accept" | "delay" | "hold" | "hold_then_drop"
     code: int = 0
     body: Any = None
     headers: Mapping[str, str] | None = None
@@ -117,6 +117,12 @@ class Fault:
         in flight exactly until the test has done what it needs done meanwhile (an abort, a signal)."""
         return cls("hold", seconds=timeout, gate=gate)
 
+    @classmethod
+    def hold_then_drop(cls, gate: threading.Event, timeout: float = 60.0) -> Fault:
+        """Like ``hold``, then close the connection without handling the request: nothing accepted (a request
+        still in flight when its sender was killed)."""
+        return cls("hold_then_drop", seconds=timeout, gate=gate)
+
 
 @dataclass
 class RecordedRequest:
@@ -132,6 +138,8 @@ class RecordedRequest:
     fault: Fault | None = None
     status: int | None = None
     event_count: int = 0
+    #: When the request arrived (`time.monotonic()`): how far apart Snap saw the requests.
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -554,8 +562,10 @@ class FakeSnap:
                 return None
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
-            if fault.kind == "hold" and fault.gate is not None:
+            if fault.kind in ("hold", "hold_then_drop") and fault.gate is not None:
                 fault.gate.wait(fault.seconds)
+            if fault.kind == "hold_then_drop":
+                return None
         resp = self._handle(kind, params, query, lower_headers, payload, bad_json, form)
         if fault is not None and fault.kind == "drop_after_accept":
             return None
