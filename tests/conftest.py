@@ -13,8 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fake_snap import FakeSnap
+
+from src.net.transport import RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPI_TOKEN = "capi-token-secret-4f9a"
@@ -160,6 +163,22 @@ def snap() -> Iterator[FakeSnap]:
         yield server
 
 
+@pytest.fixture
+def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The retry pauses of an in-process run (Snap, `eventsUrl`, the webhook: every `RetryPolicy`) recorded in
+    order instead of slept: the test sees the waits the policy chose (Retry-After, backoff) without waiting
+    them out. The policy's arithmetic itself is pinned in test_transport.py."""
+    waits: list[float] = []
+    chosen = RetryPolicy.delay
+
+    def delay(self: RetryPolicy, attempt: int, response: httpx.Response | None) -> float:
+        waits.append(chosen(self, attempt, response))
+        return 0.0
+
+    monkeypatch.setattr(RetryPolicy, "delay", delay)
+    return waits
+
+
 @dataclass
 class WebhookReceiver:
     """A loopback endpoint for the actor's webhook POST; answers with `statuses` in turn, then 200."""
@@ -186,7 +205,7 @@ def webhook() -> Iterator[WebhookReceiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook?secret=abc"
     try:

@@ -138,8 +138,6 @@ class RecordedRequest:
     fault: Fault | None = None
     status: int | None = None
     event_count: int = 0
-    #: When the request arrived (`time.monotonic()`): how far apart Snap saw the requests.
-    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
