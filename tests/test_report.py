@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import CAPI_TOKEN, ROOT, ActorRun, run_actor
 from fake_snap import FakeSnap
+from in_process import run_in_process
 
 from src.results.report import render_report
 from src.results.summary import DISTINCT_LIMIT, OTHER, Summary
@@ -97,26 +98,24 @@ def test_the_live_report_shows_snaps_own_score_beside_our_grades(live_run: Actor
     assert "not in this run" not in section.split("SIGN_UP")[0]
 
 
-def test_demo_runs_have_a_report_and_lookups_do_not(tmp_path: Path) -> None:
-    (tmp_path / "demo").mkdir()
-    demo = run_actor(tmp_path / "demo", {"task": "send_event"})
+def test_demo_runs_have_a_report_and_lookups_do_not() -> None:
+    demo = run_in_process({"task": "send_event"})
     assert demo.returncode == 0, demo.stderr
     assert demo.output["reportKey"] == "REPORT"
-    assert "demo run" in report_of(demo).read_text()
-    assert "these are sample scores, not your pixel" in report_of(demo).read_text()
-    (tmp_path / "pixels").mkdir()
-    pixels = run_actor(tmp_path / "pixels", {"task": "list_pixels"})
+    assert "demo run" in demo.records["REPORT"]
+    assert "these are sample scores, not your pixel" in demo.records["REPORT"]
+    pixels = run_in_process({"task": "list_pixels"})
     assert pixels.returncode == 0, pixels.stderr
     assert "reportKey" not in pixels.output
-    assert not report_of(pixels).exists()
+    assert "REPORT" not in pixels.records
 
 
-def test_a_run_stopped_by_snap_says_so_in_its_report(tmp_path: Path, snap: FakeSnap) -> None:
+def test_a_run_stopped_by_snap_says_so_in_its_report(snap: FakeSnap) -> None:
     actor_input = {"accessToken": "wrong-token-77", "pixelId": PIXEL, "task": "send_event", "eventType": "SIGN_UP",
                    "email": "a@example.com", "eventSourceUrl": "https://a.example"}  # fmt: skip
-    run = run_actor(tmp_path, actor_input, snap=snap)
+    run = run_in_process(actor_input, snap=snap)
     assert run.returncode != 0
-    page = report_of(run).read_text()
+    page = run.records["REPORT"]
     assert "The run stopped early" in page
     assert "wrong-token-77" not in page
 
