@@ -14,6 +14,8 @@ import struct
 import subprocess
 import time
 import zlib
+from collections import Counter
+from itertools import accumulate
 from pathlib import Path
 
 import pytest
@@ -177,28 +179,40 @@ def png_colors(png: bytes) -> tuple[int, int, dict[bytes, int]]:
     assert color_type in (2, 6)
     size = 3 if color_type == 2 else 4
     raw, stride = zlib.decompress(idat), width * size
-    previous, colors = bytearray(stride), dict[bytes, int]()
+    low, high = int.from_bytes(b"\x7f" * stride, "big"), int.from_bytes(b"\x80" * stride, "big")
+
+    def plus(line: bytes, other: bytes) -> bytes:
+        """Every byte of `line` plus the byte below it in `other`, mod 256, in one big-integer sum."""
+        a, b = int.from_bytes(line, "big"), int.from_bytes(other, "big")
+        return (((a & low) + (b & low)) ^ ((a ^ b) & high)).to_bytes(stride, "big")
+
+    previous, colors = bytes(stride), Counter[tuple[int, ...]]()
     for y in range(height):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
-        for x in range(stride):
-            left = line[x - size] if x >= size else 0
-            up, corner = previous[x], previous[x - size] if x >= size else 0
-            if kind == 1:
-                line[x] = (line[x] + left) & 0xFF
-            elif kind == 2:
-                line[x] = (line[x] + up) & 0xFF
-            elif kind == 3:
-                line[x] = (line[x] + (left + up) // 2) & 0xFF
-            elif kind == 4:
+        kind, line = raw[start], raw[start + 1 : start + 1 + stride]
+        if kind == 1:  # Sub: a running sum per channel
+            summed = bytearray(stride)
+            for channel in range(size):
+                summed[channel::size] = bytes(accumulate(line[channel::size], lambda a, b: (a + b) & 0xFF))
+            line = bytes(summed)
+        elif kind == 2:  # Up
+            line = plus(line, previous)
+        elif kind in (3, 4):  # Average, Paeth: byte by byte
+            out = bytearray(line)
+            for x in range(stride):
+                left = out[x - size] if x >= size else 0
+                up, corner = previous[x], previous[x - size] if x >= size else 0
+                if kind == 3:
+                    out[x] = (out[x] + (left + up) // 2) & 0xFF
+                    continue
                 guess = left + up - corner
-                near = min((abs(guess - left), 0, left), (abs(guess - up), 1, up), (abs(guess - corner), 2, corner))
-                line[x] = (line[x] + near[2]) & 0xFF
-        for x in range(0, stride, size):
-            pixel = bytes(line[x : x + 3])
-            colors[pixel] = colors.get(pixel, 0) + 1
+                to_left, to_up, to_corner = abs(guess - left), abs(guess - up), abs(guess - corner)
+                near = left if to_left <= to_up and to_left <= to_corner else up if to_up <= to_corner else corner
+                out[x] = (out[x] + near) & 0xFF
+            line = bytes(out)
+        colors.update(zip(line[0::size], line[1::size], line[2::size], strict=True))
         previous = line
-    return width, height, colors
+    return width, height, {bytes(color): count for color, count in colors.items()}
 
 
 @needs_chromium
