@@ -155,7 +155,7 @@ def test_bad_field_mapping_is_an_input_error(tmp_path: Path, snap: FakeSnap) -> 
 def test_concurrent_batches_with_faults_lose_nothing_and_charge_exactly(
     tmp_path: Path, snap: FakeSnap, files: FileServer, retry_waits: list[float]
 ) -> None:
-    n = 16_000
+    n = 12_000  # six batches, four at a time: every fault lands on one of them
     url = files.add("/big.jsonl", write_jsonl(tmp_path / "big.jsonl", conversions(n)), "application/x-ndjson")
     snap.record_bodies = False
     snap.add_faults(

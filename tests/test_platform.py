@@ -175,16 +175,6 @@ def test_send_batch_on_the_platform_pushes_rows_charges_and_stores_output(
         assert secret not in written
 
 
-def test_a_run_that_sent_nothing_fails_with_a_terminal_reason(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
-    events = [{"eventType": "SIGN_UP", "email": "old@example.com", "eventTime": 1_000_000_000}]
-    run = run_on_platform(tmp_path, real(task="send_batch_events", events=events), apify=apify, snap=snap)
-    assert run.returncode == 1
-    final = run.final_status
-    assert final is not None and final.terminal is True
-    assert final.message == "0 of 1 sent: 1 invalid (eventTime is older than Snap's 37-day window); 0 charged"
-    assert run.charges == [] and snap.accepted_event_ids() == []
-
-
 def test_a_private_events_url_is_refused_on_the_platform(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
     """Without the explicit setting, a platform run may not fetch loopback, private or metadata addresses."""
     with FileServer() as files:
