@@ -432,7 +432,7 @@ class FakeSnap:
         server.fake = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-snap", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, name="fake-snap", daemon=True
         )
         self._thread.start()
         return self
