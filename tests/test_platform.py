@@ -295,6 +295,7 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platfor
         yield finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify), snap
 
 
+@pytest.mark.xdist_group("migrated")
 def test_migration_resumes_without_resending_or_charging_twice(migrated: tuple[PlatformRun, FakeSnap]) -> None:
     run, snap = migrated
     n = HELD_EVENTS
@@ -307,6 +308,7 @@ def test_migration_resumes_without_resending_or_charging_twice(migrated: tuple[P
     assert run.output["counts"] == {"sent": n} and run.output["charged"] == n
 
 
+@pytest.mark.xdist_group("migrated")
 def test_migrated_run_output_counts_every_dataset_row(migrated: tuple[PlatformRun, FakeSnap]) -> None:
     run, _ = migrated
     assert run.output["datasetRows"] == len(run.rows) == HELD_EVENTS
@@ -332,6 +334,7 @@ def aborted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform
         yield finish(process, tmp_path, apify, timeout=60), snap, HELD_EVENTS
 
 
+@pytest.mark.xdist_group("aborted")
 def test_abort_finishes_the_batches_in_flight_and_reads_no_more(aborted: tuple[PlatformRun, FakeSnap, int]) -> None:
     run, snap, total = aborted
     assert run.returncode == 1, run.stdout[-3000:]
@@ -341,6 +344,7 @@ def test_abort_finishes_the_batches_in_flight_and_reads_no_more(aborted: tuple[P
     assert run.output["interrupted"] and run.output["counts"] == {"sent": accepted}
 
 
+@pytest.mark.xdist_group("aborted")
 def test_abort_leaves_a_terminal_status_that_says_so(aborted: tuple[PlatformRun, FakeSnap, int]) -> None:
     final = aborted[0].final_status
     assert final is not None and final.message is not None

@@ -74,6 +74,7 @@ def report_of(run: ActorRun) -> Path:
     return run.storage / "key_value_stores" / "default" / "REPORT"
 
 
+@pytest.mark.xdist_group("live_run")
 def test_every_conversion_run_stores_a_linked_report(live_run: ActorRun) -> None:
     assert live_run.output["reportKey"] == "REPORT"
     assert live_run.output["reportUrl"] is None  # a platform URL only on the platform
@@ -91,6 +92,7 @@ def test_every_conversion_run_stores_a_linked_report(live_run: ActorRun) -> None
         assert value not in page
 
 
+@pytest.mark.xdist_group("live_run")
 def test_the_live_report_shows_snaps_own_score_beside_our_grades(live_run: ActorRun) -> None:
     page = report_of(live_run).read_text()
     section = page[page.index("Snap's event quality score (Signal Readiness)") :]
@@ -215,6 +217,7 @@ def png_colors(png: bytes) -> tuple[int, int, dict[bytes, int]]:
     return width, height, {bytes(color): count for color, count in colors.items()}
 
 
+@pytest.mark.xdist_group("live_run")
 @needs_chromium
 def test_the_report_renders_with_charts_and_no_console_messages(live_run: ActorRun, tmp_path: Path) -> None:
     page = tmp_path / "REPORT.html"
@@ -231,6 +234,7 @@ def test_the_report_renders_with_charts_and_no_console_messages(live_run: ActorR
         shutil.copy(screenshot(page, tmp_path, "1200,2500"), ROOT / "docs" / "report.png")
 
 
+@pytest.mark.xdist_group("live_run")
 @needs_chromium
 def test_the_console_check_catches_a_script_error(live_run: ActorRun, tmp_path: Path) -> None:
     """The check above is only worth something if it fails on a broken page: break one on purpose."""
