@@ -4,6 +4,7 @@ and the loopback Snap. Rows, charges, records and status messages are what the p
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import signal
 import threading
 import time
@@ -30,6 +31,7 @@ from platform_support import (
     start_on_platform,
 )
 
+import src.main
 from src.ledger import LEDGER_STORE
 from src.main import PUSH_BACKOFF_ENV
 from src.net.url_guard import ALLOW_PRIVATE_ENV
@@ -413,6 +415,22 @@ def test_a_scheduled_rerun_on_the_platform_sends_and_charges_nothing(
 
 
 # ----- the dataset down for the whole run -----
+
+
+def test_the_dataset_writers_pauses_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """2, 5 and 10 s between push attempts unless `SNAP_ACTOR_DATASET_PUSH_BACKOFF_S` says otherwise."""
+
+    def pauses() -> tuple[float, ...]:
+        spec = importlib.util.spec_from_file_location("src._main_settings", src.main.__file__)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # main.py read afresh, under the environment of the moment
+        return tuple(module.PUSH_BACKOFF_S)
+
+    monkeypatch.delenv(PUSH_BACKOFF_ENV, raising=False)
+    assert pauses() == (2.0, 5.0, 10.0)
+    monkeypatch.setenv(PUSH_BACKOFF_ENV, "0.05,0.05,0.05")
+    assert pauses() == (0.05, 0.05, 0.05)
 
 
 def test_a_dataset_outage_stops_the_run_with_the_record_of_what_was_sent_and_charged(
