@@ -41,13 +41,28 @@ from .tasks.context import RunContext
 WEBHOOK_ROWS = 1000
 #: A push to the platform dataset: attempts, the wait for each answer, and the pause before the next attempt
 #: (about a minute in all before the run stops taking events and fails; the SDK alone would retry ~4 minutes).
+#: The pauses can be set in the environment as comma-separated seconds (docs/architecture.md, "Platform faults").
 PUSH_ATTEMPTS = 4
 PUSH_TIMEOUT_S = 20.0
-PUSH_BACKOFF_S = (2.0, 5.0, 10.0)
+PUSH_BACKOFF_ENV = "SNAP_ACTOR_DATASET_PUSH_BACKOFF_S"
+DEFAULT_PUSH_BACKOFF_S = (2.0, 5.0, 10.0)
 #: Push bodies are gzipped at level 1: rows repeat themselves, so it still shrinks them ~20x, and zlib lets the
 #: other threads run while it works (the SDK's default, brotli, holds the interpreter lock).
 PUSH_GZIP_LEVEL = 1
 _log = logging.getLogger(__name__)
+
+
+def push_backoff(setting: str | None) -> tuple[float, ...]:
+    """The pauses between push attempts: comma-separated seconds from the environment, or the defaults when
+    it is unset or not a list of numbers of zero or more (a bad setting never stops a run)."""
+    try:
+        pauses = tuple(float(text) for text in (setting or "").split(","))
+    except ValueError:
+        return DEFAULT_PUSH_BACKOFF_S
+    return pauses if all(0 <= pause < 3600 for pause in pauses) else DEFAULT_PUSH_BACKOFF_S
+
+
+PUSH_BACKOFF_S = push_backoff(os.environ.get(PUSH_BACKOFF_ENV))
 
 
 async def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -13,10 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
+import httpx._transports.default as httpx_transports
 import pytest
 from fake_snap import FakeSnap
 
 from src.events.workers import WORKERS_ENV
+from src.net.transport import RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Runs build events in the run's process unless a test asks for worker processes (tests/test_workers.py):
@@ -166,6 +170,35 @@ def snap() -> Iterator[FakeSnap]:
         yield server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_tls_context_per_configuration() -> Iterator[None]:
+    """Every run makes its own httpx client, and each client builds a TLS context, loading the CA bundle (about
+    30 ms, some 165 times a session). The tests build each configuration once and share it; what is verified and
+    how is unchanged (the loopback fakes speak plain HTTP anyway)."""
+    build = httpx_transports.create_ssl_context
+    httpx_transports.create_ssl_context = functools.cache(build)
+    try:
+        yield
+    finally:
+        httpx_transports.create_ssl_context = build
+
+
+@pytest.fixture
+def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The retry pauses of an in-process run (Snap, `eventsUrl`, the webhook: every `RetryPolicy`) recorded in
+    order instead of slept: the test sees the waits the policy chose (Retry-After, backoff) without waiting
+    them out. The policy's arithmetic itself is pinned in test_transport.py."""
+    waits: list[float] = []
+    chosen = RetryPolicy.delay
+
+    def delay(self: RetryPolicy, attempt: int, response: httpx.Response | None) -> float:
+        waits.append(chosen(self, attempt, response))
+        return 0.0
+
+    monkeypatch.setattr(RetryPolicy, "delay", delay)
+    return waits
+
+
 @dataclass
 class WebhookReceiver:
     """A loopback endpoint for the actor's webhook POST; answers with `statuses` in turn, then 200."""
@@ -192,7 +225,7 @@ def webhook() -> Iterator[WebhookReceiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook?secret=abc"
     try:

@@ -350,7 +350,7 @@ class FakeApify:
         server.fake = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-apify", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, name="fake-apify", daemon=True
         )
         self._thread.start()
         if self._websocket:

@@ -84,11 +84,12 @@ R_OK = "Events have been processed successfully."
 class Fault:
     """One injected misbehaviour, consumed by one request of a path kind (see ``FakeSnap.add_faults``)."""
 
-    kind: str  # "status" | "drop" | "drop_after_accept" | "delay"
+    kind: str  # "status" | "drop" | "drop_after_accept" | "delay" | "hold" | "hold_then_drop"
     code: int = 0
     body: Any = None
     headers: Mapping[str, str] | None = None
     seconds: float = 0.0
+    gate: threading.Event | None = None
 
     @classmethod
     def status(cls, code: int, body: Any = None, headers: Mapping[str, str] | None = None) -> Fault:
@@ -109,6 +110,18 @@ class Fault:
     def delay(cls, seconds: float) -> Fault:
         """Sleep ``seconds``, then handle normally."""
         return cls("delay", seconds=seconds)
+
+    @classmethod
+    def hold(cls, gate: threading.Event, timeout: float = 60.0) -> Fault:
+        """Wait until the test sets ``gate`` (at most ``timeout`` seconds), then handle normally: a request kept
+        in flight exactly until the test has done what it needs done meanwhile (an abort, a signal)."""
+        return cls("hold", seconds=timeout, gate=gate)
+
+    @classmethod
+    def hold_then_drop(cls, gate: threading.Event, timeout: float = 60.0) -> Fault:
+        """Like ``hold``, then close the connection without handling the request: nothing accepted (a request
+        still in flight when its sender was killed)."""
+        return cls("hold_then_drop", seconds=timeout, gate=gate)
 
 
 @dataclass
@@ -419,7 +432,7 @@ class FakeSnap:
         server.fake = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-snap", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, name="fake-snap", daemon=True
         )
         self._thread.start()
         return self
@@ -547,6 +560,10 @@ class FakeSnap:
                 return None
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
+            if fault.kind in ("hold", "hold_then_drop") and fault.gate is not None:
+                fault.gate.wait(fault.seconds)
+            if fault.kind == "hold_then_drop":
+                return None
         resp = self._handle(kind, params, query, lower_headers, payload, bad_json, form)
         if fault is not None and fault.kind == "drop_after_accept":
             return None

@@ -34,6 +34,8 @@ class InProcessRun:
     charging: MemoryCharging
     status_messages: list[str] = field(default_factory=list)
     stdout: str = ""
+    #: The run's final status message (what `main.main` hands `Actor.exit` / `Actor.fail`).
+    final_message: str = ""
 
     @property
     def output(self) -> dict[str, Any]:
@@ -136,4 +138,6 @@ def run_in_process(
     )
     with _environment(snap), _captured_logs() as logs:
         verdict = asyncio.run(execute(actor_input, edge))
-    return InProcessRun(0 if verdict.succeeded else 1, logs.getvalue(), rows, records, charging, statuses)
+    return InProcessRun(
+        0 if verdict.succeeded else 1, logs.getvalue(), rows, records, charging, statuses, final_message=verdict.message
+    )

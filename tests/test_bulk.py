@@ -153,9 +153,9 @@ def test_bad_field_mapping_is_an_input_error(tmp_path: Path, snap: FakeSnap) -> 
 
 
 def test_concurrent_batches_with_faults_lose_nothing_and_charge_exactly(
-    tmp_path: Path, snap: FakeSnap, files: FileServer
+    tmp_path: Path, snap: FakeSnap, files: FileServer, retry_waits: list[float]
 ) -> None:
-    n = 16_000
+    n = 12_000  # six batches, four at a time: every fault lands on one of them
     url = files.add("/big.jsonl", write_jsonl(tmp_path / "big.jsonl", conversions(n)), "application/x-ndjson")
     snap.record_bodies = False
     snap.add_faults(
@@ -163,7 +163,7 @@ def test_concurrent_batches_with_faults_lose_nothing_and_charge_exactly(
         Fault.status(429, headers={"Retry-After": "0"}),
         Fault.status(503),
         Fault.drop(),
-        Fault.delay(0.5),
+        Fault.delay(0.25),
         Fault.status(502),
         Fault.drop_after_accept(),
     )
@@ -177,6 +177,7 @@ def test_concurrent_batches_with_faults_lose_nothing_and_charge_exactly(
     assert len(accepted) == n + 2000
     assert run.charged_conversions == n  # charged once each
     assert snap.pending_faults("events") == 0
+    assert len(retry_waits) == 5 and retry_waits[0] == 0.0  # every fault but the delay retried; Retry-After: 0
     statuses = [r.status for r in snap.requests if r.kind == "events"]
     assert statuses.count(429) == 1
     assert statuses.count(503) == 1

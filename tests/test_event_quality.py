@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CAPI_TOKEN, run_actor
+from conftest import CAPI_TOKEN
 from fake_snap import FakeSnap, Fault, make_quality_scores
+from in_process import run_in_process
 from memory_platform import memory_platform
 
 from src.errors import SnapAuthError
@@ -187,20 +187,20 @@ def test_the_report_puts_snaps_score_beside_our_grades() -> None:
     assert "not in this run" in section  # SIGN_UP: Snap scored it, this run had none
 
 
-def test_a_send_run_with_a_token_refused_for_scores_succeeds_and_its_report_says_why(tmp_path: Path) -> None:
+def test_a_send_run_with_a_token_refused_for_scores_succeeds_and_its_report_says_why() -> None:
     with FakeSnap(capi_token=CAPI_TOKEN) as snap:
         snap.add_faults("eqs", Fault.status(403))
         event = {"eventType": "SIGN_UP", "email": "a@example.com", "eventTime": int(time.time()) - 60}
         actor_input = {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "task": "send_batch_events",
                        "eventSourceUrl": "https://shop.example.com/", "events": [event]}  # fmt: skip
-        run = run_actor(tmp_path, actor_input, snap=snap, ppe=True)
+        run = run_in_process(actor_input, snap=snap, ppe=True)
         kinds = [(r.kind, r.status) for r in snap.requests]
     assert run.returncode == 0, run.stderr
     assert sorted(kinds) == [("eqs", 403), ("events", 200)]  # the score is read beside the sends
     assert run.output["error"] is None
     assert run.output["counts"] == {"sent": 1}
     assert run.charged_conversions == 1
-    page = (run.storage / "key_value_stores" / "default" / "REPORT").read_text()
+    page = run.records["REPORT"]
     assert "Not shown: Snap did not share its scores for this pixel" in page
     assert "HTTP 403" in page
     assert CAPI_TOKEN not in run.everything_written()

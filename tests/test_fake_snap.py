@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,6 +218,49 @@ def test_drop_after_accept_lands_silently(snap: FakeSnap, client: httpx.Client) 
     with pytest.raises(httpx.TransportError):
         send(client, snap, [event(event_id="ghost")])
     assert snap.accepted_event_ids() == ["ghost"]
+
+
+def _held(snap: FakeSnap, fault: Fault, gate: threading.Event) -> tuple[threading.Thread, list[Any]]:
+    """Send one event on a thread; return once the fake holds the request (it has recorded it)."""
+    snap.add_faults("events", fault)
+    outcome: list[Any] = []
+
+    def post() -> None:
+        with httpx.Client() as own:
+            try:
+                outcome.append(send(own, snap, [event(event_id="held")]).status_code)
+            except httpx.TransportError as error:
+                outcome.append(error)
+
+    sender = threading.Thread(target=post)
+    sender.start()
+    deadline = time.monotonic() + 10
+    while not snap.requests and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(snap.requests) == 1
+    sender.join(timeout=0.1)
+    assert sender.is_alive()  # still waiting for its answer
+    return sender, outcome
+
+
+def test_hold_fault_answers_once_the_gate_opens(snap: FakeSnap) -> None:
+    gate = threading.Event()
+    sender, outcome = _held(snap, Fault.hold(gate), gate)
+    assert outcome == [] and snap.accepted == []  # held: no answer, nothing accepted yet
+    gate.set()
+    sender.join(timeout=10)
+    assert outcome == [200]
+    assert snap.accepted_event_ids() == ["held"]
+
+
+def test_hold_then_drop_fault_accepts_nothing_and_never_answers(snap: FakeSnap) -> None:
+    gate = threading.Event()
+    sender, outcome = _held(snap, Fault.hold_then_drop(gate), gate)
+    assert outcome == []
+    gate.set()
+    sender.join(timeout=10)
+    assert len(outcome) == 1 and isinstance(outcome[0], httpx.TransportError)
+    assert snap.accepted == [] and snap.requests[0].status is None
 
 
 def test_delay_fault(snap: FakeSnap, client: httpx.Client) -> None:

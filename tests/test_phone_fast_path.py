@@ -6,6 +6,7 @@ dropped and changed, with a trunk 0 after the country code, and junk. Same resul
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator
 
@@ -13,6 +14,9 @@ import phonenumbers
 import pytest
 
 from src.rules.identifiers import IdentifierError, normalize_phone
+
+#: The corpus is built once, on the worker that runs these tests.
+pytestmark = pytest.mark.xdist_group("phone-corpus")
 
 FORMATS = (
     phonenumbers.PhoneNumberFormat.E164,
@@ -132,7 +136,9 @@ def _random_plus_numbers(rng: random.Random, count: int) -> Iterator[str]:
         yield rng.choice(("+", "+", "+", "00", "", "++", "+ ")) + text
 
 
+@functools.cache
 def corpus() -> list[tuple[str, str | None]]:
+    """Built on first use, not at collection (each pytest-xdist worker collects every module)."""
     rng = random.Random(9)
     values: list[str] = list(JUNK)
     for example in _examples():
@@ -143,11 +149,8 @@ def corpus() -> list[tuple[str, str | None]]:
     return cases
 
 
-CORPUS = corpus()
-
-
 def test_corpus_is_large_and_varied() -> None:
-    assert len(CORPUS) > 80_000
+    assert len(corpus()) > 80_000
     regions = {phonenumbers.region_code_for_country_code(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
     assert len(regions) > 200
 
@@ -155,7 +158,7 @@ def test_corpus_is_large_and_varied() -> None:
 @pytest.mark.parametrize("chunk", range(8))
 def test_fast_path_gives_the_phonenumbers_answer(chunk: int) -> None:
     differences = []
-    for value, country in CORPUS[chunk::8]:
+    for value, country in corpus()[chunk::8]:
         expected = _outcome(reference_normalize_phone, value, country)
         got = _outcome(normalize_phone, value, country)
         if got != expected:
@@ -166,5 +169,5 @@ def test_fast_path_gives_the_phonenumbers_answer(chunk: int) -> None:
 def test_fast_path_is_taken_for_plain_international_numbers() -> None:
     from src.rules.identifiers import _plus_digits_e164
 
-    taken = sum(_plus_digits_e164(value) is not None for value, _ in CORPUS if value.startswith("+"))
+    taken = sum(_plus_digits_e164(value) is not None for value, _ in corpus() if value.startswith("+"))
     assert taken > 10_000

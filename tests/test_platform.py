@@ -4,9 +4,12 @@ and the loopback Snap. Rows, charges, records and status messages are what the p
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,15 @@ from platform_support import (
     start_on_platform,
 )
 
+import src.main
 from src.ledger import LEDGER_STORE
+from src.main import PUSH_BACKOFF_ENV, push_backoff
 from src.net.url_guard import ALLOW_PRIVATE_ENV
 
 PIXEL = "pixel-123"
+#: The dataset writer's pauses between push attempts (2, 5 and 10 s by default) made short: the attempts and
+#: what follows them are the point, not the pauses.
+SHORT_PUSH_BACKOFF = {PUSH_BACKOFF_ENV: "0.05,0.05,0.05"}
 
 
 def real(**fields: Any) -> dict[str, Any]:
@@ -108,7 +116,9 @@ def test_fake_faults_reach_the_sdk_client_as_the_platform_would_send_them() -> N
     stores again), an outage fails every attempt, a delay still answers."""
 
     async def calls(fake: FakeApify) -> None:
-        client = ApifyClientAsync(token=fake.token, api_url=fake.base_url, max_retries=2)
+        client = ApifyClientAsync(
+            token=fake.token, api_url=fake.base_url, max_retries=2, min_delay_between_retries=timedelta(milliseconds=10)
+        )  # apify_client's own backoff (500 ms doubling) made short: the retries are the point, not their pauses
         dataset = client.dataset(fake.dataset_id)
         fake.add_faults("dataset.push", Fault.status(500))
         await dataset.push_items([{"n": 1}])
@@ -167,24 +177,6 @@ def test_send_batch_on_the_platform_pushes_rows_charges_and_stores_output(
         assert secret not in written
 
 
-def test_final_status_message_is_terminal(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
-    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(3)), apify=apify, snap=snap)
-    assert run.returncode == 0, run.stderr[-3000:]
-    final = run.final_status
-    assert final is not None and final.message == "3 of 3 sent; 3 charged"
-    assert final.terminal is True
-
-
-def test_a_run_that_sent_nothing_fails_with_a_terminal_reason(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
-    events = [{"eventType": "SIGN_UP", "email": "old@example.com", "eventTime": 1_000_000_000}]
-    run = run_on_platform(tmp_path, real(task="send_batch_events", events=events), apify=apify, snap=snap)
-    assert run.returncode == 1
-    final = run.final_status
-    assert final is not None and final.terminal is True
-    assert final.message == "0 of 1 sent: 1 invalid (eventTime is older than Snap's 37-day window); 0 charged"
-    assert run.charges == [] and snap.accepted_event_ids() == []
-
-
 def test_a_private_events_url_is_refused_on_the_platform(tmp_path: Path, snap: FakeSnap, apify: FakeApify) -> None:
     """Without the explicit setting, a platform run may not fetch loopback, private or metadata addresses."""
     with FileServer() as files:
@@ -232,7 +224,9 @@ def test_a_dataset_push_answered_500_once_is_retried_without_duplicate_rows(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
     apify.add_faults("dataset.push", Fault.status(500))
-    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(2500)), apify=apify, snap=snap)
+    run = run_on_platform(
+        tmp_path, real(task="send_batch_events", events=batch(2500)), apify=apify, snap=snap, env=SHORT_PUSH_BACKOFF
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     statuses = [r.status for r in apify.calls("dataset.push")]
     assert statuses[0] == 500 and statuses[1:] == [201] * (len(statuses) - 1)
@@ -251,14 +245,31 @@ def test_a_dataset_push_whose_answer_is_lost_does_not_duplicate_rows(
     assert len(run.rows) == run.output["datasetRows"]
 
 
-# ----- platform events and signals: a run slowed by Snap so that they land mid-run -----
+# ----- platform events and signals: a run held by Snap so that they land mid-run -----
+
+#: Conversions in a held export: five batches, so that even a batch already waiting for its turn when the
+#: event lands leaves some never sent.
+HELD_EVENTS = 10_000
+#: How long Snap keeps holding the batch in flight after the test sent the platform event or signal: time for
+#: the run to take it in before the batch comes back.
+LANDING_S = 0.3
 
 
-def slow_export(tmp_path: Path, files: FileServer, snap: FakeSnap, n: int = 6000) -> dict[str, Any]:
-    """`n` conversions from a JSON Lines URL, one batch in flight, Snap taking 1.5 s for each of the first three."""
-    snap.add_faults("events", *[SnapFault.delay(1.5)] * 3)
-    url = files.add("/events.jsonl", write_jsonl(tmp_path / "events.jsonl", conversions(n)), "application/x-ndjson")
+def held_export(tmp_path: Path, files: FileServer, snap: FakeSnap, gate: threading.Event) -> dict[str, Any]:
+    """`HELD_EVENTS` conversions from a JSON Lines URL, one batch in flight; Snap answers the first request at
+    once and holds every later one until the test sets `gate` (see `land`)."""
+    snap.add_faults("events", SnapFault.delay(0), *[SnapFault.hold(gate)] * 4)
+    url = files.add(
+        "/events.jsonl", write_jsonl(tmp_path / "events.jsonl", conversions(HELD_EVENTS)), "application/x-ndjson"
+    )
     return real(task="send_batch_events", eventsUrl=url, maxConcurrency=1)
+
+
+def land(gate: threading.Event) -> None:
+    """The event or signal was sent while Snap held the second batch: give the run a moment to take it in,
+    then let Snap answer."""
+    time.sleep(LANDING_S)
+    gate.set()
 
 
 @pytest.fixture(scope="module")
@@ -266,52 +277,66 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platfor
     """A run that gets the platform's MIGRATING event after its first charge, pauses, is killed (the old
     container is gone) and starts again on the same run and storages."""
     tmp_path = tmp_path_factory.mktemp("migrated")
+    gate = threading.Event()
     with (
         FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN) as snap,
         FakeApify(event_prices=EVENT_PRICES) as apify,
         FileServer() as files,
     ):
-        process = start_on_platform(tmp_path, slow_export(tmp_path, files, snap), apify=apify, snap=snap)
-        assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
-        assert apify.send_event("migrating", {"timeRemainingSecs": 30}) == 1
-        assert apify.wait_for(lambda fake: "paused" in str(fake.final_status))
-        process.kill()
-        process.wait()
-        assert 0 < len(snap.accepted_event_ids()) < 6000
+        process = start_on_platform(tmp_path, held_export(tmp_path, files, snap, gate), apify=apify, snap=snap)
+        try:
+            assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
+            assert apify.send_event("migrating", {"timeRemainingSecs": 30}) == 1
+            land(gate)
+            assert apify.wait_for(lambda fake: "paused" in str(fake.final_status))
+        finally:
+            gate.set()
+            process.kill()
+            process.wait()
+        assert 0 < len(snap.accepted_event_ids()) < HELD_EVENTS
         yield finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify), snap
 
 
+@pytest.mark.xdist_group("migrated")
 def test_migration_resumes_without_resending_or_charging_twice(migrated: tuple[PlatformRun, FakeSnap]) -> None:
     run, snap = migrated
+    n = HELD_EVENTS
     assert run.returncode == 0, run.stdout[-3000:]
-    assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(6000))
+    assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(n))
     assert snap.duplicates() == []
-    assert sorted(row["eventIndex"] for row in run.rows) == list(range(6000))
+    assert sorted(row["eventIndex"] for row in run.rows) == list(range(n))
     keys = [c.idempotency_key for c in run.apify.charges]
-    assert len(set(keys)) == len(keys) and run.charged_conversions == 6000
-    assert run.output["counts"] == {"sent": 6000} and run.output["charged"] == 6000
+    assert len(set(keys)) == len(keys) and run.charged_conversions == n
+    assert run.output["counts"] == {"sent": n} and run.output["charged"] == n
 
 
+@pytest.mark.xdist_group("migrated")
 def test_migrated_run_output_counts_every_dataset_row(migrated: tuple[PlatformRun, FakeSnap]) -> None:
     run, _ = migrated
-    assert run.output["datasetRows"] == len(run.rows) == 6000
+    assert run.output["datasetRows"] == len(run.rows) == HELD_EVENTS
 
 
 @pytest.fixture(scope="module")
 def aborted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformRun, FakeSnap, int]]:
     """A run that gets the platform's ABORTING event after its first charge; also how many Snap had then."""
     tmp_path = tmp_path_factory.mktemp("aborted")
+    gate = threading.Event()
     with (
         FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN) as snap,
         FakeApify(event_prices=EVENT_PRICES) as apify,
         FileServer() as files,
     ):
-        process = start_on_platform(tmp_path, slow_export(tmp_path, files, snap), apify=apify, snap=snap)
-        assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
-        assert apify.send_event("aborting") == 1
-        yield finish(process, tmp_path, apify, timeout=60), snap, 6000
+        process = start_on_platform(tmp_path, held_export(tmp_path, files, snap, gate), apify=apify, snap=snap)
+        try:
+            assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
+            assert apify.send_event("aborting") == 1
+            land(gate)
+        finally:
+            gate.set()
+        yield finish(process, tmp_path, apify, timeout=60), snap, HELD_EVENTS
 
 
+@pytest.mark.xdist_group("aborted")
 def test_abort_finishes_the_batches_in_flight_and_reads_no_more(aborted: tuple[PlatformRun, FakeSnap, int]) -> None:
     run, snap, total = aborted
     assert run.returncode == 1, run.stdout[-3000:]
@@ -321,6 +346,7 @@ def test_abort_finishes_the_batches_in_flight_and_reads_no_more(aborted: tuple[P
     assert run.output["interrupted"] and run.output["counts"] == {"sent": accepted}
 
 
+@pytest.mark.xdist_group("aborted")
 def test_abort_leaves_a_terminal_status_that_says_so(aborted: tuple[PlatformRun, FakeSnap, int]) -> None:
     final = aborted[0].final_status
     assert final is not None and final.message is not None
@@ -331,12 +357,17 @@ def test_abort_leaves_a_terminal_status_that_says_so(aborted: tuple[PlatformRun,
 def test_sigterm_stops_gracefully_keeping_the_record_of_what_was_charged(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
+    gate = threading.Event()
     with FileServer() as files:
-        process = start_on_platform(tmp_path, slow_export(tmp_path, files, snap), apify=apify, snap=snap)
-        assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
-        process.send_signal(signal.SIGTERM)
+        process = start_on_platform(tmp_path, held_export(tmp_path, files, snap, gate), apify=apify, snap=snap)
+        try:
+            assert apify.wait_for(lambda fake: fake.charges), (tmp_path / "actor.log").read_text()[-3000:]
+            process.send_signal(signal.SIGTERM)
+            land(gate)
+        finally:
+            gate.set()
         run = finish(process, tmp_path, apify, timeout=60)
-    assert run.charged_conversions > 0
+    assert 0 < run.charged_conversions < HELD_EVENTS
     assert len(run.rows_by_status("sent")) == run.charged_conversions == len(snap.accepted_event_ids())
     assert run.output["charged"] == run.charged_conversions
 
@@ -386,19 +417,41 @@ def test_a_scheduled_rerun_on_the_platform_sends_and_charges_nothing(
 # ----- the dataset down for the whole run -----
 
 
+def test_the_dataset_writers_pauses_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """2, 5 and 10 s between push attempts unless `SNAP_ACTOR_DATASET_PUSH_BACKOFF_S` says otherwise."""
+
+    def pauses() -> tuple[float, ...]:
+        spec = importlib.util.spec_from_file_location("src._main_settings", src.main.__file__)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # main.py read afresh, under the environment of the moment
+        return tuple(module.PUSH_BACKOFF_S)
+
+    monkeypatch.delenv(PUSH_BACKOFF_ENV, raising=False)
+    assert pauses() == (2.0, 5.0, 10.0)
+    monkeypatch.setenv(PUSH_BACKOFF_ENV, "0.05,0.05,0.05")
+    assert pauses() == (0.05, 0.05, 0.05)
+    for bad in ("", "soon", "1,,2", "1,-1", "nan", "5,1e9"):  # a bad setting never stops a run: the defaults
+        assert push_backoff(bad) == (2.0, 5.0, 10.0), bad
+    assert push_backoff("0,1.5") == (0.0, 1.5)
+
+
 def test_a_dataset_outage_stops_the_run_with_the_record_of_what_was_sent_and_charged(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
     """Every push fails: the run takes no new events, fails with a clear message within a few minutes, and
     OUTPUT plus the checkpoint say what Snap accepted and what was charged; once the dataset is back, the
     resurrected run stores those rows and sends the rest, nothing twice."""
+    n = 8000
     apify.set_outage("dataset.push")
     first = run_on_platform(
-        tmp_path, real(task="send_batch_events", events=batch(20_000), maxConcurrency=2), apify=apify, snap=snap
-    )
+        tmp_path, real(task="send_batch_events", events=batch(n), maxConcurrency=2), apify=apify, snap=snap,
+        env=SHORT_PUSH_BACKOFF,
+    )  # fmt: skip
     assert first.returncode == 1, first.stderr[-3000:]
+    assert [r.status for r in apify.calls("dataset.push")] == [500] * 4  # the writer's 4 attempts, then it gave up
     accepted = len(snap.accepted_event_ids())
-    assert 0 < accepted < 20_000  # stopped taking events
+    assert 0 < accepted < n  # stopped taking events
     assert first.charged_conversions == accepted == first.output["charged"]
     assert first.output["counts"] == {"sent": accepted} and first.output["rowsNotStored"] == accepted
     assert first.output["datasetRows"] == 0 == len(first.rows)
@@ -409,9 +462,9 @@ def test_a_dataset_outage_stops_the_run_with_the_record_of_what_was_sent_and_cha
     assert len(progress["unstored"]) == accepted
 
     apify.clear_outage("dataset.push")
-    resumed = run_on_platform(tmp_path, None, apify=apify, snap=snap)
+    resumed = run_on_platform(tmp_path, None, apify=apify, snap=snap, env=SHORT_PUSH_BACKOFF)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert snap.duplicates() == [] and len(snap.accepted_event_ids()) == 20_000
-    assert resumed.charged_conversions == 20_000
-    assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(20_000))
-    assert resumed.output["datasetRows"] == 20_000 and resumed.output["rowsNotStored"] == 0
+    assert snap.duplicates() == [] and len(snap.accepted_event_ids()) == n
+    assert resumed.charged_conversions == n
+    assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(n))
+    assert resumed.output["datasetRows"] == n and resumed.output["rowsNotStored"] == 0

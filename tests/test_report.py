@@ -14,11 +14,14 @@ import struct
 import subprocess
 import time
 import zlib
+from collections import Counter
+from itertools import accumulate
 from pathlib import Path
 
 import pytest
 from conftest import CAPI_TOKEN, ROOT, ActorRun, run_actor
 from fake_snap import FakeSnap
+from in_process import run_in_process
 
 from src.results.report import render_report
 from src.results.summary import DISTINCT_LIMIT, OTHER, Summary
@@ -71,6 +74,7 @@ def report_of(run: ActorRun) -> Path:
     return run.storage / "key_value_stores" / "default" / "REPORT"
 
 
+@pytest.mark.xdist_group("live_run")
 def test_every_conversion_run_stores_a_linked_report(live_run: ActorRun) -> None:
     assert live_run.output["reportKey"] == "REPORT"
     assert live_run.output["reportUrl"] is None  # a platform URL only on the platform
@@ -88,6 +92,7 @@ def test_every_conversion_run_stores_a_linked_report(live_run: ActorRun) -> None
         assert value not in page
 
 
+@pytest.mark.xdist_group("live_run")
 def test_the_live_report_shows_snaps_own_score_beside_our_grades(live_run: ActorRun) -> None:
     page = report_of(live_run).read_text()
     section = page[page.index("Snap's event quality score (Signal Readiness)") :]
@@ -97,26 +102,24 @@ def test_the_live_report_shows_snaps_own_score_beside_our_grades(live_run: Actor
     assert "not in this run" not in section.split("SIGN_UP")[0]
 
 
-def test_demo_runs_have_a_report_and_lookups_do_not(tmp_path: Path) -> None:
-    (tmp_path / "demo").mkdir()
-    demo = run_actor(tmp_path / "demo", {"task": "send_event"})
+def test_demo_runs_have_a_report_and_lookups_do_not() -> None:
+    demo = run_in_process({"task": "send_event"})
     assert demo.returncode == 0, demo.stderr
     assert demo.output["reportKey"] == "REPORT"
-    assert "demo run" in report_of(demo).read_text()
-    assert "these are sample scores, not your pixel" in report_of(demo).read_text()
-    (tmp_path / "pixels").mkdir()
-    pixels = run_actor(tmp_path / "pixels", {"task": "list_pixels"})
+    assert "demo run" in demo.records["REPORT"]
+    assert "these are sample scores, not your pixel" in demo.records["REPORT"]
+    pixels = run_in_process({"task": "list_pixels"})
     assert pixels.returncode == 0, pixels.stderr
     assert "reportKey" not in pixels.output
-    assert not report_of(pixels).exists()
+    assert "REPORT" not in pixels.records
 
 
-def test_a_run_stopped_by_snap_says_so_in_its_report(tmp_path: Path, snap: FakeSnap) -> None:
+def test_a_run_stopped_by_snap_says_so_in_its_report(snap: FakeSnap) -> None:
     actor_input = {"accessToken": "wrong-token-77", "pixelId": PIXEL, "task": "send_event", "eventType": "SIGN_UP",
                    "email": "a@example.com", "eventSourceUrl": "https://a.example"}  # fmt: skip
-    run = run_actor(tmp_path, actor_input, snap=snap)
+    run = run_in_process(actor_input, snap=snap)
     assert run.returncode != 0
-    page = report_of(run).read_text()
+    page = run.records["REPORT"]
     assert "The run stopped early" in page
     assert "wrong-token-77" not in page
 
@@ -178,30 +181,43 @@ def png_colors(png: bytes) -> tuple[int, int, dict[bytes, int]]:
     assert color_type in (2, 6)
     size = 3 if color_type == 2 else 4
     raw, stride = zlib.decompress(idat), width * size
-    previous, colors = bytearray(stride), dict[bytes, int]()
+    low, high = int.from_bytes(b"\x7f" * stride, "big"), int.from_bytes(b"\x80" * stride, "big")
+
+    def plus(line: bytes, other: bytes) -> bytes:
+        """Every byte of `line` plus the byte below it in `other`, mod 256, in one big-integer sum."""
+        a, b = int.from_bytes(line, "big"), int.from_bytes(other, "big")
+        return (((a & low) + (b & low)) ^ ((a ^ b) & high)).to_bytes(stride, "big")
+
+    previous, colors = bytes(stride), Counter[tuple[int, ...]]()
     for y in range(height):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
-        for x in range(stride):
-            left = line[x - size] if x >= size else 0
-            up, corner = previous[x], previous[x - size] if x >= size else 0
-            if kind == 1:
-                line[x] = (line[x] + left) & 0xFF
-            elif kind == 2:
-                line[x] = (line[x] + up) & 0xFF
-            elif kind == 3:
-                line[x] = (line[x] + (left + up) // 2) & 0xFF
-            elif kind == 4:
+        kind, line = raw[start], raw[start + 1 : start + 1 + stride]
+        if kind == 1:  # Sub: a running sum per channel
+            summed = bytearray(stride)
+            for channel in range(size):
+                summed[channel::size] = bytes(accumulate(line[channel::size], lambda a, b: (a + b) & 0xFF))
+            line = bytes(summed)
+        elif kind == 2:  # Up
+            line = plus(line, previous)
+        elif kind in (3, 4):  # Average, Paeth: byte by byte
+            out = bytearray(line)
+            for x in range(stride):
+                left = out[x - size] if x >= size else 0
+                up, corner = previous[x], previous[x - size] if x >= size else 0
+                if kind == 3:
+                    out[x] = (out[x] + (left + up) // 2) & 0xFF
+                    continue
                 guess = left + up - corner
-                near = min((abs(guess - left), 0, left), (abs(guess - up), 1, up), (abs(guess - corner), 2, corner))
-                line[x] = (line[x] + near[2]) & 0xFF
-        for x in range(0, stride, size):
-            pixel = bytes(line[x : x + 3])
-            colors[pixel] = colors.get(pixel, 0) + 1
+                to_left, to_up, to_corner = abs(guess - left), abs(guess - up), abs(guess - corner)
+                near = left if to_left <= to_up and to_left <= to_corner else up if to_up <= to_corner else corner
+                out[x] = (out[x] + near) & 0xFF
+            line = bytes(out)
+        colors.update(zip(line[0::size], line[1::size], line[2::size], strict=True))
         previous = line
-    return width, height, colors
+    return width, height, {bytes(color): count for color, count in colors.items()}
 
 
+@pytest.mark.xdist_group("live_run")
 @needs_chromium
 def test_the_report_renders_with_charts_and_no_console_messages(live_run: ActorRun, tmp_path: Path) -> None:
     page = tmp_path / "REPORT.html"
@@ -218,6 +234,7 @@ def test_the_report_renders_with_charts_and_no_console_messages(live_run: ActorR
         shutil.copy(screenshot(page, tmp_path, "1200,2500"), ROOT / "docs" / "report.png")
 
 
+@pytest.mark.xdist_group("live_run")
 @needs_chromium
 def test_the_console_check_catches_a_script_error(live_run: ActorRun, tmp_path: Path) -> None:
     """The check above is only worth something if it fails on a broken page: break one on purpose."""

@@ -163,24 +163,27 @@ def test_400_without_an_event_index_is_isolated_by_asking_validate(tmp_path: Pat
     assert snap.validated and not any(v["event_id"] == "order-5" for v in snap.accepted)
 
 
-def test_rate_limits_5xx_and_dropped_connections_are_retried(tmp_path: Path, snap: FakeSnap) -> None:
+def test_rate_limits_5xx_and_dropped_connections_are_retried(
+    tmp_path: Path, snap: FakeSnap, retry_waits: list[float]
+) -> None:
     snap.add_faults(
         "events",
         Fault.status(429, headers={"Retry-After": "1"}),
         Fault.status(503),
         Fault.drop(),
     )
-    started = time.monotonic()
     run = run_in_process(real(task="send_batch_events", events=batch(5)), snap=snap, ppe=True)
     assert run.returncode == 0, run.stderr
-    assert time.monotonic() - started >= 1.0  # Retry-After: 1 was honoured
+    assert len(retry_waits) == 3 and retry_waits[0] == 1.0  # Retry-After: 1 was honoured
     assert [r.status for r in snap.requests if r.kind == "events"] == [429, 503, None, 200]
     assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(5))
     assert run.charged_conversions == 5
     assert run.output["counts"] == {"sent": 5}
 
 
-def test_a_send_that_may_have_landed_is_resent_with_the_same_dedup_ids(tmp_path: Path, snap: FakeSnap) -> None:
+def test_a_send_that_may_have_landed_is_resent_with_the_same_dedup_ids(
+    tmp_path: Path, snap: FakeSnap, retry_waits: list[float]
+) -> None:
     """The connection drops after Snap accepted: the retry carries the same event_ids, which Snap
     deduplicates, and the events are charged once."""
     snap.add_faults("events", Fault.drop_after_accept())
@@ -193,10 +196,13 @@ def test_a_send_that_may_have_landed_is_resent_with_the_same_dedup_ids(tmp_path:
     assert run.charged_conversions == 3
 
 
-def test_retries_exhausted_reports_failed_and_charges_nothing(tmp_path: Path, snap: FakeSnap) -> None:
+def test_retries_exhausted_reports_failed_and_charges_nothing(
+    tmp_path: Path, snap: FakeSnap, retry_waits: list[float]
+) -> None:
     snap.add_faults("events", *[Fault.status(500)] * 3)
     run = run_in_process(real(task="send_batch_events", events=batch(4), maxRetries=2), snap=snap, ppe=True)
     assert run.returncode == 1, run.stderr
+    assert len(retry_waits) == 2  # maxRetries
     assert run.output["statusMessage"].startswith("0 of 4 sent: 4 failed (Snap Conversions API send failed")
     assert snap.accepted == []
     failed = run.rows_by_status("failed")

@@ -107,11 +107,25 @@ def test_expired_oauth_token_is_refreshed_once(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_fails_naming_the_field_and_sends_nothing(
-    tmp_path: Path, snap: FakeSnap, actor_input: dict[str, Any], field: str
+    snap: FakeSnap, actor_input: dict[str, Any], field: str
 ) -> None:
-    run = run_actor(tmp_path, actor_input, snap=snap, ppe=True)
+    run = run_in_process(actor_input, snap=snap, ppe=True)
     assert run.returncode == 1
     assert field in run.output["error"]
+    assert run.final_message == run.output["error"]  # the run's status message
+    assert snap.requests == []
+    assert run.charged_conversions == 0
+    assert CAPI_TOKEN not in run.everything_written()
+    assert "a@example.com" not in run.everything_written()
+
+
+def test_bad_input_end_to_end_fails_with_the_reason_as_terminal_status_message(tmp_path: Path, snap: FakeSnap) -> None:
+    """As a user runs it (`python -m src`): exit code 1, the reason in OUTPUT and as the terminal status message,
+    nothing sent or charged, no secret anywhere in storage or the log."""
+    actor_input = {"task": "send_event", "accessToken": CAPI_TOKEN, "email": "a@example.com"}
+    run = run_actor(tmp_path, actor_input, snap=snap, ppe=True)
+    assert run.returncode == 1
+    assert "pixelId" in run.output["error"]
     assert f"[Terminal status message]: {run.output['error']}" in run.stderr
     assert snap.requests == []
     assert run.charged_conversions == 0
@@ -119,7 +133,9 @@ def test_bad_input_fails_naming_the_field_and_sends_nothing(
     assert "a@example.com" not in run.everything_written()
 
 
-def test_webhook_gets_summary_and_rows_after_a_retry(tmp_path: Path, snap: FakeSnap, webhook: WebhookReceiver) -> None:
+def test_webhook_gets_summary_and_rows_after_a_retry(
+    tmp_path: Path, snap: FakeSnap, webhook: WebhookReceiver, retry_waits: list[float]
+) -> None:
     webhook.statuses = [503]
     run = run_in_process({"task": "send_event", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
          "email": "a@example.com", "price": 5, "webhookUrl": webhook.url},
@@ -135,7 +151,7 @@ def test_webhook_gets_summary_and_rows_after_a_retry(tmp_path: Path, snap: FakeS
 
 
 def test_failed_webhook_is_recorded_and_does_not_fail_the_run(
-    tmp_path: Path, snap: FakeSnap, webhook: WebhookReceiver
+    tmp_path: Path, snap: FakeSnap, webhook: WebhookReceiver, retry_waits: list[float]
 ) -> None:
     webhook.statuses = [500] * 10
     run = run_in_process({"webhookUrl": webhook.url, "maxRetries": 1}, snap=snap)
@@ -153,7 +169,7 @@ def test_demo_pixel_tasks_return_sample_rows(tmp_path: Path, snap: FakeSnap) -> 
     assert len(run.rows) == 2 and all(row["demo"] for row in run.rows)
 
 
-def test_capi_outage_on_validate_marks_events_failed(tmp_path: Path, snap: FakeSnap) -> None:
+def test_capi_outage_on_validate_marks_events_failed(tmp_path: Path, snap: FakeSnap, retry_waits: list[float]) -> None:
     snap.add_faults("validate", Fault.status(502), Fault.status(502))
     run = run_in_process({"task": "validate_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "eventSourceUrl": "https://a.example",
          "email": "a@example.com", "eventType": "SIGN_UP", "maxRetries": 1},
