@@ -512,3 +512,29 @@ def test_events_read_after_a_refused_token_are_failed_without_a_resend_warning()
     row = second.row("order-3")
     assert (row["status"], row["error"]) == ("failed", "not sent: token refused")
     assert RETRY_WARNING not in row["warnings"]  # it was not sent again
+
+
+def test_a_batch_waiting_for_its_turn_when_the_run_stops_is_not_sent() -> None:
+    """Abort and SIGTERM finish the batches in flight: one still waiting for a free slot stays unsent."""
+
+    def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
+        def on_call(call: int) -> None:
+            if call == 1:  # the abort arrives while the first batch is out and the next one waits for its slot
+                asyncio.get_running_loop().call_later(0.02, pipeline.stop, "aborted")
+
+        delivery.on_call = on_call
+
+    result = run([purchase(i) for i in range(6)], batch_size=2, max_concurrency=1, control=control,
+                 delivery=FakeDelivery(delay=0.05))  # fmt: skip
+    assert result.delivered == ["order-0", "order-1"]
+    assert result.status_of() == {"order-0": "sent", "order-1": "sent"}
+    assert result.summary.interrupted == "aborted"
+
+
+def test_a_batch_waiting_for_its_turn_when_snap_refuses_the_token_is_reported_not_sent() -> None:
+    result = run([purchase(i) for i in range(6)], batch_size=2, max_concurrency=1,
+                 delivery=FakeDelivery(delay=0.01, stop_on=1))  # fmt: skip
+    assert result.delivered == ["order-0", "order-1"]
+    statuses = result.status_of()
+    assert [statuses[f"order-{i}"] for i in range(6)] == ["sent", "failed", "failed", "failed", "failed", "failed"]
+    assert isinstance(result.error, SnapAuthError)

@@ -190,17 +190,21 @@ class Pipeline:
             await self._dispatch(pending.pop(built.asset_id))
 
     async def _dispatch(self, batch: list[PreparedEvent]) -> None:
-        if self.stopped_by is not None:
-            await self._not_sent(batch)
-            return
-        if not self._running.is_set():
-            await self._drain()
-            await self._commit()
-            await self._progress.set(f"{self._progress.message()} (paused: the run is being migrated)")
-            await self._running.wait()
-        if self._interrupted is not None:
-            return  # aborted while paused: these events stay unfinished, for a resurrected run
-        await self._slots.acquire()
+        while True:
+            if self.stopped_by is not None:
+                await self._not_sent(batch)
+                return
+            if not self._running.is_set():
+                await self._drain()
+                await self._commit()
+                await self._progress.set(f"{self._progress.message()} (paused: the run is being migrated)")
+                await self._running.wait()
+            if self._interrupted is not None:
+                return  # stopped (or aborted while paused): these events stay unfinished, for a resurrected run
+            await self._slots.acquire()
+            if self.stopped_by is None and self._running.is_set() and self._interrupted is None:
+                break
+            self._slots.release()  # stopped or paused while it waited for a slot: decided again above
         task = asyncio.create_task(self._deliver(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
