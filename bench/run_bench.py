@@ -52,7 +52,6 @@ from src.events.build import ConversionBuilder, Destinations, PreparedEvent  # n
 from src.events.names import EventNameResolver  # noqa: E402
 from src.events.shape import SourceEvent  # noqa: E402
 from src.events.user_data import UserDataNormalizer  # noqa: E402
-from src.events.workers import WORKERS_ENV  # noqa: E402
 from src.net.url_guard import ALLOW_PRIVATE_ENV  # noqa: E402
 from src.snap.conversions import encode_body  # noqa: E402
 
@@ -270,11 +269,10 @@ def stop_fake(fake: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def run_platform_actor(
-    workdir: Path, source: Path, profiler: list[str] | None = None, workers: str | None = None
+    workdir: Path, source: Path, profiler: list[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """One actor run on the platform path: (timings, fake Apify stats, fake Snap stats). `profiler` is a command
-    prefix the actor runs under (cProfile, py-spy); `workers` sets SNAP_ACTOR_BUILD_WORKERS (None: the actor's
-    own choice, none for the fake's 1,024 MB run)."""
+    prefix the actor runs under (cProfile, py-spy)."""
     fake_snap, snap_url = start_fake_snap()
     try:
         with FileServer() as files:
@@ -285,8 +283,6 @@ def run_platform_actor(
                 env |= apify_env | {"PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url,
                                     "SNAP_ADS_API_BASE_URL": snap_url, ALLOW_PRIVATE_ENV: "1",
                                     "APIFY_LOCAL_STORAGE_DIR": str(workdir / "platform-local-unused")}  # fmt: skip
-                if workers is not None:
-                    env[WORKERS_ENV] = workers
                 command = [*(profiler or [sys.executable]), "-m", "src"]
                 timings = watch_actor(workdir, command, env, int(snap_url.rsplit(":", 1)[1]))
                 timings["cpu_fakes"] = sum(_cpu(p) for p in (fake, fake_snap))
@@ -306,19 +302,19 @@ def _cpu(process: subprocess.Popen[str]) -> float:
 def watch_actor(
     workdir: Path, command: list[str], env: dict[str, str], snap_port: int, log_name: str = "actor.platform.log"
 ) -> dict[str, Any]:
-    """Run the actor; wall time, peak RSS and CPU time of its process tree (worker processes included), and the
-    time its first connection to the fake Snap appeared."""
+    """Run the actor; wall time, peak RSS and CPU time of its process tree (any child processes included), and
+    the time its first connection to the fake Snap appeared."""
     started = time.perf_counter()
     with (workdir / log_name).open("w") as log:
         actor = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
     process = psutil.Process(actor.pid)
-    peak, first_request, peak_main = 0, float("nan"), 0
+    peak, first_request = 0, float("nan")
     cpu: dict[int, float] = {}
     while actor.poll() is None:
         try:
             tree = [process, *process.children(recursive=True)]
             rss = [p.memory_info().rss for p in tree]
-            peak, peak_main = max(peak, sum(rss)), max(peak_main, rss[0])
+            peak = max(peak, sum(rss))
             for member in tree:
                 times = member.cpu_times()
                 cpu[member.pid] = times.user + times.system
@@ -329,53 +325,52 @@ def watch_actor(
         except psutil.Error:
             pass
         time.sleep(0.01)
-    return {"wall": time.perf_counter() - started, "peak_mb": peak / 2**20, "peak_main_mb": peak_main / 2**20,
-            "first_request": first_request, "returncode": actor.returncode, "cpu": sum(cpu.values())}  # fmt: skip
+    return {"wall": time.perf_counter() - started, "peak_mb": peak / 2**20, "first_request": first_request,
+            "returncode": actor.returncode, "cpu": sum(cpu.values())}  # fmt: skip
 
 
 def platform_main(args: argparse.Namespace, workdir: Path, source: Path) -> None:
     n = args.events
-    settings = args.workers.split(",")
-    runs: dict[str, list[dict[str, Any]]] = {setting: [] for setting in settings}
+    runs: list[dict[str, Any]] = []
     for repeat in range(args.repeat):
         reference = n / reference_loop(source)
         build_one, build_all = build_rates(source, os.cpu_count() or 1)
-        print(f"  repeat {repeat + 1}: reference loop {reference:,.0f} ev/s; build alone: one core {build_one:,.0f} "
-              f"ev/s ({build_one / reference:.3f} x), {os.cpu_count()} worker processes {build_all:,.0f} ev/s "
-              f"({build_all / reference:.3f} x)")  # fmt: skip
-        for setting in settings:
-            timings, apify, snap = run_platform_actor(workdir, source, workers=setting)
-            rate = n / timings["wall"]
-            output = apify.get("output") or {}
-            charged = apify["charged"].get("conversion-sent", 0)
-            runs[setting].append(timings | {
-                "rate": rate, "reference": reference, "ratio": rate / reference, "build_one": build_one / reference,
-                "build_all": build_all / reference, "pushes": apify["pushes"], "charge_calls": apify["charge_calls"],
-                "charged_ok": charged == snap["accepted"] == n and snap["duplicates"] == 0,
-            })  # fmt: skip
-            print(f"    workers {setting}: {timings['wall']:,.1f} s, exit {timings['returncode']}, {rate:,.0f} ev/s, "
-                  f"ratio {rate / reference:.3f}, CPU {timings['cpu']:,.1f} s, peak RSS {timings['peak_mb']:,.0f} MB "
-                  f"(main process {timings['peak_main_mb']:,.0f} MB), first Snap request "
-                  f"{timings['first_request']:.2f} s, fakes' CPU {timings['cpu_fakes']:,.1f} s")  # fmt: skip
-            print(f"      fake Snap {snap}; fake Apify: {apify['pushes']} pushes / {apify['stored_items']:,} rows, "
-                  f"{apify['charge_calls']} charge calls ({apify['duplicate_charges']} repeated), charged "
-                  f"{charged:,}, OUTPUT sent {output.get('counts', {}).get('sent')}, final status "
-                  f"{apify['final_status']}, unhandled {apify['unhandled']}")  # fmt: skip
+        timings, apify, snap = run_platform_actor(workdir, source)
+        rate = n / timings["wall"]
+        output = apify.get("output") or {}
+        charged = apify["charged"].get("conversion-sent", 0)
+        runs.append(timings | {
+            "rate": rate, "reference": reference, "ratio": rate / reference, "build_one": build_one / reference,
+            "build_all": build_all / reference, "pushes": apify["pushes"], "charge_calls": apify["charge_calls"],
+            "charged_ok": charged == snap["accepted"] == n and snap["duplicates"] == 0,
+        })  # fmt: skip
+        print(f"  run {repeat + 1}: {timings['wall']:,.1f} s, exit {timings['returncode']}, actor {rate:,.0f} ev/s, "
+              f"reference {reference:,.0f} ev/s, ratio {rate / reference:.3f}, CPU {timings['cpu']:,.1f} s "
+              f"({timings['cpu'] / timings['wall']:.0%} of the wall time; the fakes' {timings['cpu_fakes']:,.1f} s), "
+              f"peak RSS {timings['peak_mb']:,.0f} MB, first Snap request "
+              f"{timings['first_request']:.2f} s")  # fmt: skip
+        print(f"    build alone: one core {build_one:,.0f} ev/s ({build_one / reference:.3f} x reference), "
+              f"{os.cpu_count()} worker processes {build_all:,.0f} ev/s ({build_all / reference:.3f} x)")  # fmt: skip
+        print(f"    fake Snap {snap}; fake Apify: {apify['pushes']} pushes / {apify['stored_items']:,} rows, "
+              f"{apify['charge_calls']} charge calls ({apify['duplicate_charges']} repeated), charged {charged:,}, "
+              f"OUTPUT sent {output.get('counts', {}).get('sent')}, final status {apify['final_status']}, "
+              f"unhandled {apify['unhandled']}")  # fmt: skip
+
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
 
     print(f"platform path, {n:,} events, resultRows=all, PPE $0.01, median of {args.repeat}:")
-    for setting, done in runs.items():
-
-        def median(key: str, done: list[dict[str, Any]] = done) -> float:
-            return statistics.median(r[key] for r in done)
-
-        print(f"  workers {setting}: {median('rate'):,.0f} events/s ({median('wall'):,.1f} s wall, process start to "
-              f"exit), reference loop {median('reference'):,.0f} events/s, ratio {median('ratio'):.3f}; peak RSS "
-              f"{max(r['peak_mb'] for r in done):,.0f} MB with workers; first request {median('first_request'):.2f} "
-              f"s; pushes {median('pushes'):,.0f}, charge calls {median('charge_calls'):,.0f}; charged == accepted "
-              f"== events, no duplicates, in every run: {all(r['charged_ok'] for r in done)}")  # fmt: skip
-    first = runs[settings[0]]
-    print(f"  build alone / reference (median): one core {statistics.median(r['build_one'] for r in first):.3f}, "
-          f"{os.cpu_count()} worker processes {statistics.median(r['build_all'] for r in first):.3f}")  # fmt: skip
+    print(f"  actor: {median('rate'):,.0f} events/s ({median('wall'):,.1f} s wall, from process start to exit)")
+    print(f"  reference loop, same runs: {median('reference'):,.0f} events/s")
+    print(f"  ratio actor / reference (per run, median): {median('ratio'):.3f}")
+    print(f"  build alone / reference (per run, median): one core {median('build_one'):.3f}, "
+          f"{os.cpu_count()} worker processes {median('build_all'):.3f}")  # fmt: skip
+    peak = max(r["peak_mb"] for r in runs)
+    print(f"  peak RSS of the actor process: median {median('peak_mb'):,.0f} MB, max {peak:,.0f} MB")
+    print(f"  first request at the fake Snap after {median('first_request'):.2f} s")
+    print(f"  dataset pushes {median('pushes'):,.0f}, charge calls {median('charge_calls'):,.0f}, "
+          f"charged == accepted == events, no duplicates, in every run: "
+          f"{all(r['charged_ok'] for r in runs)}")  # fmt: skip
     if args.profile:
         profile = args.profile.resolve()
         timings, _, _ = run_platform_actor(workdir, source, [sys.executable, "-m", "cProfile", "-o", str(profile)])
@@ -425,9 +420,6 @@ def main() -> None:
     parser.add_argument("--platform", action="store_true", help="platform path: APIFY_IS_AT_HOME=1, fake API")
     parser.add_argument("--profile", type=Path, help="with --platform: one more run under cProfile, stats to FILE")
     parser.add_argument("--py-spy", type=Path, help="with --platform: one more run under py-spy (all threads) to FILE")
-    parser.add_argument("--workers", default="0,2",
-                        help="with --platform: comma-separated SNAP_ACTOR_BUILD_WORKERS settings to run each repeat "
-                             "(the fake platform gives the run 1,024 MB: the actor itself would pick 0)")  # fmt: skip
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -19,13 +19,9 @@ import httpx._transports.default as httpx_transports
 import pytest
 from fake_snap import FakeSnap
 
-from src.events.workers import WORKERS_ENV
 from src.net.transport import RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Runs build events in the run's process unless a test asks for worker processes (tests/test_workers.py):
-#: the same answers either way (that test compares them), without a process start per bulk run.
-os.environ.setdefault(WORKERS_ENV, "0")
 CAPI_TOKEN = "capi-token-secret-4f9a"
 OAUTH_TOKEN = "oauth-token-secret-77b1"
 PRICE_USD = 0.01
@@ -86,8 +82,7 @@ def actor_env(
 ) -> dict[str, str]:
     """The environment `python -m src` runs in: local storage, the loopback Snap, optional PPE pricing."""
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(("APIFY_", "ACTOR_", "SNAP_", "CRAWLEE_"))}
-    run_env |= {"APIFY_LOCAL_STORAGE_DIR": str(storage), "PYTHONPATH": str(ROOT), "APIFY_LOG_LEVEL": "DEBUG",
-                WORKERS_ENV: os.environ[WORKERS_ENV]}  # fmt: skip
+    run_env |= {"APIFY_LOCAL_STORAGE_DIR": str(storage), "PYTHONPATH": str(ROOT), "APIFY_LOG_LEVEL": "DEBUG"}
     if snap is not None:
         run_env |= {
             "SNAP_CAPI_BASE_URL": snap.base_url,

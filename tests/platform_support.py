@@ -17,7 +17,6 @@ from typing import Any
 from fake_apify import Charge, FakeApify, StatusMessage
 from fake_snap import FakeSnap
 
-from src.events.workers import WORKERS_ENV
 from src.net.url_guard import ALLOW_PRIVATE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +82,6 @@ def platform_env(
         "APIFY_LOG_LEVEL": "DEBUG",
         "APIFY_LOCAL_STORAGE_DIR": str(workdir / "local-storage-unused"),
         ALLOW_PRIVATE_ENV: "1",  # the tests' file server and webhook listen on loopback
-        WORKERS_ENV: os.environ[WORKERS_ENV],
     }
     run_env |= apify.actor_env()
     if snap is not None:

@@ -41,15 +41,3 @@ def test_the_rows_of_a_batch_carry_what_billing_charged() -> None:
         (0, "sent", True), (1, "invalid", False), (2, "sent", True), (3, "sent", False)
     ]  # fmt: skip
 
-
-def test_built_events_travel_between_processes_whole() -> None:
-    """Worker processes send built events back pickled: every field arrives, the payload as sent."""
-    import pickle
-
-    from src.events.build import RejectedEvent
-
-    event = prepared(3, keys=("em", "ph"), warnings=("w",))
-    back = pickle.loads(pickle.dumps(event))
-    assert back == event and back.payload == {"event_id": "o-3"}
-    rejected = RejectedEvent(4, "eventType is missing", None, "o-4", "WEB", ("em",), ("w",), "skipped")
-    assert pickle.loads(pickle.dumps(rejected)) == rejected

@@ -23,7 +23,6 @@ from ..billing import Billing, charged_flags
 from ..errors import SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
-from ..events.workers import BuildWorkers
 from ..ledger import Ledger
 from ..results.rows import DUPLICATE, SENT, EventRow, Outcome, event_row, outcome_rows, rejected_row
 from ..results.sink import DatasetUnavailableError, Progress, ResultSink
@@ -56,11 +55,8 @@ class Pipeline:
         progress: Progress,
         checkpoint: Checkpoint | None = None,
         ledger: Ledger | None = None,
-        workers: BuildWorkers | None = None,
     ) -> None:
-        """`workers`, when given, build the events in worker processes (with copies of `builder`)."""
         self._settings = settings
-        self._workers = workers
         self._ledger = ledger
         #: (asset id, event id) Snap accepted since the last commit, for the ledger.
         self._accepted: list[tuple[str, str]] = []
@@ -138,26 +134,13 @@ class Pipeline:
 
     async def _read(self, source: AsyncIterator[SourceEvent], pending: dict[str, list[PreparedEvent]]) -> None:
         """Build every event; full batches are dispatched, the rest stays in `pending`."""
-        async with contextlib.aclosing(self._built(source)) as events:
-            async for built in events:
-                if self._interrupted is not None:
-                    break  # built in a worker ahead of time: left unfinished, like the events not read
-                self._sink.summary.read += 1
-                await self._take(built, pending)
-
-    def _built(self, source: AsyncIterator[SourceEvent]) -> AsyncGenerator[PreparedEvent | RejectedEvent, None]:
-        """The events this attempt still has to finish, built in order: in the worker processes, or here."""
-        unfinished = self._unfinished(source)
-        return self._workers.build(unfinished) if self._workers is not None else self._build_here(unfinished)
-
-    async def _build_here(
-        self, events: AsyncIterator[SourceEvent]
-    ) -> AsyncGenerator[PreparedEvent | RejectedEvent, None]:
         build = self._builder.build
-        async for item in events:
-            yield build(item)
+        async with contextlib.aclosing(self._unfinished(source)) as events:
+            async for item in events:
+                self._sink.summary.read += 1
+                await self._take(build(item), pending)
 
-    async def _unfinished(self, source: AsyncIterator[SourceEvent]) -> AsyncIterator[SourceEvent]:
+    async def _unfinished(self, source: AsyncIterator[SourceEvent]) -> AsyncGenerator[SourceEvent, None]:
         """The source's events an earlier attempt did not finish; reading stops once the run is stopped."""
         checkpoint = self._checkpoint
         async for item in source:

@@ -5,7 +5,7 @@ Nothing else in the actor touches raw identifiers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from hashlib import sha256
@@ -32,17 +32,12 @@ class UserDataNormalizer:
 
     def __init__(self, *, default_phone_country: str | None = None, already_hashed: bool = False) -> None:
         self._already_hashed = already_hashed
-        self._default_phone_country = default_phone_country
         hashed: dict[str, Rule] = dict(HASHED_RULES)
         if default_phone_country:  # without one, the rule's own default: no `partial` to go through per event
             hashed["ph"] = partial(normalize_phone, default_country=default_phone_country)
         #: Every `user_data` key -> the whole transform of one value, compiled once per run.
         self._transforms: dict[str, Rule] = {key: self._hashing(rule) for key, rule in hashed.items()}
         self._transforms.update(RAW_RULES)
-
-    def __reduce__(self) -> tuple[Callable[[str | None, bool], UserDataNormalizer], tuple[str | None, bool]]:
-        # Worker processes get a copy (events.workers): rebuilt from its settings, as the transforms are closures.
-        return _normalizer, (self._default_phone_country, self._already_hashed)
 
     def normalize(self, user_data: Mapping[str, object]) -> NormalizedUserData:
         return NormalizedUserData(*self.normalize_parts(user_data))
@@ -110,6 +105,3 @@ def _as_text(value: object) -> str:
         raise IdentifierError(problem)
     return value
 
-
-def _normalizer(default_phone_country: str | None, already_hashed: bool) -> UserDataNormalizer:
-    return UserDataNormalizer(default_phone_country=default_phone_country, already_hashed=already_hashed)

@@ -28,8 +28,6 @@ class EventSource:
     events: AsyncIterator[SourceEvent]
     defaults: dict[str, Any]
     description: str
-    #: A dataset or a file: as big as the user's export, so worth building in worker processes.
-    bulk: bool = False
 
 
 def event_source(
@@ -51,11 +49,11 @@ def event_source(
     mapping = FieldMapping(actor_input.field_mapping)
     if source == "eventsDatasetId":
         events = dataset_events(open_dataset, str(actor_input.events_dataset_id), mapping, start)
-        return EventSource(events, actor_input.event_defaults(), "events from the dataset in eventsDatasetId", True)
+        return EventSource(events, actor_input.event_defaults(), "events from the dataset in eventsDatasetId")
     if source == "eventsUrl":
         retry = RetryPolicy(max_retries=actor_input.max_retries)
         events = url_events(str(actor_input.events_url), mapping, start, retry=retry, url_guard=url_guard)
-        return EventSource(events, actor_input.event_defaults(), "events from the file at eventsUrl", True)
+        return EventSource(events, actor_input.event_defaults(), "events from the file at eventsUrl")
     if source == "events" and actor_input.events is not None:
         if not actor_input.events:
             raise ActorInputError("events", "is an empty array: give at least one event object")

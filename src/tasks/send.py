@@ -9,7 +9,6 @@ from ..errors import ActorInputError
 from ..events.build import ConversionBuilder
 from ..events.names import EventNameResolver
 from ..events.user_data import UserDataNormalizer
-from ..events.workers import build_workers, worker_count
 from ..snap.quality_scores import SnapQuality
 from ..sources import event_source
 from .context import RunContext
@@ -52,41 +51,38 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
             task=actor_input.task,
             max_concurrency=actor_input.max_concurrency,
         )
-        processes = worker_count() if source.bulk and not snap.demo else 0
         ledger = await snap.ledger(validate=validate)
         await ctx.progress.set(f"{actor_input.task}: starting on {source.description}")
-        with build_workers(builder, processes) as workers:
-            pipeline = Pipeline(
-                settings,
-                builder=builder,
-                delivery=snap.delivery(validate=validate),
-                billing=snap.billing(validate=validate, checkpoint=checkpoint),
-                sink=ctx.sink,
-                progress=ctx.progress,
-                checkpoint=checkpoint,
-                ledger=ledger,
-                workers=workers,
-            )
-            ctx.stoppers.append(pipeline.stop)
+        pipeline = Pipeline(
+            settings,
+            builder=builder,
+            delivery=snap.delivery(validate=validate),
+            billing=snap.billing(validate=validate, checkpoint=checkpoint),
+            sink=ctx.sink,
+            progress=ctx.progress,
+            checkpoint=checkpoint,
+            ledger=ledger,
+        )
+        ctx.stoppers.append(pipeline.stop)
 
-            # Snap's score is only for the report: read beside the sends (once events arrive), so it never adds
-            # to the run's time, and a run whose source fails at once does not ask for it.
-            async def snap_quality() -> SnapQuality | None:
-                await pipeline.started.wait()
-                return await snap.snap_quality(destinations.pixel_id)
+        # Snap's score is only for the report: read beside the sends (once events arrive), so it never adds to the
+        # run's time, and a run whose source fails at once does not ask for it.
+        async def snap_quality() -> SnapQuality | None:
+            await pipeline.started.wait()
+            return await snap.snap_quality(destinations.pixel_id)
 
-            quality = asyncio.create_task(snap_quality())
-            aborted = "the run was aborted; events not reached were not sent"
-            removers = (
-                platform.events.on_abort(lambda: pipeline.stop(aborted)),
-                platform.events.on_migrate(pipeline.pause),
-            )
-            try:
-                await pipeline.run(source.events)
-            except BaseException:
-                quality.cancel()
-                raise
-            finally:
-                for remove in removers:
-                    remove()
+        quality = asyncio.create_task(snap_quality())
+        aborted = "the run was aborted; events not reached were not sent"
+        removers = (
+            platform.events.on_abort(lambda: pipeline.stop(aborted)),
+            platform.events.on_migrate(pipeline.pause),
+        )
+        try:
+            await pipeline.run(source.events)
+        except BaseException:
+            quality.cancel()
+            raise
+        finally:
+            for remove in removers:
+                remove()
         ctx.sink.summary.snap_quality = await quality
