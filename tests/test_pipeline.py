@@ -538,3 +538,27 @@ def test_a_batch_waiting_for_its_turn_when_snap_refuses_the_token_is_reported_no
     statuses = result.status_of()
     assert [statuses[f"order-{i}"] for i in range(6)] == ["sent", "failed", "failed", "failed", "failed", "failed"]
     assert isinstance(result.error, SnapAuthError)
+
+
+def test_started_is_set_by_the_first_event_and_at_the_end_of_a_run_without_any() -> None:
+    """What waits for work to begin (Snap's score for the report) starts with the first event, not before."""
+    seen: list[tuple[str, bool]] = []
+
+    def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
+        async def source() -> AsyncIterator[SourceEvent]:
+            seen.append(("before the first event", pipeline.started.is_set()))
+            yield SourceEvent(0, purchase(0))
+            seen.append(("after it", pipeline.started.is_set()))
+
+        holder["source"] = source
+
+    holder: dict[str, Any] = {}
+    run([], control=control, source=lambda: holder["source"]())
+    assert seen == [("before the first event", False), ("after it", True)]
+
+    async def empty() -> AsyncIterator[SourceEvent]:
+        for _ in ():
+            yield SourceEvent(0, {})
+
+    ended = run([], source=empty)
+    assert ended.pipeline is not None and ended.pipeline.started.is_set()
