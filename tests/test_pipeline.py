@@ -266,6 +266,14 @@ def test_the_maximum_charge_skips_what_it_cannot_pay_for() -> None:
     assert all("maximum charge" in row["error"] and not row["charged"] for row in skipped)
 
 
+def test_a_batch_the_maximum_charge_cannot_pay_for_at_all_is_skipped_whole() -> None:
+    result = run([purchase(i) for i in range(4)], limit=2, batch_size=2, max_concurrency=1)
+    assert result.delivered == ["order-0", "order-1"]  # the second batch is never sent: nothing left to pay
+    assert result.charged == 2
+    skipped = [(row["eventId"], row["status"]) for row in result.rows[2:]]
+    assert skipped == [("order-2", "skipped"), ("order-3", "skipped")]
+
+
 def test_a_refused_token_keeps_what_snap_accepted_and_sends_nothing_more() -> None:
     delivery = FakeDelivery(stop_on=1)
     result = run([purchase(i) for i in range(8)], delivery=delivery, batch_size=4, max_concurrency=1)
@@ -377,6 +385,23 @@ def test_a_migration_that_never_comes_resumes_reading(monkeypatch: pytest.Monkey
         delivery.on_call = lambda call: pipeline.pause() if call in (1, 2) else None
 
     result = run([purchase(i) for i in range(6)], batch_size=2, control=control)
+    assert result.delivered == [f"order-{i}" for i in range(6)]
+    assert result.summary.interrupted is None
+
+
+def test_a_migration_while_a_batch_waits_for_its_turn_loses_no_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one slot: paused while the next batch waited for it, the run goes on when the pause ends."""
+    monkeypatch.setattr(pipeline_module, "MIGRATION_GRACE_S", 0.05)
+
+    def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
+        def on_call(call: int) -> None:
+            if call == 1:
+                asyncio.get_running_loop().call_later(0.02, pipeline.pause)
+
+        delivery.on_call = on_call
+
+    result = run([purchase(i) for i in range(6)], batch_size=2, max_concurrency=1, control=control,
+                 delivery=FakeDelivery(delay=0.05))  # fmt: skip
     assert result.delivered == [f"order-{i}" for i in range(6)]
     assert result.summary.interrupted is None
 
