@@ -85,3 +85,50 @@ def test_event_names_beyond_the_limit_are_counted_together() -> None:
     assert summary.by_name[OTHER] == {"sent": 5}
     assert summary.by_name[names[0]] == {"sent": 1, "invalid": 1}  # a name already counted stays apart
     assert summary.quality_by_name[OTHER] == {"fair": 5}
+
+
+def test_a_resumed_run_starts_from_the_counts_its_checkpoint_saved() -> None:
+    earlier = Summary("send_batch_events", demo=False)
+    earlier.add(rows(400, 3))
+    earlier.delivery.isolation_requests, earlier.delivery.validate_requests = 7, 2
+    resumed = Summary("send_batch_events", demo=False)
+    resumed.restore(earlier.to_state())
+    assert said(resumed) == said(earlier)
+    assert (resumed.delivery.isolation_requests, resumed.delivery.validate_requests) == (7, 2)
+    assert resumed.read == resumed.total == 400  # what the earlier attempt finished counts as read
+
+
+def test_a_checkpoint_without_counts_restores_to_nothing() -> None:
+    resumed = Summary("send_batch_events", demo=False)
+    resumed.add(rows(10, 1))
+    resumed.restore({})
+    fresh = Summary("send_batch_events", demo=False)
+    assert said(resumed) == said(fresh)
+    assert (resumed.delivery.isolation_requests, resumed.delivery.validate_requests, resumed.read) == (0, 0, 0)
+    assert fresh.snap_quality is None and fresh.interrupted is None and fresh.delivery.isolation_requests == 0
+
+
+def test_output_says_what_the_run_did() -> None:
+    summary = Summary("send_batch_events", demo=True)
+    errors = [f"reason {i}" for i in range(7) for _ in range(i + 1)]  # reason 6 six times, ... reason 0 once
+    summary.add([{"status": "invalid", "error": error} for error in errors])
+    summary.add([{"status": "sent", "charged": True}] * 3)
+    summary.delivery.isolation_requests = 4
+    output = summary.to_output()
+    assert {key: output[key] for key in ("task", "demo", "rows", "counts", "charged", "isolationRequests")} == {
+        "task": "send_batch_events", "demo": True, "rows": len(errors) + 3,
+        "counts": {"invalid": len(errors), "sent": 3}, "charged": 3, "isolationRequests": 4,
+    }  # fmt: skip
+    assert output["topErrors"] == [{"error": f"reason {i}", "count": i + 1} for i in (6, 5, 4, 3, 2)]
+    assert "interrupted" not in output
+    assert 0 <= output["durationSeconds"] < 60 and output["durationSeconds"] == round(output["durationSeconds"], 3)
+    summary.interrupted = "the run was aborted"
+    assert summary.to_output()["interrupted"] == "the run was aborted"
+
+
+def test_reasons_beyond_the_limit_are_counted_together() -> None:
+    summary = Summary("send_batch_events", demo=False)
+    summary.add([{"status": "failed", "error": f"reason {i}"} for i in range(DISTINCT_LIMIT)])
+    summary.add([{"status": "failed", "error": "one more reason"}, {"status": "failed", "error": "reason 0"}])
+    assert len(summary.errors) == DISTINCT_LIMIT + 1 == 201
+    assert summary.errors[OTHER] == 1 and summary.errors["reason 0"] == 2

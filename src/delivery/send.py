@@ -104,7 +104,6 @@ class SnapDelivery:
         outcomes: list[Outcome] = []
         while pending:
             if not first and not isolation.spend():
-                self.stats.over_budget_batches += 1
                 outcomes.extend(_over_budget(pending, self._max_isolation))
                 break
             first = False

@@ -25,7 +25,6 @@ class DeliveryStats:
 
     isolation_requests: int = 0
     validate_requests: int = 0
-    over_budget_batches: int = 0
 
 
 def count_into(counter: Counter[str], key: str, amount: int = 1) -> None:
