@@ -40,4 +40,5 @@ def test_the_rows_of_a_batch_carry_what_billing_charged() -> None:
     assert [(row["eventIndex"], row["status"], row["charged"]) for row in rows] == [
         (0, "sent", True), (1, "invalid", False), (2, "sent", True), (3, "sent", False)
     ]  # fmt: skip
+    assert all(row["error"] is None and row["warnings"] == [] for row in rows)  # no reason given: none stored
 

@@ -105,7 +105,8 @@ def test_a_checkpoint_without_counts_restores_to_nothing() -> None:
     fresh = Summary("send_batch_events", demo=False)
     assert said(resumed) == said(fresh)
     assert (resumed.delivery.isolation_requests, resumed.delivery.validate_requests, resumed.read) == (0, 0, 0)
-    assert fresh.snap_quality is None and fresh.interrupted is None and fresh.delivery.isolation_requests == 0
+    assert fresh.snap_quality is None and fresh.interrupted is None
+    assert (fresh.delivery.isolation_requests, fresh.delivery.validate_requests) == (0, 0)
 
 
 def test_output_says_what_the_run_did() -> None:
@@ -132,3 +133,10 @@ def test_reasons_beyond_the_limit_are_counted_together() -> None:
     summary.add([{"status": "failed", "error": "one more reason"}, {"status": "failed", "error": "reason 0"}])
     assert len(summary.errors) == DISTINCT_LIMIT + 1 == 201
     assert summary.errors[OTHER] == 1 and summary.errors["reason 0"] == 2
+
+
+def test_a_reason_is_counted_without_its_line_number_and_cut_to_200_characters() -> None:
+    summary = Summary("send_batch_events", demo=False)
+    long = "x" * 300
+    summary.add([{"status": "invalid", "error": f"line {i}: {long}"} for i in range(3)])
+    assert summary.errors == {"x" * 200: 3}

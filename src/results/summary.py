@@ -27,7 +27,7 @@ class DeliveryStats:
     validate_requests: int = 0
 
 
-def count_into(counter: Counter[str], key: str, amount: int = 1) -> None:
+def count_into(counter: Counter[str], key: str, amount: int) -> None:
     """Count `key`, or `OTHER` once the counter already tells `DISTINCT_LIMIT` keys apart."""
     counter[key if key in counter or len(counter) < DISTINCT_LIMIT else OTHER] += amount
 
