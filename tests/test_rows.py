@@ -42,3 +42,19 @@ def test_the_rows_of_a_batch_carry_what_billing_charged() -> None:
     ]  # fmt: skip
     assert all(row["error"] is None and row["warnings"] == [] for row in rows)  # no reason given: none stored
 
+
+
+def test_snaps_test_event_logs_and_stats_become_rows_whatever_fields_snap_left_out() -> None:
+    from src.results.rows import log_row, stats_row
+
+    full = log_row("get_test_event_logs", "px", {"status": "VALID", "event_metadata": {
+        "event_name": "PURCHASE", "action_source": "WEB"}, "event_type": "X", "event_conversion_type": "Y"}, demo=False)
+    bare = log_row("get_test_event_logs", "px", {"event_type": "SIGN_UP", "event_conversion_type": "OFFLINE"},
+                   demo=False)  # fmt: skip
+    assert (full["eventName"], full["actionSource"]) == ("PURCHASE", "WEB")  # the event's own metadata first
+    assert (bare["eventName"], bare["actionSource"], bare["errors"], bare["warnings"]) == ("SIGN_UP", "OFFLINE", [], [])
+    empty = stats_row("get_test_event_stats", "px", {"status": "SUCCESS", "stats": {"test": {"latest_event_ts": ""}}},
+                      demo=False)  # fmt: skip
+    assert (empty["latestEventTimestamp"], empty["eventCountPastHour"]) == (None, 0)
+    counted = stats_row("get_test_event_stats", "px", {"stats": {"test": {"event_count_past_hour": "7"}}}, demo=True)
+    assert (counted["eventCountPastHour"], counted["status"], counted["demo"]) == (7, None, True)
