@@ -141,25 +141,35 @@ class Ledger:
     async def _save(self) -> None:
         for loading in list(self._assets.values()):
             asset = await loading
-            if not asset.dirty:
-                continue
-            while asset.open:
-                if asset.open_n is None:
-                    asset.open_n = max((int(c["n"]) for c in asset.chunks), default=-1) + 1
-                    asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0})
-                    asset.open_ids = ""
-                room = CHUNK_ENTRIES - len(asset.open_ids) // _HEX
-                ids = asset.open_ids + "".join(f"{key:016x}" for key in asset.open[:room])
-                await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": ids})
-                # Only once the chunk is stored: a failed write leaves its entries to the next save.
-                asset.open_ids, asset.open = ids, asset.open[room:]
-                asset.chunks[-1] |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
-                if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
-                    asset.open_n = None
-            await self._store.set(asset.prefix, {"chunks": asset.chunks})
-            if asset.retry_dirty:  # the list of events to resend changed: rewritten, dated today
-                retry = sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY]
-                ids = "".join(f"{h:016x}" for h in retry)
-                await self._store.set(f"{asset.prefix}-retry", {"day": self._today, "ids": ids})
-                asset.retry_dirty = False
-            asset.dirty = False
+            # Commits run concurrently: `add` or `not_delivered` may come while a write is in flight. The flags
+            # are cleared before the writes, so what comes during them sets them again and is written on the
+            # next turn of this loop, not forgotten.
+            while asset.dirty:
+                asset.dirty = False
+                retry_dirty, asset.retry_dirty = asset.retry_dirty, False
+                try:
+                    await self._write(asset, retry_dirty)
+                except BaseException:
+                    asset.dirty = True
+                    asset.retry_dirty = asset.retry_dirty or retry_dirty
+                    raise
+
+    async def _write(self, asset: _Asset, retry_dirty: bool) -> None:
+        while asset.open:
+            if asset.open_n is None:
+                asset.open_n = max((int(c["n"]) for c in asset.chunks), default=-1) + 1
+                asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0})
+                asset.open_ids = ""
+            room = CHUNK_ENTRIES - len(asset.open_ids) // _HEX
+            ids = asset.open_ids + "".join(f"{key:016x}" for key in asset.open[:room])
+            await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": ids})
+            # Only once the chunk is stored: a failed write leaves its entries to the next save.
+            asset.open_ids, asset.open = ids, asset.open[room:]
+            asset.chunks[-1] |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
+            if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
+                asset.open_n = None
+        await self._store.set(asset.prefix, {"chunks": asset.chunks})
+        if retry_dirty:  # the list of events to resend changed: rewritten, dated today
+            retry = sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY]
+            ids = "".join(f"{h:016x}" for h in retry)
+            await self._store.set(f"{asset.prefix}-retry", {"day": self._today, "ids": ids})

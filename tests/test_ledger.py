@@ -524,3 +524,32 @@ def test_after_a_failed_chunk_write_the_index_never_counts_entries_the_chunk_doe
         record = store.records.get(f"{_prefix(PIXEL)}-{chunk['n']}")
         assert chunk["count"] == (0 if record is None else len(json.loads(record)["ids"]) // 16)
     assert asyncio.run(Ledger(store, today=20_000).earlier(PIXEL, "a")) == "accepted"  # never sent twice
+
+
+@pytest.mark.parametrize("during", ["index", "retry"])
+def test_what_another_commit_adds_while_a_save_is_writing_is_saved_too(during: str) -> None:
+    """Batches commit concurrently: an event accepted (or failed) while a save's write is in flight is written
+    by that save, not dropped (the next run would send it again, and charge it again)."""
+
+    class BusyStore(MemoryStore):
+        ledger: Ledger | None = None
+        done = False
+
+        async def set(self, key: str, value: Any) -> None:
+            writing = "retry" if key.endswith("-retry") else "index" if key == _prefix(PIXEL) else "chunk"
+            if writing == during and not self.done and self.ledger is not None:
+                self.done = True  # another batch's commit, while this write is in flight
+                await self.ledger.add([(PIXEL, "late")])
+                await self.ledger.not_delivered([(PIXEL, "late-failed")])
+            await super().set(key, value)
+
+    async def scenario() -> tuple[str | None, str | None]:
+        store = BusyStore()
+        store.ledger = ledger = Ledger(store, today=20_000)
+        await ledger.add([(PIXEL, "first")])
+        await ledger.not_delivered([(PIXEL, "failed")])
+        await ledger.save()
+        later = Ledger(store, today=20_000)
+        return await later.earlier(PIXEL, "late"), await later.earlier(PIXEL, "late-failed")
+
+    assert asyncio.run(scenario()) == ("accepted", "not delivered")
