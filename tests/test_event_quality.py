@@ -222,3 +222,30 @@ def test_a_score_api_that_keeps_failing_costs_one_retry_and_never_the_run() -> N
     assert [row["status"] for row in rows] == ["sent"] * 3
     assert summary.snap_quality is not None and summary.snap_quality.unavailable is not None
     assert "HTTP 503" in summary.snap_quality.unavailable
+
+
+def test_a_score_api_asking_to_wait_long_is_waited_on_two_seconds_at_most(retry_waits: list[float]) -> None:
+    """A 503 with `Retry-After: 120` on the report's score must not keep a finished run waiting two minutes."""
+    with FakeSnap(capi_token=CAPI_TOKEN) as snap:
+        snap.add_faults("eqs", *[Fault.status(503, headers={"Retry-After": "120"})] * 2)
+        event = {"eventType": "SIGN_UP", "email": "a@example.com", "eventTime": int(time.time()) - 60}
+        actor_input = {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "task": "send_batch_events",
+                       "eventSourceUrl": "https://shop.example.com/", "events": [event]}  # fmt: skip
+        rows, summary = run_task(snap, actor_input)
+    assert retry_waits == [2.0]  # the one retry, after 2 s instead of the 120 asked for
+    assert [row["status"] for row in rows] == ["sent"]
+    assert summary.snap_quality is not None and "HTTP 503" in str(summary.snap_quality.unavailable)
+
+
+def test_a_score_that_never_comes_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from src.tasks import access
+
+    monkeypatch.setattr(access, "QUALITY_DEADLINE_S", 0.2)
+    with FakeSnap(capi_token=CAPI_TOKEN) as snap:
+        snap.add_faults("eqs", Fault.delay(1.0))
+        event = {"eventType": "SIGN_UP", "email": "a@example.com", "eventTime": int(time.time()) - 60}
+        actor_input = {"accessToken": CAPI_TOKEN, "pixelId": PIXEL, "task": "send_batch_events",
+                       "eventSourceUrl": "https://shop.example.com/", "events": [event]}  # fmt: skip
+        rows, summary = run_task(snap, actor_input)
+    assert [row["status"] for row in rows] == ["sent"]
+    assert summary.snap_quality is not None and "did not come within" in str(summary.snap_quality.unavailable)

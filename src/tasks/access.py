@@ -6,6 +6,7 @@ the tasks themselves have no demo branches.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -31,10 +32,12 @@ _log = logging.getLogger(__name__)
 
 #: The ids a demo stands in when the input leaves them out.
 _DEMO_IDS = {"pixelId": DEMO_PIXEL_ID, "snapAppId": DEMO_PIXEL_ID, "adAccountId": DEMO_AD_ACCOUNT_ID}
-#: Snap's score is for the report only: one retry and a short wait, so a slow or absent answer costs the run
-#: a few seconds at most (it is read while the events are sent).
-QUALITY_RETRY = RetryPolicy(max_retries=1)
+#: Snap's score is for the report only: one retry after at most 2 s (whatever Retry-After says), and 15 s in
+#: all from the first event, so a slow or absent answer holds up the end of a run by seconds at most (it is
+#: read while the events are sent).
+QUALITY_RETRY = RetryPolicy(max_retries=1, backoff_max=2.0, retry_after_max=2.0)
 QUALITY_TIMEOUT_S = 10.0
+QUALITY_DEADLINE_S = 15.0
 #: What a demo's test-event tools answer.
 _DEMO_TEST_EVENTS: dict[str, dict[str, Any]] = {
     "logs": {"logs": [{"timestamp": "1767225600000", "status": "VALID", "integration": "DIRECT"}]},
@@ -195,7 +198,10 @@ class LiveSnap:
             return None
         async with Transport(retry=QUALITY_RETRY, timeout=QUALITY_TIMEOUT_S, max_connections=1) as transport:
             marketing = MarketingApi(transport, OAuthCredentials(self._input.token()), self._ctx.endpoints)
-            return await fetch_snap_quality(marketing, pixel_id)
+            try:
+                return await asyncio.wait_for(fetch_snap_quality(marketing, pixel_id), QUALITY_DEADLINE_S)
+            except TimeoutError:
+                return SnapQuality(unavailable=f"Snap's scores did not come within {QUALITY_DEADLINE_S:.0f} s.")
 
 
 def credentials(ctx: RunContext) -> OAuthCredentials:

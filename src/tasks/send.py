@@ -81,6 +81,7 @@ async def _run(ctx: RunContext, *, validate: bool) -> None:
             await pipeline.run(source.events)
         except BaseException:
             quality.cancel()
+            await asyncio.gather(quality, return_exceptions=True)  # closed before the run's transport is
             raise
         finally:
             for remove in removers:
