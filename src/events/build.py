@@ -255,11 +255,15 @@ class ConversionBuilder:
         warnings: tuple[str, ...] = ()
         if native.warnings or user_warnings:
             warnings = tuple([shown(warning, 500) for warning in native.warnings + user_warnings])
-        reason = preflight(payload, now)
+        try:
+            body: bytes | None = orjson.dumps(payload)
+        except (orjson.JSONEncodeError, TypeError):
+            body = None  # preflight says why (a lone surrogate), or `encode_payload` copes (an int beyond 64 bits)
+        reason = preflight(payload, now, body)
         if reason is not None:
             detail = f"{reason} ({'; '.join(user_warnings)})" if user_warnings else reason
             return RejectedEvent(index, shown(detail), event_name, shown(event_id), action_source, match_keys, warnings)
-        body = encode_payload(payload)
+        body = body if body is not None else encode_payload(payload)
         return PreparedEvent(index, asset_id, body, event_id, event_name, action_source, match_keys, warnings)
 
 

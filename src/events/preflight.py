@@ -102,13 +102,15 @@ _SUSPECT_JSON = re.compile(rb"\\u00[01][0-9a-f]|\\[bfnrt]|\x7f|\xc2[\x80-\x9f]|\
 _NULL = re.compile(rb"null")
 
 
-def _clean_at_a_glance(event: Payload) -> bool:
+def _clean_at_a_glance(event: Payload, body: bytes | None = None) -> bool:
     """The common case in about a microsecond: the payload encodes (no lone surrogate, no huge int), is short
-    enough that no text in it can be too long, and its JSON shows nothing suspect."""
-    try:
-        body = orjson.dumps(event)
-    except (orjson.JSONEncodeError, TypeError):
-        return False
+    enough that no text in it can be too long, and its JSON shows nothing suspect. `body` is its compact JSON
+    when the caller already has it."""
+    if body is None:
+        try:
+            body = orjson.dumps(event)
+        except (orjson.JSONEncodeError, TypeError):
+            return False
     if len(body) > MAX_CHARS:
         return False
     # Each thing the regex looks for has a backslash, DEL, a byte outside ASCII or `null` in it: a body with
@@ -118,12 +120,12 @@ def _clean_at_a_glance(event: Payload) -> bool:
     return _SUSPECT_JSON.search(body) is None
 
 
-def check_sendable(event: Payload, now: float) -> str | None:
+def check_sendable(event: Payload, now: float, body: bytes | None = None) -> str | None:
     """Every value Snap would get is finite and clean text: no NaN or infinity (sent as null or refused),
     no control characters, U+FFFD or lone surrogates (ids Snap cannot match, or a body that cannot be
     encoded). Fields with their own rule are tidied before; this covers the rest (eventId, the URL,
-    fields passed through as given)."""
-    if _clean_at_a_glance(event):
+    fields passed through as given). `body`: the payload's compact JSON, when the caller has it."""
+    if _clean_at_a_glance(event, body):
         return None
     for path, value in _leaves(event, ""):
         name = _INPUT_NAMES.get(path, path)
@@ -136,8 +138,8 @@ def check_sendable(event: Payload, now: float) -> str | None:
     return None
 
 
+#: The rules after `check_sendable`, in order.
 RULES: tuple[Callable[[Payload, float], str | None], ...] = (
-    check_sendable,
     check_time,
     check_match_keys,
     check_purchase,
@@ -146,8 +148,11 @@ RULES: tuple[Callable[[Payload, float], str | None], ...] = (
 )
 
 
-def preflight(event: Payload, now: float) -> str | None:
-    """The first reason Snap would refuse this event, or None when it should be accepted."""
+def preflight(event: Payload, now: float, body: bytes | None = None) -> str | None:
+    """The first reason Snap would refuse this event, or None when it should be accepted. `body`, the payload's
+    compact JSON when the caller has it (the request's body), spares encoding it a second time."""
+    if (reason := check_sendable(event, now, body)) is not None:
+        return reason
     for rule in RULES:
         reason = rule(event, now)
         if reason is not None:
