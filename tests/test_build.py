@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import types
 from typing import Any
@@ -238,3 +239,15 @@ def test_a_time_without_a_zone_is_utc_whatever_the_machine_zone(monkeypatch: pyt
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_what_orjson_cannot_encode_is_still_sent_or_refused_by_name() -> None:
+    """The payload's JSON is encoded once, with orjson; an integer beyond 64 bits (in a field passed through as
+    given) goes out through `json` instead, and a lone surrogate is refused naming its field."""
+    big = 10**30
+    base = {"eventType": "SIGN_UP", "email": "a@example.com", "eventTime": int(NOW) - 60, "eventSourceUrl": URL}
+    event = prepared({**base, "custom_data": {"order_ref_number": big}})
+    assert json.loads(event.body)["custom_data"]["order_ref_number"] == big
+    assert event.payload["custom_data"]["order_ref_number"] == big
+    refused = rejected({**base, "eventId": "order-\ud800"})
+    assert "eventId" in refused.error and "broken UTF-8" in refused.error
