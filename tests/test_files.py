@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 from bulk_support import FileServer
+from loopback_http import loopback
 
 from src.errors import SourceError
 from src.events.shape import SourceEvent
@@ -24,17 +22,6 @@ from src.sources.mapping import FieldMapping
 
 OPEN = UrlGuard(allow_private=True)
 
-
-@contextmanager
-def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def decode(*chunks: bytes) -> str:

@@ -14,13 +14,13 @@ import threading
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from bulk_support import FileServer
+from loopback_http import loopback
 
 from src.errors import SourceError
 from src.events.shape import SourceEvent
@@ -54,18 +54,6 @@ def files() -> Iterator[FileServer]:
     with FileServer() as server:
         yield server
 
-
-@contextmanager
-def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve `handler` on 127.0.0.1 for the block; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def jsonl(start: int, count: int) -> bytes:
