@@ -92,7 +92,7 @@ def test_an_event_that_breaks_a_rule_unforeseen_is_one_row_not_a_crash(monkeypat
     def broken(self: object, user: object) -> object:
         raise KeyError("boom")
 
-    monkeypatch.setattr(UserDataNormalizer, "normalize_parts", broken)
+    monkeypatch.setattr(UserDataNormalizer, "normalize", broken)
     result = rejected(native())
     assert result.error == f"{UNPREPARABLE} (KeyError)"
 

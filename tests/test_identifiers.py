@@ -21,8 +21,7 @@ def digest(text: str) -> str:
 
 
 def normalized(user: dict[str, object], **options: object) -> tuple[dict[str, object], list[str]]:
-    result = UserDataNormalizer(**options).normalize(user)  # type: ignore[arg-type]
-    return result.user_data, result.warnings
+    return UserDataNormalizer(**options).normalize(user)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("key", ["zp", "external_id"])

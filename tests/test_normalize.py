@@ -19,8 +19,7 @@ def sha(text: str) -> str:
 
 
 def normalize(user_data: dict[str, Any], **options: Any) -> tuple[dict[str, Any], list[str]]:
-    result = UserDataNormalizer(**options).normalize(user_data)
-    return result.user_data, result.warnings
+    return UserDataNormalizer(**options).normalize(user_data)
 
 
 # --- Published vectors -------------------------------------------------------------------------

@@ -215,7 +215,7 @@ class ConversionBuilder:
         # `to_native` made every section given as an object a dict: anything else is not one.
         if not (type(user_data) is type(custom_data) is type(app_data) is dict):
             raise EventError("user_data, custom_data and app_data must be JSON objects")
-        user, user_warnings = self._normalizer.normalize_parts(user_data)
+        user, user_warnings = self._normalizer.normalize(user_data)
         url = raw.get("event_source_url")
         if url and "sc_click_id" not in user and (click_id := click_id_from_url(str(url))):
             user["sc_click_id"] = click_id

@@ -6,7 +6,6 @@ Nothing else in the actor touches raw identifiers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import partial
 from hashlib import sha256
 
@@ -15,12 +14,6 @@ from ..rules.identifiers import IdentifierError, Rule, is_sha256_hex, normalize_
 from ..rules.values import broken_text
 
 UserDataValue = str | list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class NormalizedUserData:
-    user_data: dict[str, UserDataValue]
-    warnings: list[str] = field(default_factory=list)
 
 
 class UserDataNormalizer:
@@ -39,11 +32,8 @@ class UserDataNormalizer:
         self._transforms: dict[str, Rule] = {key: self._hashing(rule) for key, rule in hashed.items()}
         self._transforms.update(RAW_RULES)
 
-    def normalize(self, user_data: Mapping[str, object]) -> NormalizedUserData:
-        return NormalizedUserData(*self.normalize_parts(user_data))
-
-    def normalize_parts(self, user_data: Mapping[str, object]) -> tuple[dict[str, UserDataValue], list[str]]:
-        """`normalize` without the wrapper object: the builder calls this once per event."""
+    def normalize(self, user_data: Mapping[str, object]) -> tuple[dict[str, UserDataValue], list[str]]:
+        """The event's `user_data` as Snap takes it, and a warning for each value left out."""
         result: dict[str, UserDataValue] = {}
         warnings: list[str] = []
         transforms = self._transforms
