@@ -142,11 +142,6 @@ FIELDS: tuple[Field, ...] = (
 # fmt: on
 
 SECTIONS: tuple[Section, ...] = ("user_data", "custom_data", "app_data")
-_BY_INPUT = {f.input: f for f in FIELDS}
-
-
-def field(input_name: str) -> Field:
-    return _BY_INPUT[input_name]
 
 
 # Derived tables: each consumer reads the one it needs; none is written out anywhere else.

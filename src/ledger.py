@@ -11,6 +11,9 @@ that old can no longer be sent twice) are dropped, and so are the oldest chunks 
 Records: `asset-<h>` (the index: its chunks, oldest first) and `asset-<h>-<n>` (a chunk:
 `{"day": d, "ids": "<hex><hex>..."}`). The core sees only `KeyValueStore` (get/set).
 
+Only events whose id names them in any run are kept (`PreparedEvent.lasting_id`): an id made from an event's
+content without its time would match the same customer's next identical purchase.
+
 Events a run could not deliver for a transient reason (failed after the retries, or skipped at the
 run's maximum charge) are remembered in `asset-<h>-retry` (same hashes, at most `MAX_RETRY`): they are
 not in the ledger, so the next run sends them, and their rows say they are a retry.

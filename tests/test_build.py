@@ -251,3 +251,12 @@ def test_what_orjson_cannot_encode_is_still_sent_or_refused_by_name() -> None:
     assert event.payload["custom_data"]["order_ref_number"] == big
     refused = rejected({**base, "eventId": "order-\ud800"})
     assert "eventId" in refused.error and "broken UTF-8" in refused.error
+
+
+@pytest.mark.parametrize(
+    ("given", "lasting"),
+    [({"eventId": "e-1"}, True), ({"transactionId": "o-1"}, True), ({"eventTime": int(NOW) - 60}, True), ({}, False)],
+)
+def test_an_id_from_content_without_a_time_is_not_one_for_later_runs(given: dict[str, Any], lasting: bool) -> None:
+    event = prepared({"eventType": "SIGN_UP", "email": "a@example.com", "eventSourceUrl": URL, **given})
+    assert event.lasting_id is lasting

@@ -587,3 +587,17 @@ def test_started_is_set_by_the_first_event_and_at_the_end_of_a_run_without_any()
 
     ended = run([], source=empty)
     assert ended.pipeline is not None and ended.pipeline.started.is_set()
+
+
+def test_a_repeat_purchase_without_id_or_time_is_sent_and_charged_again_by_a_later_run() -> None:
+    """Its event id comes from its content alone (so a resumed run finds the same one), and so is the same for
+    the same customer buying the same again next week: the ledger does not remember such ids across runs."""
+    ledger = MemoryStore()
+    again = {"eventType": "PURCHASE", "email": "regular@example.com", "price": 5, "currency": "USD",
+             "eventSourceUrl": "https://shop.example.com/thanks"}  # fmt: skip
+    first = run([again, purchase(1)], ledger_store=ledger)
+    later = run([again, purchase(1)], ledger_store=ledger)
+    assert first.charged == 2 and later.charged == 1
+    assert [row["status"] for row in later.rows if row["eventId"] != "order-1"] == ["sent"]
+    assert later.status_of()["order-1"] == "duplicate"  # an order id names one purchase: remembered
+    assert len(later.delivered) == 1 and later.delivered == first.delivered[:1]  # Snap gets the repeat again

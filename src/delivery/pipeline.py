@@ -160,7 +160,8 @@ class Pipeline:
         if self.stopped_by is not None:
             await self._not_sent([built])
             return
-        earlier = None if self._ledger is None else await self._ledger.earlier(built.asset_id, built.event_id)
+        ledger = self._ledger if built.lasting_id else None  # a repeat purchase without id or time is a new one
+        earlier = None if ledger is None else await ledger.earlier(built.asset_id, built.event_id)
         if earlier == "accepted":
             reason = f"already accepted by Snap in an earlier run (event_id {built.event_id})"
             await self._add_rows([event_row(task, built, DUPLICATE, reason)])
@@ -210,9 +211,11 @@ class Pipeline:
             batch_key = f"{batch[0].asset_id}:{batch[0].index}-{batch[-1].index}"
             charged = await self._billing.settle(allowed, outcomes, batch_key)
             if self._ledger is not None:
-                self._accepted.extend((o.event.asset_id, o.event.event_id) for o in outcomes if o.status == SENT)
-                failed = [(o.event.asset_id, o.event.event_id) for o in outcomes if o.status == "failed"]
-                await self._ledger.not_delivered([*failed, *((e.asset_id, e.event_id) for e in over_budget)])
+                kept = [o for o in outcomes if o.event.lasting_id]
+                self._accepted.extend((o.event.asset_id, o.event.event_id) for o in kept if o.status == SENT)
+                failed = [(o.event.asset_id, o.event.event_id) for o in kept if o.status == "failed"]
+                skipped = ((e.asset_id, e.event_id) for e in over_budget if e.lasting_id)
+                await self._ledger.not_delivered([*failed, *skipped])
             rows = outcome_rows(self._settings.task, outcomes, charged_flags(outcomes, charged))
             reason = "not sent: the run's maximum charge (max total charge USD) is used up"
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)

@@ -57,6 +57,9 @@ class PreparedEvent:
     action_source: str
     match_keys: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    #: The event id names this event in any run (given, the order id, or content with the event's time), so the
+    #: ledger may remember it. An id from content without a time names every repeat of the same purchase.
+    lasting_id: bool = True
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -244,11 +247,9 @@ class ConversionBuilder:
             payload["data_processing_options"] = ["LDU"]
         elif raw.get("data_processing_options"):
             payload["data_processing_options"] = raw["data_processing_options"]
-        event_id = str(
-            raw.get("event_id")
-            or custom.get("order_id")
-            or content_event_id(payload, time_given=raw.get("event_time") not in (None, ""))
-        )
+        given_id = raw.get("event_id") or custom.get("order_id")
+        time_given = raw.get("event_time") not in (None, "")
+        event_id = str(given_id or content_event_id(payload, time_given=time_given))
         payload["event_id"] = event_id
 
         match_keys = _ranked_match_keys(tuple(user))
@@ -264,7 +265,8 @@ class ConversionBuilder:
             detail = f"{reason} ({'; '.join(user_warnings)})" if user_warnings else reason
             return RejectedEvent(index, shown(detail), event_name, shown(event_id), action_source, match_keys, warnings)
         body = body if body is not None else encode_payload(payload)
-        return PreparedEvent(index, asset_id, body, event_id, event_name, action_source, match_keys, warnings)
+        lasting = bool(given_id) or time_given
+        return PreparedEvent(index, asset_id, body, event_id, event_name, action_source, match_keys, warnings, lasting)
 
 
 def shown(text: str, limit: int = 2000) -> str:
