@@ -23,8 +23,8 @@ from pydantic import Field as InputField
 from .rules import identifiers as rules
 from .rules import values as custom
 
-#: Longest accepted text of an event field in the input form, and the longest list.
-MAX_TEXT = 1000
+#: Longest accepted text of an event field in the input form (the events' own rule's limit), and the longest list.
+MAX_TEXT = custom.MAX_TEXT
 MAX_LIST = 1000
 MAX_URL = 8192
 

@@ -157,7 +157,7 @@ async def _apify_edge() -> RunEdge:
         base, store_id = config.api_public_base_url, config.default_key_value_store_id
         return f"{base}/v2/key-value-stores/{store_id}/records/{key}" if at_home else None
 
-    dataset_id = config.default_dataset_id
+    dataset_id, public = config.default_dataset_id, config.api_public_base_url
     return RunEdge(
         platform=Platform(
             store=_Store(store),
@@ -173,7 +173,7 @@ async def _apify_edge() -> RunEdge:
         save=save,
         record_url=record_url,
         dataset_id=dataset_id,
-        dataset_items_url=f"https://api.apify.com/v2/datasets/{dataset_id}/items?format=json" if at_home else None,
+        dataset_items_url=f"{public}/v2/datasets/{dataset_id}/items?format=json" if at_home else None,
         # On the platform users' URLs may reach public addresses only, unless the environment allows more.
         allow_private_urls=not at_home or os.environ.get(ALLOW_PRIVATE_ENV) == "1",
     )
@@ -243,12 +243,14 @@ class DatasetWriter:
         return bool(items) and items[0].get("rowId") == rows[0].get("rowId")
 
     async def count(self, fallback: int) -> int:
-        """Rows in the dataset now, every attempt of the run included (OUTPUT.datasetRows)."""
+        """Rows in the dataset now, every attempt of the run included (OUTPUT.datasetRows); locally, `fallback`."""
+        if self._client is None:
+            return fallback
         try:
             meta = await (await Actor.open_dataset()).get_metadata()
         except Exception:
             return fallback
-        return int(meta.item_count or 0) if self._client is not None else fallback
+        return int(meta.item_count or 0)
 
 
 class _Store:

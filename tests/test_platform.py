@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import signal
 import threading
 import time
@@ -17,7 +18,7 @@ import pytest
 from apify_client import ApifyClientAsync
 from apify_client.errors import ApifyApiError
 from bulk_support import FileServer, conversions, write_jsonl
-from conftest import CAPI_TOKEN, OAUTH_TOKEN
+from conftest import CAPI_TOKEN, OAUTH_TOKEN, WebhookReceiver
 from fake_apify import FakeApify, Fault
 from fake_snap import FakeSnap
 from fake_snap import Fault as SnapFault
@@ -468,3 +469,15 @@ def test_a_dataset_outage_stops_the_run_with_the_record_of_what_was_sent_and_cha
     assert resumed.charged_conversions == n
     assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(n))
     assert resumed.output["datasetRows"] == n and resumed.output["rowsNotStored"] == 0
+
+
+def test_the_webhook_links_the_runs_dataset_on_the_platforms_own_host(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify, webhook: WebhookReceiver
+) -> None:
+    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(3), webhookUrl=webhook.url),
+                          apify=apify, snap=snap)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    [body] = webhook.bodies
+    assert body["datasetItemsUrl"] == f"{apify.base_url}/v2/datasets/{apify.dataset_id}/items?format=json"
+    assert body["summary"]["counts"] == {"sent": 3} and body["summary"]["datasetRows"] == 3
+    assert CAPI_TOKEN not in json.dumps(body)
