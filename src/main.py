@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -49,6 +50,8 @@ DEFAULT_PUSH_BACKOFF_S = (2.0, 5.0, 10.0)
 #: Push bodies are gzipped at level 1: rows repeat themselves, so it still shrinks them ~20x, and zlib lets the
 #: other threads run while it works (the SDK's default, brotli, holds the interpreter lock).
 PUSH_GZIP_LEVEL = 1
+#: The cyclic collector's thresholds once start-up is over (Python's defaults: 700, 10, 10); see `tune_gc`.
+GC_THRESHOLDS = (10_000, 10, 10)
 _log = logging.getLogger(__name__)
 
 
@@ -69,11 +72,21 @@ async def main() -> None:
     async with Actor:
         _route_logs()
         edge = await _apify_edge()
+        tune_gc()
         verdict = await execute(await Actor.get_input(), edge)
         if verdict.succeeded:
             await Actor.exit(status_message=verdict.message)
         else:
             await Actor.fail(status_message=verdict.message)
+
+
+def tune_gc() -> None:
+    """A big export allocates a dozen small containers per event, next to none in a cycle. With Python's defaults
+    the collector runs every 700 allocations and walks every object start-up made (the SDK's and pydantic's, alive
+    until the run ends) about every 70,000: about 15 % of a million-event run's time. Start-up's objects are frozen
+    (never walked again) and the youngest generation is collected every 10,000 allocations."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def execute(raw_input: dict[str, Any] | None, edge: RunEdge) -> Verdict:
