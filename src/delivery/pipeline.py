@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
@@ -167,7 +166,7 @@ class Pipeline:
             await self._add_rows([event_row(task, built, DUPLICATE, reason)])
             return
         if earlier == "not delivered":
-            built = dataclasses.replace(built, warnings=(*built.warnings, RETRY_WARNING))
+            built = built._replace(warnings=(*built.warnings, RETRY_WARNING))
         batch = pending.setdefault(built.asset_id, [])
         batch.append(built)
         if len(batch) >= self._settings.batch_size:

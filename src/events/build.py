@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -42,14 +42,13 @@ class EventError(ValueError):
     """Why an event cannot be sent; shown to the user as the row's `error`."""
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedEvent:
+class PreparedEvent(NamedTuple):
     """A payload ready for Snap, and what its result row needs to say about it.
 
     The payload is kept as the compact JSON that goes into the request (`body`): encoded once, joined into
-    the request as it is."""
+    the request as it is. Immutable like a frozen dataclass, built in a third of the time (one per event)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the event's place in the input; shadows `tuple.index`, never called
     asset_id: str
     body: bytes
     event_id: str

@@ -7,9 +7,8 @@ identifier's value. Each kind of row is a TypedDict; `to_json` makes the JSON ob
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, NamedTuple, TypedDict
 
 from ..events.build import PreparedEvent, RejectedEvent
 from ..events.quality import grade
@@ -93,8 +92,9 @@ Row = EventRow | PixelRow | TestEventLogRow | StatsRow | QualityRow
 JsonRow = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """What became of one event Snap was asked about (immutable; one per event, so a tuple, cheap to build)."""
+
     event: PreparedEvent
     status: Status
     error: str | None = None
