@@ -110,6 +110,7 @@ def test_checkpoint_merges_out_of_order_ranges_into_the_watermark() -> None:
     assert checkpoint.is_done(4500)
     assert not checkpoint.is_done(6001)
     assert not checkpoint.is_done(100)
+    assert checkpoint.is_done(6002) and not checkpoint.is_done(6003)  # the newest range's last event, and past it
     checkpoint.mark(range(2000))
     checkpoint.mark(range(2000, 4000))
     assert checkpoint.watermark == 6001

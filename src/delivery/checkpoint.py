@@ -53,7 +53,10 @@ class Checkpoint:
     def is_done(self, index: int) -> bool:
         if index < self.watermark:
             return True
-        at = bisect.bisect_right(self._ranges, [index, float("inf")]) - 1
+        ranges = self._ranges
+        if not ranges or index >= ranges[-1][1]:  # past everything finished: every new event of a run as it reads
+            return False
+        at = bisect.bisect_right(ranges, [index, float("inf")]) - 1
         return at >= 0 and self._ranges[at][0] <= index < self._ranges[at][1]
 
     def mark(self, indices: Iterable[int]) -> None:
