@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from src.billing import charged_flags
 from src.events.build import PreparedEvent
 from src.results.rows import Outcome, event_row, outcome_rows, to_json
@@ -27,7 +29,8 @@ def test_snaps_words_in_a_row_never_carry_a_token() -> None:
 def test_a_row_says_which_identifiers_matched_and_how_well() -> None:
     strong = event_row(TASK, prepared(1, keys=("em", "sc_click_id")), "sent", charged=True)
     weak = event_row(TASK, prepared(2, keys=("client_ip_address", "client_user_agent")), "sent")
-    assert (strong["matchKeys"], strong["matchQuality"], strong["charged"]) == (
+    stored = json.loads(json.dumps(to_json(strong, "run")))  # as the dataset keeps it
+    assert (stored["matchKeys"], stored["matchQuality"], stored["charged"]) == (
         ["em", "sc_click_id"], "excellent", True
     )  # fmt: skip
     assert (weak["matchQuality"], weak["charged"], weak["warnings"], weak["error"]) == ("poor", False, [], None)

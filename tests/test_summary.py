@@ -68,6 +68,18 @@ def test_a_batch_is_counted_as_its_rows_one_by_one() -> None:
         assert summary.total == 300
 
 
+def test_event_rows_as_the_pipeline_makes_them_are_counted_as_one_by_one() -> None:
+    """Rows with every event key and match keys in a tuple take the grouping fast path; mixed with a row of
+    another kind, or one read back from JSON (keys in a list), the batch is counted key by key: the same counts."""
+    for seed in range(10):
+        batch = [row | {"eventName": row.get("eventName"), "matchKeys": tuple(row.get("matchKeys", ())),
+                        "matchQuality": row.get("matchQuality", "none")} for row in rows(300, seed)]  # fmt: skip
+        for mixed in (batch, [*batch, {"status": "sent", "charged": False}], [*batch, {**batch[0], "matchKeys": []}]):
+            summary = Summary("send_batch_events", demo=False)
+            summary.add(mixed)
+            assert said(summary) == one_by_one(mixed), seed
+
+
 def test_count_as_counts_every_row_under_one_status() -> None:
     batch = rows(50, 7)
     summary = Summary("list_pixels", demo=False)

@@ -29,7 +29,8 @@ class EventRow(TypedDict):
     status: Status
     error: str | None
     charged: bool
-    matchKeys: list[str]
+    #: A tuple: the event's own, shared, not copied per row (an array in the dataset, as JSON has no tuples).
+    matchKeys: tuple[str, ...]
     matchQuality: str
     warnings: list[str]
 
@@ -130,7 +131,7 @@ def event_row(
         "status": status,
         "error": redact(error) if error else error,
         "charged": charged,
-        "matchKeys": list(event.match_keys),
+        "matchKeys": event.match_keys,
         "matchQuality": _grade(event.match_keys),
         "warnings": [redact(text) for text in (*event.warnings, *warnings)] if warnings or event.warnings else [],
     }

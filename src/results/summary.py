@@ -3,6 +3,7 @@ the report read it, and a resumed run restores it from the checkpoint."""
 
 from __future__ import annotations
 
+import operator
 import re
 import time
 from collections import Counter
@@ -17,6 +18,8 @@ _LINE_PREFIX = re.compile(r"^line \d+: (element \d+ )?")
 #: that a million events with a million made-up names still take constant memory.
 DISTINCT_LIMIT = 200
 OTHER = "(other)"
+#: What tells one event row's kind from another (`Summary.add`), read in one C call per row.
+_EVENT_KIND = operator.itemgetter("status", "charged", "error", "eventName", "matchKeys", "matchQuality")
 
 
 @dataclass(slots=True)
@@ -25,6 +28,15 @@ class DeliveryStats:
 
     isolation_requests: int = 0
     validate_requests: int = 0
+
+
+def _event_kinds(rows: Sequence[Mapping[str, Any]]) -> Counter[tuple[Any, ...]] | None:
+    """The rows grouped by kind when all are event rows as `rows.event_row` makes them, else None: a row of
+    another kind (a key missing), or match keys in a list (a row read back from JSON)."""
+    try:
+        return Counter(map(_EVENT_KIND, rows))
+    except (KeyError, TypeError):
+        return None
 
 
 def count_into(counter: Counter[str], key: str, amount: int) -> None:
@@ -63,21 +75,25 @@ class Summary:
 
     def add(self, rows: Sequence[Mapping[str, Any]], count_as: str | None = None) -> None:
         """Count rows. The rows of a batch mostly look alike (same status, name and match keys), so they are
-        grouped first and each kind is counted once, with its number."""
-        kinds = Counter(
-            (
-                count_as or row["status"],
-                bool(row.get("charged")),
-                row.get("error") or None,
-                row.get("eventName") or "(no name)",
-                tuple(row["matchKeys"]) if "matchKeys" in row else None,
-                row.get("matchQuality"),
+        grouped first and each kind is counted once, with its number. Event rows as `rows.event_row` makes them
+        (every key there, `matchKeys` a tuple) are grouped as they are; any other row, key by key."""
+        kinds = _event_kinds(rows) if count_as is None else None
+        if kinds is None:
+            kinds = Counter(
+                (
+                    count_as or row["status"],
+                    row.get("charged"),
+                    row.get("error"),
+                    row.get("eventName"),
+                    tuple(row["matchKeys"]) if "matchKeys" in row else None,
+                    row.get("matchQuality"),
+                )
+                for row in rows
             )
-            for row in rows
-        )
         for (status, charged, error, name, keys, quality), n in kinds.items():
+            name = name or "(no name)"
             self.counts[status] += n
-            self.charged += charged * n
+            self.charged += bool(charged) * n
             if error and status in NOT_ACCEPTED:
                 # Grouped without the line number, so a file of bad lines makes a few entries, not one each.
                 count_into(self.errors, _LINE_PREFIX.sub("", str(error))[:200], n)
