@@ -6,10 +6,10 @@ Prints figures only (no assertions). Run from the repository root:
 
 - memory (tracemalloc): the peak while one `Ledger` takes `--events` accepted events for one pixel, and what it
   still holds once they are saved (the store's records left out): the cost of a million-event run's ledger;
-- look-ups (µs each, process time, median of `--repeat` rounds of 100,000): `earlier` for events the ledger does
-  not know, after this run accepted `--events` (a growing export's new events, as a first run sees them) and with
-  `--events` loaded from an earlier run (a nightly export); and the pipeline's path per event, look-up then
-  acceptance (`look_up` + `accept`, or `earlier` + `add` where those do not exist: the versions before them).
+- look-ups (µs each, process time, median of `--repeat` rounds of 100,000) as the pipeline makes them (`look_up`,
+  or `earlier` in the versions before it) for events the ledger does not know: after this run accepted
+  `--events` (a first run of a big export), and with `--events` loaded from an earlier run (a nightly export);
+  and the pipeline's whole path per event, look-up then acceptance (`look_up` + `accept`, or `earlier` + `add`).
 """
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ async def timed(step: Callable[[int], Coroutine[Any, Any, object]], repeat: int)
     return statistics.median(rounds)
 
 
+def look_up(ledger: Ledger) -> Callable[[str, str], Coroutine[Any, Any, object]]:
+    """The pipeline's look-up: `look_up` (one hash, and the key for the acceptance), or `earlier` before it."""
+    found: Callable[[str, str], Coroutine[Any, Any, object]] = getattr(ledger, "look_up", ledger.earlier)
+    return found
+
+
 async def look_ups(n: int, repeat: int) -> dict[str, float]:
     this_run = Ledger(MemoryStore())
     await this_run.add(pairs("accepted", n))
@@ -75,18 +81,18 @@ async def look_ups(n: int, repeat: int) -> dict[str, float]:
     await earlier_run.save()
     nightly = Ledger(store)
     await nightly.earlier(PIXEL, "load")
+    after_this_run, after_loading = look_up(this_run), look_up(nightly)
     figures = {
-        "earlier, new events, after this run accepted": await timed(
-            lambda i: this_run.earlier(PIXEL, f"new-{i}"), repeat
+        "look-up, new events, after this run accepted": await timed(
+            lambda i: after_this_run(PIXEL, f"new-{i}"), repeat
         ),
-        "earlier, new events, loaded from an earlier run": await timed(
-            lambda i: nightly.earlier(PIXEL, f"new-{i}"), repeat
+        "look-up, new events, loaded from an earlier run": await timed(
+            lambda i: after_loading(PIXEL, f"new-{i}"), repeat
         ),
     }
     fresh = Ledger(MemoryStore())
     await fresh.earlier(PIXEL, "load")
-    look_up = getattr(fresh, "look_up", None)
-    if look_up is None:  # before `look_up`: a look-up, then the acceptance by ids (hashed again)
+    if not hasattr(fresh, "look_up"):  # before `look_up`: a look-up, then the acceptance by ids (hashed again)
 
         async def per_event(i: int) -> None:
             await fresh.earlier(PIXEL, f"event-{i}")
@@ -95,7 +101,7 @@ async def look_ups(n: int, repeat: int) -> dict[str, float]:
     else:
 
         async def per_event(i: int) -> None:
-            _, key = await look_up(PIXEL, f"event-{i}")
+            _, key = await fresh.look_up(PIXEL, f"event-{i}")
             fresh.accept([key])
 
     figures["per event: look-up, then accepted (the pipeline's path)"] = await timed(per_event, repeat)
