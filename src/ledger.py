@@ -152,14 +152,13 @@ class Ledger:
         self._skip = skip
         self._today = _today() if today is None else today
         self._assets: dict[str, asyncio.Future[_Asset]] = {}
+        self._loaded: dict[str, _Asset] = {}  # those whose load is done: looked up without a wait, once per event
         self._saving = asyncio.Lock()  # concurrent commits: the newest version of a chunk must land last
 
     async def look_up(self, asset_id: str, event_id: str) -> tuple[Earlier, LedgerKey]:
         """Did Snap accept this event, in an earlier run (one whose ledger was saved) or earlier in this one (never
         with `skip` off), or did an earlier run fail to deliver it for a transient reason? With the event's key."""
-        loading = self._assets.get(asset_id)
-        # Once loaded, no wait: the pipeline looks up every event it reads.
-        asset = loading.result() if loading is not None and loading.done() else await self._asset(asset_id)
+        asset = self._loaded.get(asset_id) or await self._asset(asset_id)
         key = entry(asset_id, event_id)
         earlier: Earlier = None
         if self._skip and key in asset.before:
@@ -196,6 +195,7 @@ class Ledger:
         retry = await self._store.get(f"{asset.prefix}-retry")
         if isinstance(retry, dict) and self._today - int(retry.get("day", 0)) <= RETENTION_DAYS:
             asset.retry_before = set(_entries(str(retry.get("ids", ""))))
+        self._loaded[asset_id] = asset
         return asset
 
     def retry_later(self, keys: Iterable[LedgerKey]) -> None:
