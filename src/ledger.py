@@ -14,6 +14,12 @@ Records: `asset-<h>` (the index: its chunks, oldest first) and `asset-<h>-<n>` (
 Only events whose id names them in any run are kept (`PreparedEvent.lasting_id`): an id made from an event's
 content without its time would match the same customer's next identical purchase.
 
+In memory: the entries loaded from earlier runs are a set (at most `MAX_ENTRIES` an asset); those this run
+accepts are kept apart, in a table of 8-byte slots (`_EntrySet`: about 17 MB a million, where a set of ints
+takes about 70), so a look-up says whether Snap accepted an event in an earlier run or earlier in this one. The
+pipeline hashes each event once: `look_up` gives it a key, which it hands back to `accept` or `retry_later` once
+Snap answered. Figures: `python bench/ledger_bench.py` (docs/performance.md, "Ledger memory and look-ups").
+
 Events a run could not deliver for a transient reason (failed after the retries, or skipped at the
 run's maximum charge) are remembered in `asset-<h>-retry` (same hashes, at most `MAX_RETRY`): they are
 not in the ledger, so the next run sends them, and their rows say they are a retry.
