@@ -241,7 +241,7 @@ class Ledger:
     async def _save(self) -> None:
         for loading in list(self._assets.values()):
             asset = await loading
-            # Commits run concurrently: `add` or `not_delivered` may come while a write is in flight. The flags
+            # Commits run concurrently: `accept` or `retry_later` may come while a write is in flight. The flags
             # are cleared before the writes, so what comes during them sets them again and is written on the
             # next turn of this loop, not forgotten.
             while asset.dirty:
@@ -260,11 +260,13 @@ class Ledger:
                 asset.open_n = max((int(c["n"]) for c in asset.chunks), default=-1) + 1
                 asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0})
                 asset.open_ids = ""
-            room = CHUNK_ENTRIES - len(asset.open_ids) // _HEX
-            ids = asset.open_ids + _hex(asset.open[:room])
+            taken = asset.open[: CHUNK_ENTRIES - len(asset.open_ids) // _HEX]
+            ids = asset.open_ids + _hex(taken)
             await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": ids})
-            # Only once the chunk is stored: a failed write leaves its entries to the next save.
-            asset.open_ids, asset.open = ids, asset.open[room:]
+            # Only once the chunk is stored: a failed write leaves its entries to the next save. Only those it
+            # holds: `accept` may have queued more while it was written.
+            asset.open_ids = ids
+            del asset.open[: len(taken)]
             asset.chunks[-1] |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
             if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
                 asset.open_n = None

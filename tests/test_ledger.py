@@ -526,7 +526,7 @@ def test_after_a_failed_chunk_write_the_index_never_counts_entries_the_chunk_doe
     assert asyncio.run(Ledger(store, today=20_000).earlier(PIXEL, "a")) == "accepted"  # never sent twice
 
 
-@pytest.mark.parametrize("during", ["index", "retry"])
+@pytest.mark.parametrize("during", ["chunk", "index", "retry"])
 def test_what_another_commit_adds_while_a_save_is_writing_is_saved_too(during: str) -> None:
     """Batches commit concurrently: an event accepted (or failed) while a save's write is in flight is written
     by that save, not dropped (the next run would send it again, and charge it again)."""
