@@ -14,6 +14,12 @@ Records: `asset-<h>` (the index: its chunks, oldest first) and `asset-<h>-<n>` (
 Only events whose id names them in any run are kept (`PreparedEvent.lasting_id`): an id made from an event's
 content without its time would match the same customer's next identical purchase.
 
+In memory: the entries loaded from earlier runs are a set (at most `MAX_ENTRIES` an asset); those this run
+accepts are kept apart, in a table of 8-byte slots (`_EntrySet`: about 17 MB a million, where a set of ints
+takes about 70), so a look-up says whether Snap accepted an event in an earlier run or earlier in this one. The
+pipeline hashes each event once: `look_up` gives it a key, which it hands back to `accept` or `retry_later` once
+Snap answered. Figures: `python bench/ledger_bench.py` (docs/performance.md, "Ledger memory and look-ups").
+
 Events a run could not deliver for a transient reason (failed after the retries, or skipped at the
 run's maximum charge) are remembered in `asset-<h>-retry` (same hashes, at most `MAX_RETRY`): they are
 not in the ledger, so the next run sends them, and their rows say they are a retry.
@@ -23,7 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 import time
+from array import array
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -35,10 +43,12 @@ MAX_ENTRIES = 1_000_000
 RETENTION_DAYS = 38
 MAX_RETRY = 100_000
 _HEX = 16
+_MIN_SLOTS = 1024
 
 
-#: What an earlier run did with an event (`Ledger.earlier`): Snap accepted it, or it could not be delivered.
-Earlier = Literal["accepted", "not delivered"] | None
+#: What the ledger knows of an event (`Ledger.look_up`): Snap accepted it in an earlier run, or earlier in this
+#: one, or an earlier run could not deliver it.
+Earlier = Literal["accepted", "accepted in this run", "not delivered"] | None
 
 
 def entry(asset_id: str, event_id: str) -> int:
@@ -50,16 +60,79 @@ def _entries(ids: str) -> Iterable[int]:
     return (int(ids[i : i + _HEX], 16) for i in range(0, len(ids) - _HEX + 1, _HEX))
 
 
+def _hex(entries: Iterable[int]) -> str:
+    """Entries as stored: 16 hex characters each, in order (their big-endian bytes, in hex)."""
+    packed = array("Q", entries)
+    if sys.byteorder == "little":
+        packed.byteswap()
+    return packed.tobytes().hex()
+
+
 def _today() -> int:
     return int(time.time() // 86_400)
+
+
+class _EntrySet:
+    """A set of entries in one array of 8-byte slots, at most half full: 16 to 32 bytes an entry, where a set of
+    ints takes about 70 (an int object and a slot each). This run's accepted events, a million in a big export.
+
+    Open addressing on the entry's low bits (an entry is a hash already), probing the next slot; 0 marks an empty
+    slot, so the entry 0 is kept aside."""
+
+    __slots__ = ("_count", "_mask", "_slots", "_zero")
+
+    def __init__(self) -> None:
+        self._slots = array("Q", [0]) * _MIN_SLOTS
+        self._mask = _MIN_SLOTS - 1
+        self._count = 0
+        self._zero = False
+
+    def __contains__(self, key: int) -> bool:
+        if key == 0:
+            return self._zero
+        slots, mask = self._slots, self._mask
+        slot = key & mask
+        while held := slots[slot]:  # `_slot`, inlined: asked once per event the pipeline reads
+            if held == key:
+                return True
+            slot = (slot + 1) & mask
+        return False
+
+    def add(self, key: int) -> bool:
+        """Add the entry; False if it was there already."""
+        if key == 0:
+            added, self._zero = not self._zero, True
+            return added
+        slot = self._slot(key)
+        if self._slots[slot]:
+            return False
+        self._slots[slot] = key
+        self._count += 1
+        if 2 * self._count > len(self._slots):
+            old, self._slots = self._slots, array("Q", [0]) * (2 * len(self._slots))
+            self._mask = len(self._slots) - 1
+            for moved in filter(None, old):
+                self._slots[self._slot(moved)] = moved
+        return True
+
+    def _slot(self, key: int) -> int:
+        """The slot holding `key` (not 0), or the empty one it goes in."""
+        slots, mask = self._slots, self._mask
+        slot = key & mask
+        while (held := slots[slot]) and held != key:
+            slot = (slot + 1) & mask
+        return slot
 
 
 class _Asset:
     def __init__(self, asset_id: str) -> None:
         self.prefix = "asset-" + hashlib.sha256(asset_id.encode()).hexdigest()[:16]
         self.chunks: list[dict[str, Any]] = []  # {"n": int, "day": int, "count": int}
-        self.seen: set[int] = set()
-        self.open: list[int] = []  # entries of the newest chunk, which is rewritten as it fills
+        #: Accepted in earlier runs (as loaded: at most `MAX_ENTRIES`), and in this one (compact: a run may add
+        #: millions).
+        self.before: set[int] = set()
+        self.now = _EntrySet()
+        self.open = array("Q")  # entries not written yet: they go into the newest chunk, rewritten as it fills
         self.open_n: int | None = None
         self.open_ids = ""
         self.dirty = False
@@ -69,8 +142,15 @@ class _Asset:
         self.retry_now: set[int] = set()
 
 
+#: An event's place in the ledger: made once, when it is looked up, and handed back once Snap answered.
+LedgerKey = tuple[_Asset, int]
+
+
 class Ledger:
-    """Load an asset's entries on first use; `add` what Snap accepted; `save` writes the changed chunk."""
+    """Load an asset's entries on first use; `accept` what Snap accepted; `save` writes the changed chunk.
+
+    The pipeline looks each event up once (`look_up`, which hashes its id) and hands the key it got back to
+    `accept` or `retry_later`; `earlier`, `add` and `not_delivered` do the same by ids."""
 
     def __init__(self, store: KeyValueStore, *, skip: bool = True, today: int | None = None) -> None:
         """`skip` False (input `skipAlreadySent`): nothing is reported as seen, accepted events are still added."""
@@ -78,16 +158,26 @@ class Ledger:
         self._skip = skip
         self._today = _today() if today is None else today
         self._assets: dict[str, asyncio.Future[_Asset]] = {}
+        self._loaded: dict[str, _Asset] = {}  # those whose load is done: looked up without a wait, once per event
         self._saving = asyncio.Lock()  # concurrent commits: the newest version of a chunk must land last
 
-    async def earlier(self, asset_id: str, event_id: str) -> Earlier:
-        """Did Snap accept this event in an earlier run (one whose ledger was saved; never with `skip` off), or
-        did an earlier run fail to deliver it for a transient reason?"""
-        asset = await self._asset(asset_id)
+    async def look_up(self, asset_id: str, event_id: str) -> tuple[Earlier, LedgerKey]:
+        """Did Snap accept this event, in an earlier run (one whose ledger was saved) or earlier in this one (never
+        with `skip` off), or did an earlier run fail to deliver it for a transient reason? With the event's key."""
+        asset = self._loaded.get(asset_id) or await self._asset(asset_id)
         key = entry(asset_id, event_id)
-        if self._skip and key in asset.seen:
-            return "accepted"
-        return "not delivered" if key in asset.retry_before else None
+        earlier: Earlier = None
+        if self._skip and key in asset.before:
+            earlier = "accepted"
+        elif self._skip and key in asset.now:
+            earlier = "accepted in this run"
+        elif key in asset.retry_before:
+            earlier = "not delivered"
+        return earlier, (asset, key)
+
+    async def earlier(self, asset_id: str, event_id: str) -> Earlier:
+        """`look_up`, without the key."""
+        return (await self.look_up(asset_id, event_id))[0]
 
     async def _asset(self, asset_id: str) -> _Asset:
         """The asset's entries, loaded once; concurrent callers wait for the same load."""
@@ -107,34 +197,41 @@ class Ledger:
         for chunk in fresh:
             record = await self._store.get(f"{asset.prefix}-{chunk['n']}")
             ids = str(record.get("ids", "")) if isinstance(record, dict) else ""
-            asset.seen.update(_entries(ids))
+            asset.before.update(_entries(ids))
         retry = await self._store.get(f"{asset.prefix}-retry")
         if isinstance(retry, dict) and self._today - int(retry.get("day", 0)) <= RETENTION_DAYS:
             asset.retry_before = set(_entries(str(retry.get("ids", ""))))
+        self._loaded[asset_id] = asset
         return asset
 
-    async def not_delivered(self, events: Iterable[tuple[str, str]]) -> None:
+    def retry_later(self, keys: Iterable[LedgerKey]) -> None:
         """Remember events this run could not deliver for a transient reason, for the next run."""
-        for asset_id, event_id in events:
-            asset = await self._asset(asset_id)
+        for asset, key in keys:
             if len(asset.retry_now) < MAX_RETRY:
-                asset.retry_now.add(entry(asset_id, event_id))
+                asset.retry_now.add(key)
                 asset.dirty = asset.retry_dirty = True
 
-    async def add(self, accepted: Iterable[tuple[str, str]]) -> None:
-        """Remember `(asset id, event id)` pairs Snap accepted (written on the next `save`)."""
-        for asset_id, event_id in accepted:
-            asset = await self._asset(asset_id)
-            key = entry(asset_id, event_id)
-            if key in asset.seen:
+    async def not_delivered(self, events: Iterable[tuple[str, str]]) -> None:
+        """`retry_later`, by `(asset id, event id)`."""
+        for asset_id, event_id in events:
+            self.retry_later([(await self.look_up(asset_id, event_id))[1]])
+
+    def accept(self, keys: Iterable[LedgerKey]) -> None:
+        """Remember events Snap accepted (written on the next `save`)."""
+        for asset, key in keys:
+            if key in asset.before or not asset.now.add(key):
                 continue
             if key in asset.retry_before or key in asset.retry_now:
                 asset.retry_before.discard(key)
                 asset.retry_now.discard(key)
                 asset.retry_dirty = True
-            asset.seen.add(key)
             asset.open.append(key)
             asset.dirty = True
+
+    async def add(self, accepted: Iterable[tuple[str, str]]) -> None:
+        """`accept`, by `(asset id, event id)`."""
+        for asset_id, event_id in accepted:
+            self.accept([(await self.look_up(asset_id, event_id))[1]])
 
     async def save(self) -> None:
         """Write each changed asset's open chunk (this run's newest) and its index; a run starts its own chunk."""
@@ -144,7 +241,7 @@ class Ledger:
     async def _save(self) -> None:
         for loading in list(self._assets.values()):
             asset = await loading
-            # Commits run concurrently: `add` or `not_delivered` may come while a write is in flight. The flags
+            # Commits run concurrently: `accept` or `retry_later` may come while a write is in flight. The flags
             # are cleared before the writes, so what comes during them sets them again and is written on the
             # next turn of this loop, not forgotten.
             while asset.dirty:
@@ -163,16 +260,17 @@ class Ledger:
                 asset.open_n = max((int(c["n"]) for c in asset.chunks), default=-1) + 1
                 asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0})
                 asset.open_ids = ""
-            room = CHUNK_ENTRIES - len(asset.open_ids) // _HEX
-            ids = asset.open_ids + "".join(f"{key:016x}" for key in asset.open[:room])
+            taken = asset.open[: CHUNK_ENTRIES - len(asset.open_ids) // _HEX]
+            ids = asset.open_ids + _hex(taken)
             await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": ids})
-            # Only once the chunk is stored: a failed write leaves its entries to the next save.
-            asset.open_ids, asset.open = ids, asset.open[room:]
+            # Only once the chunk is stored: a failed write leaves its entries to the next save. Only those it
+            # holds: `accept` may have queued more while it was written.
+            asset.open_ids = ids
+            del asset.open[: len(taken)]
             asset.chunks[-1] |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
             if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
                 asset.open_n = None
         await self._store.set(asset.prefix, {"chunks": asset.chunks})
         if retry_dirty:  # the list of events to resend changed: rewritten, dated today
-            retry = sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY]
-            ids = "".join(f"{h:016x}" for h in retry)
+            ids = _hex(sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY])
             await self._store.set(f"{asset.prefix}-retry", {"day": self._today, "ids": ids})

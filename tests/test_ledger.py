@@ -526,7 +526,7 @@ def test_after_a_failed_chunk_write_the_index_never_counts_entries_the_chunk_doe
     assert asyncio.run(Ledger(store, today=20_000).earlier(PIXEL, "a")) == "accepted"  # never sent twice
 
 
-@pytest.mark.parametrize("during", ["index", "retry"])
+@pytest.mark.parametrize("during", ["chunk", "index", "retry"])
 def test_what_another_commit_adds_while_a_save_is_writing_is_saved_too(during: str) -> None:
     """Batches commit concurrently: an event accepted (or failed) while a save's write is in flight is written
     by that save, not dropped (the next run would send it again, and charge it again)."""
@@ -553,3 +553,80 @@ def test_what_another_commit_adds_while_a_save_is_writing_is_saved_too(during: s
         return await later.earlier(PIXEL, "late"), await later.earlier(PIXEL, "late-failed")
 
     assert asyncio.run(scenario()) == ("accepted", "not delivered")
+
+
+# ----- one look-up per event: the key it gives is what the pipeline hands back; this run's entries kept compact -----
+
+
+def test_an_event_accepted_earlier_in_this_run_is_told_apart_from_one_of_an_earlier_run() -> None:
+    async def scenario() -> list[Earlier]:
+        store = MemoryStore()
+        await _accept(store, [(PIXEL, "yesterday")])
+        today = Ledger(store)
+        _, key = await today.look_up(PIXEL, "today")
+        today.accept([key])
+        off = Ledger(store, skip=False)
+        await off.add([(PIXEL, "today-off")])
+        return [
+            await today.earlier(PIXEL, "yesterday"),
+            await today.earlier(PIXEL, "today"),  # before it is saved too
+            await today.earlier(PIXEL, "tomorrow"),
+            await off.earlier(PIXEL, "today-off"),  # skipping off: nothing is seen, from any run
+            await Ledger(store).earlier(PIXEL, "today"),  # not saved: a later run does not know it
+        ]
+
+    assert asyncio.run(scenario()) == ["accepted", "accepted in this run", None, None, None]
+
+
+def test_the_key_of_a_look_up_records_the_same_as_the_ids() -> None:
+    """The pipeline hands back `look_up`'s keys (no second hash): stored exactly as `add` / `not_delivered` store."""
+
+    async def scenario(by_key: bool) -> dict[str, str]:
+        store = MemoryStore()
+        ledger = Ledger(store, today=20_000)
+        if by_key:
+            keys = [(await ledger.look_up(PIXEL, e))[1] for e in ("a", "b", "c")]
+            ledger.accept(keys[:2])
+            ledger.retry_later(keys[2:])
+        else:
+            await ledger.add([(PIXEL, "a"), (PIXEL, "b")])
+            await ledger.not_delivered([(PIXEL, "c")])
+        await ledger.save()
+        return store.records
+
+    assert asyncio.run(scenario(by_key=True)) == asyncio.run(scenario(by_key=False))
+
+
+def test_concurrent_look_ups_wait_for_one_load_of_the_asset() -> None:
+    class CountingStore(MemoryStore):
+        reads = 0
+
+        async def get(self, key: str) -> Any:
+            self.reads += 1
+            await asyncio.sleep(0)
+            return await super().get(key)
+
+    async def scenario() -> tuple[list[Earlier], int]:
+        store = CountingStore()
+        await _accept(store, [(PIXEL, "a")])
+        store.reads = 0
+        later = Ledger(store)
+        found = await asyncio.gather(*(later.earlier(PIXEL, e) for e in ("a", "b", "a")))
+        found.append(await later.earlier(PIXEL, "a"))  # loaded: answered without reading again
+        return list(found), store.reads
+
+    assert asyncio.run(scenario()) == (["accepted", None, "accepted", "accepted"], 3)  # index, chunk, retry list
+
+
+def test_this_runs_entry_set_holds_every_entry_through_its_growth() -> None:
+    """A lost entry is an event sent and charged twice by the next run: every entry is found after the table grows,
+    including those that share a slot (same low bits) and the entry 0, which marks no empty slot."""
+    entries = ledger_module._EntrySet()
+    crowded = [n << 40 | 7 for n in range(1, 60)]  # the same low bits: one slot, then the next ones
+    spread = [int.from_bytes(hashlib.sha256(str(n).encode()).digest()[:8], "big") for n in range(5_000)]
+    added = [entries.add(key) for key in [0, *crowded, *spread]]
+    assert all(added)
+    assert not any(entries.add(key) for key in [0, *crowded, *spread])  # already there
+    assert all(key in entries for key in [0, *crowded, *spread])
+    assert not any(key in entries for key in [7, 1 << 40, 60 << 40 | 7, *range(1, 100)])
+    assert 0 not in ledger_module._EntrySet()

@@ -499,6 +499,22 @@ def test_the_ledger_skips_what_snap_accepted_before_and_marks_resends() -> None:
     assert RETRY_WARNING not in second.row("order-2")["warnings"]
 
 
+def test_an_event_repeated_in_a_run_after_snap_accepted_it_is_a_duplicate_of_this_run() -> None:
+    """Its row says this run sent it, not an earlier one; a later run says an earlier one did."""
+    ledger = MemoryStore()
+    data = [purchase(0), purchase(1), purchase(0)]  # one at a time: order-0 is accepted before its repeat is read
+    first = run(data, ledger_store=ledger, batch_size=1, max_concurrency=1)
+    assert first.delivered == ["order-0", "order-1"] and first.charged == 2
+    (repeat,) = [row for row in first.rows if row["eventIndex"] == 2]
+    assert (repeat["eventId"], repeat["status"], repeat["charged"]) == ("order-0", "duplicate", False)
+    assert repeat["error"] == "already accepted by Snap earlier in this run (event_id order-0)"
+    later = run(data, ledger_store=ledger)
+    assert later.delivered == [] and later.charged == 0
+    assert {row["error"] for row in later.rows} == {
+        f"already accepted by Snap in an earlier run (event_id order-{i})" for i in (0, 1)
+    }
+
+
 def test_events_over_the_budget_are_sent_again_next_time_with_a_warning() -> None:
     ledger = MemoryStore()
     run([purchase(i) for i in range(3)], ledger_store=ledger, limit=1)

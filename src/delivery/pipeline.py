@@ -22,7 +22,7 @@ from ..billing import Billing, charged_flags
 from ..errors import SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
-from ..ledger import Ledger
+from ..ledger import Earlier, Ledger, LedgerKey
 from ..results.rows import DUPLICATE, SENT, EventRow, Outcome, event_row, outcome_rows, rejected_row
 from ..results.sink import DatasetUnavailableError, Progress, ResultSink
 from ..results.summary import Summary
@@ -33,6 +33,8 @@ MAX_BATCH = 2000
 #: A migration that has not moved the run after this long was a false alarm: reading resumes.
 MIGRATION_GRACE_S = 300.0
 RETRY_WARNING = "not delivered by an earlier run (failed or over its maximum charge): sent again now"
+#: When Snap accepted an event the ledger knows, as its duplicate row says.
+_ACCEPTED: dict[Earlier, str] = {"accepted": "in an earlier run", "accepted in this run": "earlier in this run"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,11 @@ class Pipeline:
     ) -> None:
         self._settings = settings
         self._ledger = ledger
-        #: (asset id, event id) Snap accepted since the last commit, for the ledger.
-        self._accepted: list[tuple[str, str]] = []
+        #: The ledger's key of each batched event (by its index), from its look-up until Snap answered for it (events
+        #: never sent, as the run stops, keep theirs: it is ending).
+        self._ledger_keys: dict[int, LedgerKey] = {}
+        #: Keys of the events Snap accepted since the last commit, for the ledger.
+        self._accepted: list[LedgerKey] = []
         #: Set once the dataset refused rows: no new events are taken, the run fails once in-flight work is recorded.
         self.dataset_down: DatasetUnavailableError | None = None
         self._builder = builder
@@ -159,14 +164,15 @@ class Pipeline:
         if self.stopped_by is not None:
             await self._not_sent([built])
             return
-        ledger = self._ledger if built.lasting_id else None  # a repeat purchase without id or time is a new one
-        earlier = None if ledger is None else await ledger.earlier(built.asset_id, built.event_id)
-        if earlier == "accepted":
-            reason = f"already accepted by Snap in an earlier run (event_id {built.event_id})"
-            await self._add_rows([event_row(task, built, DUPLICATE, reason)])
-            return
-        if earlier == "not delivered":
-            built = built._replace(warnings=(*built.warnings, RETRY_WARNING))
+        if self._ledger is not None and built.lasting_id:  # a repeat purchase without id or time is a new one
+            earlier, key = await self._ledger.look_up(built.asset_id, built.event_id)
+            if (when := _ACCEPTED.get(earlier)) is not None:
+                reason = f"already accepted by Snap {when} (event_id {built.event_id})"
+                await self._add_rows([event_row(task, built, DUPLICATE, reason)])
+                return
+            if earlier == "not delivered":
+                built = built._replace(warnings=(*built.warnings, RETRY_WARNING))
+            self._ledger_keys[built.index] = key
         batch = pending.setdefault(built.asset_id, [])
         batch.append(built)
         if len(batch) >= self._settings.batch_size:
@@ -210,11 +216,12 @@ class Pipeline:
             batch_key = f"{batch[0].asset_id}:{batch[0].index}-{batch[-1].index}"
             charged = await self._billing.settle(allowed, outcomes, batch_key)
             if self._ledger is not None:
-                kept = [o for o in outcomes if o.event.lasting_id]
-                self._accepted.extend((o.event.asset_id, o.event.event_id) for o in kept if o.status == SENT)
-                failed = [(o.event.asset_id, o.event.event_id) for o in kept if o.status == "failed"]
-                skipped = ((e.asset_id, e.event_id) for e in over_budget if e.lasting_id)
-                await self._ledger.not_delivered([*failed, *skipped])
+                # Only events with a lasting id have a key: the ledger looked those up.
+                keys = {e.index: key for e in batch if (key := self._ledger_keys.pop(e.index, None)) is not None}
+                sent = [o.event.index for o in outcomes if o.status == SENT]
+                failed = [o.event.index for o in outcomes if o.status == "failed"]
+                self._accepted.extend(keys[i] for i in sent if i in keys)
+                self._ledger.retry_later(keys[i] for i in [*failed, *(e.index for e in over_budget)] if i in keys)
             rows = outcome_rows(self._settings.task, outcomes, charged_flags(outcomes, charged))
             reason = "not sent: the run's maximum charge (max total charge USD) is used up"
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)
@@ -248,8 +255,7 @@ class Pipeline:
             self._committed.add(rows)
             await self._checkpoint.save(self._committed, self._sink.unstored())
         if self._ledger is not None:
-            if accepted:
-                await self._ledger.add(accepted)
+            self._ledger.accept(accepted)
             await self._ledger.save()  # writes only what changed: accepted events and those to resend
 
     async def _tick(self) -> None:

@@ -106,7 +106,8 @@ class Outcome(NamedTuple):
 SENT: Final = "sent"
 #: Statuses whose `error` says why an event was not accepted.
 NOT_ACCEPTED = ("invalid", "failed", "skipped")
-#: An event Snap accepted in an earlier run (see `ledger`): not sent again, not charged, not a failure.
+#: An event Snap accepted in an earlier run, or earlier in this one (see `ledger`): not sent again, not charged,
+#: not a failure.
 DUPLICATE: Final = "duplicate"
 #: The grade of each set of match keys seen: an export has a handful of them, graded once each.
 _grade = lru_cache(maxsize=1024)(grade)

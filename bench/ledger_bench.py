@@ -1,0 +1,123 @@
+"""Ledger benchmark: memory of a run that accepts a million events, and the CPU time of a look-up.
+
+Prints figures only (no assertions). Run from the repository root:
+
+    python bench/ledger_bench.py --events 1000000 --repeat 5
+
+- memory (tracemalloc): the peak while one `Ledger` takes `--events` accepted events for one pixel, and what it
+  still holds once they are saved (the store's records left out): the cost of a million-event run's ledger;
+- look-ups (µs each, process time, median of `--repeat` rounds of 100,000) as the pipeline makes them (`look_up`,
+  or `earlier` in the versions before it) for events the ledger does not know: after this run accepted
+  `--events` (a first run of a big export), and with `--events` loaded from an earlier run (a nightly export);
+  and the pipeline's whole path per event, look-up then acceptance (`look_up` + `accept`, or `earlier` + `add`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from memory_platform import MemoryStore  # noqa: E402
+
+from src.ledger import Ledger  # noqa: E402
+
+PIXEL = "bench-pixel"
+ROUND = 100_000
+
+
+def pairs(prefix: str, n: int) -> Iterator[tuple[str, str]]:
+    return ((PIXEL, f"{prefix}-{i}") for i in range(n))
+
+
+async def memory(n: int) -> tuple[float, float]:
+    """MB traced: the peak while `n` accepted events are added (not saved yet), and what the ledger still holds
+    once they are saved (the store's records left out)."""
+    gc.collect()
+    tracemalloc.start()
+    store = MemoryStore()
+    ledger = Ledger(store)
+    await ledger.add(pairs("accepted", n))
+    peak = tracemalloc.get_traced_memory()[1]
+    await ledger.save()
+    held = tracemalloc.get_traced_memory()[0] - sum(sys.getsizeof(record) for record in store.records.values())
+    tracemalloc.stop()
+    return peak / 1e6, held / 1e6
+
+
+async def timed(step: Callable[[int], Coroutine[Any, Any, object]], repeat: int) -> float:
+    """Median µs per call of `step(i)` over `repeat` rounds of `ROUND` calls, in process time."""
+    rounds = []
+    for r in range(repeat):
+        start = time.process_time()
+        for i in range(r * ROUND, (r + 1) * ROUND):
+            await step(i)
+        rounds.append((time.process_time() - start) / ROUND * 1e6)
+    return statistics.median(rounds)
+
+
+def look_up(ledger: Ledger) -> Callable[[str, str], Coroutine[Any, Any, object]]:
+    """The pipeline's look-up: `look_up` (one hash, and the key for the acceptance), or `earlier` before it."""
+    found: Callable[[str, str], Coroutine[Any, Any, object]] = getattr(ledger, "look_up", ledger.earlier)
+    return found
+
+
+async def look_ups(n: int, repeat: int) -> dict[str, float]:
+    this_run = Ledger(MemoryStore())
+    await this_run.add(pairs("accepted", n))
+    store = MemoryStore()
+    earlier_run = Ledger(store)
+    await earlier_run.add(pairs("accepted", n))
+    await earlier_run.save()
+    nightly = Ledger(store)
+    await nightly.earlier(PIXEL, "load")
+    after_this_run, after_loading = look_up(this_run), look_up(nightly)
+    figures = {
+        "look-up, new events, after this run accepted": await timed(
+            lambda i: after_this_run(PIXEL, f"new-{i}"), repeat
+        ),
+        "look-up, new events, loaded from an earlier run": await timed(
+            lambda i: after_loading(PIXEL, f"new-{i}"), repeat
+        ),
+    }
+    fresh = Ledger(MemoryStore())
+    await fresh.earlier(PIXEL, "load")
+    if not hasattr(fresh, "look_up"):  # before `look_up`: a look-up, then the acceptance by ids (hashed again)
+
+        async def per_event(i: int) -> None:
+            await fresh.earlier(PIXEL, f"event-{i}")
+            await fresh.add([(PIXEL, f"event-{i}")])
+
+    else:
+
+        async def per_event(i: int) -> None:
+            _, key = await fresh.look_up(PIXEL, f"event-{i}")
+            fresh.accept([key])
+
+    figures["per event: look-up, then accepted (the pipeline's path)"] = await timed(per_event, repeat)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    peak, held = asyncio.run(memory(args.events))
+    print(f"{args.events:,} accepted events: traced peak {peak:.1f} MB, held once saved {held:.1f} MB")
+    for name, us in asyncio.run(look_ups(args.events, args.repeat)).items():
+        print(f"{name}: {us:.2f} µs (median of {args.repeat} x {ROUND:,})")
+
+
+if __name__ == "__main__":
+    main()
