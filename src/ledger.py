@@ -150,7 +150,7 @@ class Ledger:
     """Load an asset's entries on first use; `accept` what Snap accepted; `save` writes the changed chunk.
 
     The pipeline looks each event up once (`look_up`, which hashes its id) and hands the key it got back to
-    `accept` or `retry_later`; `earlier`, `add` and `not_delivered` do the same by ids."""
+    `accept` or `retry_later`."""
 
     def __init__(self, store: KeyValueStore, *, skip: bool = True, today: int | None = None) -> None:
         """`skip` False (input `skipAlreadySent`): nothing is reported as seen, accepted events are still added."""
@@ -174,10 +174,6 @@ class Ledger:
         elif key in asset.retry_before:
             earlier = "not delivered"
         return earlier, (asset, key)
-
-    async def earlier(self, asset_id: str, event_id: str) -> Earlier:
-        """`look_up`, without the key."""
-        return (await self.look_up(asset_id, event_id))[0]
 
     async def _asset(self, asset_id: str) -> _Asset:
         """The asset's entries, loaded once; concurrent callers wait for the same load."""
@@ -211,11 +207,6 @@ class Ledger:
                 asset.retry_now.add(key)
                 asset.dirty = asset.retry_dirty = True
 
-    async def not_delivered(self, events: Iterable[tuple[str, str]]) -> None:
-        """`retry_later`, by `(asset id, event id)`."""
-        for asset_id, event_id in events:
-            self.retry_later([(await self.look_up(asset_id, event_id))[1]])
-
     def accept(self, keys: Iterable[LedgerKey]) -> None:
         """Remember events Snap accepted (written on the next `save`)."""
         for asset, key in keys:
@@ -227,11 +218,6 @@ class Ledger:
                 asset.retry_dirty = True
             asset.open.append(key)
             asset.dirty = True
-
-    async def add(self, accepted: Iterable[tuple[str, str]]) -> None:
-        """`accept`, by `(asset id, event id)`."""
-        for asset_id, event_id in accepted:
-            self.accept([(await self.look_up(asset_id, event_id))[1]])
 
     async def save(self) -> None:
         """Write each changed asset's open chunk (this run's newest) and its index; a run starts its own chunk."""

@@ -24,9 +24,24 @@ from src.ledger import LEDGER_STORE, Earlier, Ledger, entry
 PIXEL = "pixel-ledger-1"
 
 
+async def earlier(ledger: Ledger, asset_id: str, event_id: str) -> Earlier:
+    """What the ledger knows of one event: `look_up` without the key."""
+    return (await ledger.look_up(asset_id, event_id))[0]
+
+
+async def add(ledger: Ledger, pairs: list[tuple[str, str]]) -> None:
+    """Snap accepted these `(asset id, event id)`: looked up, then their keys accepted, as the pipeline does."""
+    ledger.accept([(await ledger.look_up(asset_id, event_id))[1] for asset_id, event_id in pairs])
+
+
+async def not_delivered(ledger: Ledger, pairs: list[tuple[str, str]]) -> None:
+    """These `(asset id, event id)` were not delivered for a transient reason: their keys kept for a retry."""
+    ledger.retry_later([(await ledger.look_up(asset_id, event_id))[1] for asset_id, event_id in pairs])
+
+
 async def _accept(store: MemoryStore, pairs: list[tuple[str, str]], **options: Any) -> Ledger:
     ledger = Ledger(store, **options)
-    await ledger.add(pairs)
+    await add(ledger, pairs)
     await ledger.save()
     return ledger
 
@@ -37,11 +52,11 @@ def test_a_later_run_sees_what_an_earlier_run_saved_per_asset() -> None:
         await _accept(store, [("px-1", "order-1"), ("px-1", "order-2"), ("app-9", "install-1")])
         later = Ledger(store)
         return [
-            await later.earlier("px-1", "order-1") == "accepted",
-            await later.earlier("px-1", "order-2") == "accepted",
-            await later.earlier("app-9", "install-1") == "accepted",
-            await later.earlier("px-1", "order-3") == "accepted",  # never accepted
-            await later.earlier("px-2", "order-1") == "accepted",  # same event id, another pixel
+            await earlier(later, "px-1", "order-1") == "accepted",
+            await earlier(later, "px-1", "order-2") == "accepted",
+            await earlier(later, "app-9", "install-1") == "accepted",
+            await earlier(later, "px-1", "order-3") == "accepted",  # never accepted
+            await earlier(later, "px-2", "order-1") == "accepted",  # same event id, another pixel
         ]
 
     assert asyncio.run(scenario()) == [True, True, True, False, False]
@@ -54,7 +69,7 @@ def test_the_ledger_stores_hashes_of_event_ids_only_in_bounded_chunks(monkeypatc
     async def scenario() -> tuple[MemoryStore, bool]:
         store = MemoryStore()
         await _accept(store, [(PIXEL, event_id) for event_id in ids])
-        return store, all([await Ledger(store).earlier(PIXEL, event_id) == "accepted" for event_id in ids])
+        return store, all([await earlier(Ledger(store), PIXEL, event_id) == "accepted" for event_id in ids])
 
     store, all_seen = asyncio.run(scenario())
     assert all_seen
@@ -72,7 +87,7 @@ def test_entries_older_than_snaps_window_expire_and_the_size_is_capped(monkeypat
         await _accept(store, [(PIXEL, "old")], today=day)
         await _accept(store, [(PIXEL, "recent")], today=day + 30)
         later = Ledger(store, today=day + 40)  # "old" is 40 days old: past the 38 days kept
-        return [await later.earlier(PIXEL, "old") == "accepted", await later.earlier(PIXEL, "recent") == "accepted"]
+        return [await earlier(later, PIXEL, "old") == "accepted", await earlier(later, PIXEL, "recent") == "accepted"]
 
     assert asyncio.run(scenario()) == [False, True]
 
@@ -84,7 +99,7 @@ def test_entries_older_than_snaps_window_expire_and_the_size_is_capped(monkeypat
         for run in range(3):  # three runs of 10: the oldest run's chunk goes beyond 20 entries
             await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(10)])
         later = Ledger(store)
-        return [await later.earlier(PIXEL, f"r{run}-0") == "accepted" for run in range(3)]
+        return [await earlier(later, PIXEL, f"r{run}-0") == "accepted" for run in range(3)]
 
     assert asyncio.run(capped()) == [False, True, True]
 
@@ -94,8 +109,8 @@ def test_with_skipping_off_nothing_is_seen_but_accepted_events_are_still_recorde
         store = MemoryStore()
         await _accept(store, [(PIXEL, "order-1")])
         off = await _accept(store, [(PIXEL, "order-2")], skip=False)
-        skipping_off = await off.earlier(PIXEL, "order-1")
-        return skipping_off == "accepted", await Ledger(store).earlier(PIXEL, "order-2") == "accepted"
+        skipping_off = await earlier(off, PIXEL, "order-1")
+        return skipping_off == "accepted", await earlier(Ledger(store), PIXEL, "order-2") == "accepted"
 
     assert asyncio.run(scenario()) == (False, True)
 
@@ -114,12 +129,12 @@ def test_concurrent_commits_never_overwrite_an_earlier_runs_entries() -> None:
         today = Ledger(store, skip=False)
 
         async def commit(event_id: str) -> None:
-            await today.add([(PIXEL, event_id)])
+            await add(today, [(PIXEL, event_id)])
             await today.save()
 
         await asyncio.gather(commit("a"), commit("b"), commit("c"))
         later = Ledger(store)
-        return [await later.earlier(PIXEL, event_id) == "accepted" for event_id in ("yesterday", "a", "b", "c")]
+        return [await earlier(later, PIXEL, event_id) == "accepted" for event_id in ("yesterday", "a", "b", "c")]
 
     assert asyncio.run(scenario()) == [True, True, True, True]
 
@@ -222,16 +237,16 @@ def test_the_list_of_events_to_resend_is_written_only_when_it_changes() -> None:
             await ledger.save()
             written.append(sorted(k.rsplit("-", 1)[-1] for k, v in store.records.items() if before.get(k) != v))
 
-        await ledger.add([(PIXEL, "a")])
+        await add(ledger, [(PIXEL, "a")])
         await save()  # accepted only: its chunk and the index
-        await ledger.not_delivered([(PIXEL, "b")])
+        await not_delivered(ledger, [(PIXEL, "b")])
         await save()  # a failure to resend next time
-        await ledger.add([(PIXEL, "c")])
+        await add(ledger, [(PIXEL, "c")])
         await save()  # the list of events to resend is unchanged
-        await ledger.add([(PIXEL, "b")])
+        await add(ledger, [(PIXEL, "b")])
         await save()  # b went through after all: off the list
         later = Ledger(store)
-        written.append([str(await later.earlier(PIXEL, e)) for e in ("a", "b", "c", "d")])
+        written.append([str(await earlier(later, PIXEL, e)) for e in ("a", "b", "c", "d")])
         return written
 
     found = asyncio.run(scenario())
@@ -285,11 +300,11 @@ def test_the_records_keep_the_keys_of_earlier_versions() -> None:
         _put(kept, f"{_prefix(PIXEL)}-4", {"day": 20_000, "ids": _hexes(PIXEL, ["order-1"])})
         _put(kept, f"{_prefix(PIXEL)}-retry", {"day": 20_000, "ids": _hexes(PIXEL, ["order-2"])})
         later = Ledger(kept, today=20_001)
-        return written, kept, [await later.earlier(PIXEL, e) for e in ("order-1", "order-2", "order-3")]
+        return written, kept, [await earlier(later, PIXEL, e) for e in ("order-1", "order-2", "order-3")]
 
-    written, kept, earlier = asyncio.run(scenario())
+    written, kept, known = asyncio.run(scenario())
     assert set(written.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-0"}
-    assert earlier == ["accepted", "not delivered", None]
+    assert known == ["accepted", "not delivered", None]
     assert kept.writes == 0  # read, nothing changed: nothing rewritten
 
 
@@ -317,7 +332,7 @@ def test_a_runs_saves_fill_its_open_chunk_and_never_past_the_chunk_size(monkeypa
         writes: list[int] = []
         for n, batch in enumerate([3, 3, 60, 60]):
             before = store.writes
-            await ledger.add([(PIXEL, f"b{n}-{i}") for i in range(batch)])
+            await add(ledger, [(PIXEL, f"b{n}-{i}") for i in range(batch)])
             await ledger.save()
             sizes.append(_sizes(store))
             writes.append(store.writes - before)
@@ -333,12 +348,12 @@ def test_an_event_accepted_twice_is_stored_once() -> None:
     async def scenario() -> tuple[MemoryStore, int, dict[str, str]]:
         store = MemoryStore()
         ledger = Ledger(store, today=20_000)
-        await ledger.add([(PIXEL, "a"), (PIXEL, "a"), (PIXEL, "b")])
-        await ledger.add([(PIXEL, "a")])
+        await add(ledger, [(PIXEL, "a"), (PIXEL, "a"), (PIXEL, "b")])
+        await add(ledger, [(PIXEL, "a")])
         await ledger.save()
         first = dict(store.records)
         again = Ledger(store, skip=False, today=20_001)  # skipping off: Snap accepts it again
-        await again.add([(PIXEL, "a"), (PIXEL, "b")])
+        await add(again, [(PIXEL, "a"), (PIXEL, "b")])
         before = store.writes
         await again.save()
         return store, store.writes - before, first
@@ -360,16 +375,16 @@ def test_a_save_writes_only_what_changed_since_the_last_one() -> None:
             writes.append(store.writes - before)
 
         await save()  # nothing used yet
-        await ledger.earlier(PIXEL, "a")  # loaded (empty), unchanged
+        await earlier(ledger, PIXEL, "a")  # loaded (empty), unchanged
         await save()
-        await ledger.not_delivered([(PIXEL, "a")])
+        await not_delivered(ledger, [(PIXEL, "a")])
         await save()  # the list of events to resend and the index
         await save()  # nothing new
-        await ledger.add([(PIXEL, "b")])
+        await add(ledger, [(PIXEL, "b")])
         await save()  # the chunk and the index; the list to resend is as saved
         await save()
         later = Ledger(store, today=20_000)
-        await later.earlier(PIXEL, "b")
+        await earlier(later, PIXEL, "b")
         before = store.writes
         await later.save()  # a later run that only read
         writes.append(store.writes - before)
@@ -383,15 +398,15 @@ def test_events_are_kept_38_days_then_dropped() -> None:
         store = MemoryStore()
         day = 20_000
         first = await _accept(store, [(PIXEL, "day-0")], today=day)
-        await first.not_delivered([(PIXEL, "retry-day-0")])
+        await not_delivered(first, [(PIXEL, "retry-day-0")])
         await first.save()
         await _accept(store, [(PIXEL, "day-1")], today=day + 1)
         return [
-            await Ledger(store, today=day + 38).earlier(PIXEL, "day-0"),  # 38 days old: kept
-            await Ledger(store, today=day + 38).earlier(PIXEL, "retry-day-0"),
-            await Ledger(store, today=day + 39).earlier(PIXEL, "day-0"),  # 39: dropped
-            await Ledger(store, today=day + 39).earlier(PIXEL, "retry-day-0"),
-            await Ledger(store, today=day + 39).earlier(PIXEL, "day-1"),
+            await earlier(Ledger(store, today=day + 38), PIXEL, "day-0"),  # 38 days old: kept
+            await earlier(Ledger(store, today=day + 38), PIXEL, "retry-day-0"),
+            await earlier(Ledger(store, today=day + 39), PIXEL, "day-0"),  # 39: dropped
+            await earlier(Ledger(store, today=day + 39), PIXEL, "retry-day-0"),
+            await earlier(Ledger(store, today=day + 39), PIXEL, "day-1"),
         ]
 
     assert asyncio.run(scenario()) == ["accepted", "not delivered", None, None, "accepted"]
@@ -404,7 +419,7 @@ def test_a_record_without_a_day_counts_as_dated_the_epoch() -> None:
         _put(store, f"{_prefix(PIXEL)}-0", {"ids": _hexes(PIXEL, ["a"])})
         _put(store, f"{_prefix(PIXEL)}-retry", {"ids": _hexes(PIXEL, ["b"])})
         later = Ledger(store, today=today)
-        return [await later.earlier(PIXEL, "a"), await later.earlier(PIXEL, "b")]
+        return [await earlier(later, PIXEL, "a"), await earlier(later, PIXEL, "b")]
 
     assert asyncio.run(scenario(38)) == ["accepted", "not delivered"]
     assert asyncio.run(scenario(39)) == [None, None]
@@ -416,7 +431,7 @@ def test_expired_chunks_leave_the_index_on_the_next_save() -> None:
         await _accept(store, [(PIXEL, "old")], today=20_000)
         await _accept(store, [(PIXEL, "recent")], today=20_010)
         later = Ledger(store, today=20_040)
-        seen = await later.earlier(PIXEL, "recent")
+        seen = await earlier(later, PIXEL, "recent")
         before = store.writes
         await later.save()
         return store, store.writes - before, seen
@@ -450,7 +465,7 @@ def test_the_oldest_chunks_beyond_a_million_entries_are_dropped() -> None:
         for n in range(len(counts)):
             _put(store, f"{_prefix(PIXEL)}-{n}", {"day": 20_000, "ids": _hexes(PIXEL, [f"chunk-{n}"])})
         later = Ledger(store, today=20_000)
-        return [await later.earlier(PIXEL, f"chunk-{n}") for n in range(len(counts))]
+        return [await earlier(later, PIXEL, f"chunk-{n}") for n in range(len(counts))]
 
     assert asyncio.run(scenario([1, 999_999])) == ["accepted", "accepted"]  # exactly a million
     assert asyncio.run(scenario([1, 1_000_000])) == [None, "accepted"]
@@ -461,14 +476,14 @@ def test_an_event_to_resend_that_is_accepted_leaves_the_list() -> None:
     async def scenario() -> tuple[Earlier, Earlier, Any]:
         store = MemoryStore()
         first = Ledger(store, today=20_000)
-        await first.not_delivered([(PIXEL, "a"), (PIXEL, "b")])
+        await not_delivered(first, [(PIXEL, "a"), (PIXEL, "b")])
         await first.save()
         second = Ledger(store, today=20_001)
-        told = await second.earlier(PIXEL, "a")
-        await second.add([(PIXEL, "a")])
+        told = await earlier(second, PIXEL, "a")
+        await add(second, [(PIXEL, "a")])
         await second.save()
         third = Ledger(store, skip=False, today=20_002)
-        return told, await third.earlier(PIXEL, "a"), _record(store, f"{_prefix(PIXEL)}-retry")
+        return told, await earlier(third, PIXEL, "a"), _record(store, f"{_prefix(PIXEL)}-retry")
 
     told, after, retry = asyncio.run(scenario())
     assert told == "not delivered" and after is None
@@ -480,9 +495,9 @@ def test_the_list_of_events_to_resend_holds_at_most_100_000() -> None:
         store = MemoryStore()  # a full list from an earlier run
         _put(store, f"{_prefix(PIXEL)}-retry", {"day": 20_000, "ids": "".join(f"{i:016x}" for i in range(100_000))})
         ledger = Ledger(store, today=20_001)
-        await ledger.not_delivered([(PIXEL, "one-more")])
+        await not_delivered(ledger, [(PIXEL, "one-more")])
         await ledger.save()
-        return len(_record(store, f"{_prefix(PIXEL)}-retry")["ids"]) // 16, await ledger.earlier(PIXEL, "one-more")
+        return len(_record(store, f"{_prefix(PIXEL)}-retry")["ids"]) // 16, await earlier(ledger, PIXEL, "one-more")
 
     assert asyncio.run(scenario()) == (100_000, None)
 
@@ -493,7 +508,7 @@ def test_a_cut_short_entry_in_a_stored_record_is_ignored() -> None:
         whole = _hexes(PIXEL, ["a"])
         _put(store, f"{_prefix(PIXEL)}-retry", {"day": 20_000, "ids": whole + _hexes(PIXEL, ["b"])[:15]})
         ledger = Ledger(store, today=20_000)
-        await ledger.not_delivered([(PIXEL, "c")])
+        await not_delivered(ledger, [(PIXEL, "c")])
         await ledger.save()
         return _record(store, f"{_prefix(PIXEL)}-retry")["ids"]
 
@@ -513,7 +528,7 @@ def test_after_a_failed_chunk_write_the_index_never_counts_entries_the_chunk_doe
     async def scenario() -> FailsOnce:
         store = FailsOnce()
         ledger = Ledger(store, today=20_000)
-        await ledger.add([(PIXEL, "a")])
+        await add(ledger, [(PIXEL, "a")])
         with pytest.raises(OSError, match="unavailable"):
             await ledger.save()
         await ledger.save()  # nothing new since: the entries the failed write held are written now
@@ -523,7 +538,7 @@ def test_after_a_failed_chunk_write_the_index_never_counts_entries_the_chunk_doe
     for chunk in _index(store):
         record = store.records.get(f"{_prefix(PIXEL)}-{chunk['n']}")
         assert chunk["count"] == (0 if record is None else len(json.loads(record)["ids"]) // 16)
-    assert asyncio.run(Ledger(store, today=20_000).earlier(PIXEL, "a")) == "accepted"  # never sent twice
+    assert asyncio.run(earlier(Ledger(store, today=20_000), PIXEL, "a")) == "accepted"  # never sent twice
 
 
 @pytest.mark.parametrize("during", ["chunk", "index", "retry"])
@@ -539,18 +554,18 @@ def test_what_another_commit_adds_while_a_save_is_writing_is_saved_too(during: s
             writing = "retry" if key.endswith("-retry") else "index" if key == _prefix(PIXEL) else "chunk"
             if writing == during and not self.done and self.ledger is not None:
                 self.done = True  # another batch's commit, while this write is in flight
-                await self.ledger.add([(PIXEL, "late")])
-                await self.ledger.not_delivered([(PIXEL, "late-failed")])
+                await add(self.ledger, [(PIXEL, "late")])
+                await not_delivered(self.ledger, [(PIXEL, "late-failed")])
             await super().set(key, value)
 
     async def scenario() -> tuple[str | None, str | None]:
         store = BusyStore()
         store.ledger = ledger = Ledger(store, today=20_000)
-        await ledger.add([(PIXEL, "first")])
-        await ledger.not_delivered([(PIXEL, "failed")])
+        await add(ledger, [(PIXEL, "first")])
+        await not_delivered(ledger, [(PIXEL, "failed")])
         await ledger.save()
         later = Ledger(store, today=20_000)
-        return await later.earlier(PIXEL, "late"), await later.earlier(PIXEL, "late-failed")
+        return await earlier(later, PIXEL, "late"), await earlier(later, PIXEL, "late-failed")
 
     assert asyncio.run(scenario()) == ("accepted", "not delivered")
 
@@ -566,13 +581,13 @@ def test_an_event_accepted_earlier_in_this_run_is_told_apart_from_one_of_an_earl
         _, key = await today.look_up(PIXEL, "today")
         today.accept([key])
         off = Ledger(store, skip=False)
-        await off.add([(PIXEL, "today-off")])
+        await add(off, [(PIXEL, "today-off")])
         return [
-            await today.earlier(PIXEL, "yesterday"),
-            await today.earlier(PIXEL, "today"),  # before it is saved too
-            await today.earlier(PIXEL, "tomorrow"),
-            await off.earlier(PIXEL, "today-off"),  # skipping off: nothing is seen, from any run
-            await Ledger(store).earlier(PIXEL, "today"),  # not saved: a later run does not know it
+            await earlier(today, PIXEL, "yesterday"),
+            await earlier(today, PIXEL, "today"),  # before it is saved too
+            await earlier(today, PIXEL, "tomorrow"),
+            await earlier(off, PIXEL, "today-off"),  # skipping off: nothing is seen, from any run
+            await earlier(Ledger(store), PIXEL, "today"),  # not saved: a later run does not know it
         ]
 
     assert asyncio.run(scenario()) == ["accepted", "accepted in this run", None, None, None]
@@ -589,8 +604,8 @@ def test_the_key_of_a_look_up_records_the_same_as_the_ids() -> None:
             ledger.accept(keys[:2])
             ledger.retry_later(keys[2:])
         else:
-            await ledger.add([(PIXEL, "a"), (PIXEL, "b")])
-            await ledger.not_delivered([(PIXEL, "c")])
+            await add(ledger, [(PIXEL, "a"), (PIXEL, "b")])
+            await not_delivered(ledger, [(PIXEL, "c")])
         await ledger.save()
         return store.records
 
@@ -611,8 +626,8 @@ def test_concurrent_look_ups_wait_for_one_load_of_the_asset() -> None:
         await _accept(store, [(PIXEL, "a")])
         store.reads = 0
         later = Ledger(store)
-        found = await asyncio.gather(*(later.earlier(PIXEL, e) for e in ("a", "b", "a")))
-        found.append(await later.earlier(PIXEL, "a"))  # loaded: answered without reading again
+        found = await asyncio.gather(*(earlier(later, PIXEL, e) for e in ("a", "b", "a")))
+        found.append(await earlier(later, PIXEL, "a"))  # loaded: answered without reading again
         return list(found), store.reads
 
     assert asyncio.run(scenario()) == (["accepted", None, "accepted", "accepted"], 3)  # index, chunk, retry list
