@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from src.results.summary import DISTINCT_LIMIT, OTHER, Summary
+from src.results.summary import DISTINCT_LIMIT, OTHER, Summary, _event_kinds
 
 STATUSES = ["sent", "invalid", "failed", "skipped", "duplicate", "valid", "demo"]
 KEYS = [[], ["em"], ["em", "ph"], ["client_ip_address", "client_user_agent"], ["em", "sc_click_id"]]
@@ -74,7 +74,9 @@ def test_event_rows_as_the_pipeline_makes_them_are_counted_as_one_by_one() -> No
     for seed in range(10):
         batch = [row | {"eventName": row.get("eventName"), "matchKeys": tuple(row.get("matchKeys", ())),
                         "matchQuality": row.get("matchQuality", "none")} for row in rows(300, seed)]  # fmt: skip
-        for mixed in (batch, [*batch, {"status": "sent", "charged": False}], [*batch, {**batch[0], "matchKeys": []}]):
+        other_kind, from_json = [*batch, {"status": "sent", "charged": False}], [*batch, {**batch[0], "matchKeys": []}]
+        assert _event_kinds(batch) is not None and _event_kinds(other_kind) is None and _event_kinds(from_json) is None
+        for mixed in (batch, other_kind, from_json):
             summary = Summary("send_batch_events", demo=False)
             summary.add(mixed)
             assert said(summary) == one_by_one(mixed), seed
