@@ -411,7 +411,7 @@ def test_a_scheduled_rerun_on_the_platform_sends_and_charges_nothing(
     assert {row["rowId"] for row in new_rows} == {f"fake-run-2:{i}" for i in range(5)}
     final = second.final_status
     assert final is not None and final.terminal is True
-    assert final.message == "0 of 5 sent: 5 already sent in earlier runs; 0 charged"
+    assert final.message == "0 of 5 sent: 5 already sent earlier; 0 charged"
     ledger = "\n".join(r.value.decode() for r in apify.records(ledger_id).values())
     assert "order-" not in ledger and CAPI_TOKEN not in ledger and "buyer" not in ledger
 
