@@ -1,15 +1,20 @@
-"""Ledger benchmark: memory of a run that accepts a million events, and the CPU time of a look-up.
+"""Ledger benchmark: memory of a run that accepts a million events, the CPU time of a look-up, and what an hourly
+schedule of small runs leaves in the store and costs the next run's load.
 
 Prints figures only (no assertions). Run from the repository root:
 
     python bench/ledger_bench.py --events 1000000 --repeat 5
+    python bench/ledger_bench.py --schedule-only --days 38 --call-ms 20
 
 - memory (tracemalloc): the peak while one `Ledger` takes `--events` accepted events for one pixel, and what it
   still holds once they are saved (the store's records left out): the cost of a million-event run's ledger;
 - look-ups (µs each, process time, median of `--repeat` rounds of 100,000) as the pipeline makes them (`look_up`,
   or `earlier` in the versions before it) for events the ledger does not know: after this run accepted
   `--events` (a first run of a big export), and with `--events` loaded from an earlier run (a nightly export);
-  and the pipeline's whole path per event, look-up then acceptance (`look_up` + `accept`, or `earlier` + `add`).
+  and the pipeline's whole path per event, look-up then acceptance (`look_up` + `accept`, or `earlier` + `add`);
+- an hourly schedule: `--days` of 24 runs that accept `--per-run` events each, saved to one store; then the
+  records it holds, the reads the next run's load makes, and the load's wall time when every store call takes
+  `--call-ms` (on the platform each is an HTTP call, about 30 to 50 ms).
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from memory_platform import MemoryStore  # noqa: E402
 
+from src import ledger as ledger_module  # noqa: E402
 from src.ledger import Ledger  # noqa: E402
 
 PIXEL = "bench-pixel"
 ROUND = 100_000
+DAY0 = 20_000
+CHUNK_ENTRIES = ledger_module.CHUNK_ENTRIES
 
 
 def pairs(prefix: str, n: int) -> Iterator[tuple[str, str]]:
@@ -118,11 +126,67 @@ async def look_ups(n: int, repeat: int) -> dict[str, float]:
     return figures
 
 
+class SlowStore(MemoryStore):
+    """Every call takes `seconds` (an HTTP call on the platform); reads are counted."""
+
+    def __init__(self, records: dict[str, str], seconds: float) -> None:
+        super().__init__()
+        self.records, self.seconds, self.reads = dict(records), seconds, 0
+
+    async def get(self, key: str) -> Any:
+        self.reads += 1
+        await asyncio.sleep(self.seconds)
+        return await super().get(key)
+
+    async def set(self, key: str, value: Any) -> None:
+        await asyncio.sleep(self.seconds)
+        await super().set(key, value)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.sleep(self.seconds)
+        await super().delete(key)
+
+
+async def schedule(days: int, per_run: int, call_ms: float, chunk_a_run: bool) -> dict[str, float]:
+    """An hourly schedule's ledger: records held, chunks the index names, and the next run's load. `chunk_a_run`:
+    written as versions before appending wrote it (each run's entries fill a chunk), loaded by this one."""
+    store = MemoryStore()
+    if chunk_a_run:
+        ledger_module.CHUNK_ENTRIES = per_run
+    for run in range(days * 24):
+        ledger = Ledger(store, today=DAY0 + run // 24)
+        await accept(ledger, pairs(f"run-{run}", per_run))
+        await ledger.save()
+    ledger_module.CHUNK_ENTRIES = CHUNK_ENTRIES
+    index = next(v for k, v in store.records.items() if k.count("-") == 1)
+    slow = SlowStore(store.records, call_ms / 1000)
+    start = time.perf_counter()
+    await look_up(Ledger(slow, today=DAY0 + days))(PIXEL, "next-run")
+    return {
+        "records in the store": len(store.records),
+        "chunks the index names": index.count('"n"'),
+        "store reads at the next run's load": slow.reads,
+        f"the load's wall time, {call_ms:g} ms a store call (s)": time.perf_counter() - start,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--schedule-only", action="store_true", help="only the hourly schedule's figures")
+    parser.add_argument("--days", type=int, default=38, help="days of the hourly schedule")
+    parser.add_argument("--per-run", type=int, default=3, help="events each scheduled run accepts")
+    parser.add_argument("--call-ms", type=float, default=20.0, help="time each store call takes, in the load")
+    parser.add_argument("--chunk-a-run", action="store_true", help="the schedule's ledger as earlier versions wrote it")
     args = parser.parse_args()
+    figures = asyncio.run(schedule(args.days, args.per_run, args.call_ms, args.chunk_a_run))
+    layout = ", a chunk a run" if args.chunk_a_run else ""
+    print(f"hourly schedule, {args.days} days x 24 runs of {args.per_run} events{layout}:")
+    for name, value in figures.items():
+        print(f"  {name}: {value:,.2f}" if isinstance(value, float) else f"  {name}: {value:,}")
+    if args.schedule_only:
+        return
     peak, held = asyncio.run(memory(args.events))
     print(f"{args.events:,} accepted events: traced peak {peak:.1f} MB, held once saved {held:.1f} MB")
     for name, us in asyncio.run(look_ups(args.events, args.repeat)).items():

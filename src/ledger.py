@@ -3,13 +3,15 @@
 Kept in a named key-value store of the user's account (`LEDGER_STORE`), which outlives runs (locally
 too: the SDK purges only default storages). Compact: an entry is the first 8 bytes of
 SHA-256(asset id, event id) as 16 hex characters, never the event id itself; entries are written in
-chunked records of at most `CHUNK_ENTRIES`, each dated by the day its newest entry was added.
-Bounded: chunks older than `RETENTION_DAYS` (Snap rejects events older than 37 days, so an event
+chunked records of at most `CHUNK_ENTRIES`, each dated by the day its newest entry was added. A run
+appends to the newest chunk while it has room, so a schedule of small runs (hourly) keeps a few records, not
+one a run. Bounded: chunks older than `RETENTION_DAYS` (Snap rejects events older than 37 days, so an event
 that old can no longer be sent twice) are dropped, and so are the oldest chunks beyond
-`MAX_ENTRIES` per asset.
+`MAX_ENTRIES` per asset; their records are deleted once the index no longer names them.
 
 Records: `asset-<h>` (the index: its chunks, oldest first) and `asset-<h>-<n>` (a chunk:
-`{"day": d, "ids": "<hex><hex>..."}`). The core sees only `KeyValueStore` (get/set).
+`{"day": d, "ids": "<hex><hex>..."}`), read `READS_AT_ONCE` at a time when an asset loads. The core sees
+only `KeyValueStore` (get/set/delete).
 
 Only events whose id names them in any run are kept (`PreparedEvent.lasting_id`): an id made from an event's
 content without its time would match the same customer's next identical purchase.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import sys
 import time
 from array import array
@@ -42,8 +45,12 @@ CHUNK_ENTRIES = 10_000
 MAX_ENTRIES = 1_000_000
 RETENTION_DAYS = 38
 MAX_RETRY = 100_000
+#: Records read at once while an asset loads: on the platform each read is an HTTP call, and every one of them
+#: comes before the asset's first look-up is answered.
+READS_AT_ONCE = 16
 _HEX = 16
 _MIN_SLOTS = 1024
+_log = logging.getLogger(__name__)
 
 
 #: What the ledger knows of an event (`Ledger.look_up`): Snap accepted it in an earlier run, or earlier in this
@@ -58,6 +65,15 @@ def entry(asset_id: str, event_id: str) -> int:
 
 def _entries(ids: str) -> Iterable[int]:
     return (int(ids[i : i + _HEX], 16) for i in range(0, len(ids) - _HEX + 1, _HEX))
+
+
+def _whole(record: Any) -> tuple[int, str]:
+    """A stored record's day and its entries in hex, without a cut-short last one (an entry appended after it
+    would be misread); day 0 and no entries if it is missing."""
+    if not isinstance(record, dict):
+        return 0, ""
+    ids = str(record.get("ids", ""))
+    return int(record.get("day", 0)), ids[: len(ids) - len(ids) % _HEX]
 
 
 def _hex(entries: Iterable[int]) -> str:
@@ -133,8 +149,12 @@ class _Asset:
         self.before: set[int] = set()
         self.now = _EntrySet()
         self.open = array("Q")  # entries not written yet: they go into the newest chunk, rewritten as it fills
-        self.open_n: int | None = None
-        self.open_ids = ""
+        self.open_n: int | None = None  # the chunk they go into, once it is known to have room
+        self.open_ids = ""  # what its record holds
+        #: The number of the next chunk: past every chunk the index named, so a chunk deleted after it was dropped
+        #: is never one a run wrote anew.
+        self.next_n = 0
+        self.dropped: list[int] = []  # chunks the index dropped, to delete once it is written without them
         self.dirty = False
         self.retry_dirty = False
         #: Not delivered by earlier runs (transient), and not delivered by this one so far.
@@ -184,21 +204,41 @@ class Ledger:
     async def _load(self, asset_id: str) -> _Asset:
         asset = _Asset(asset_id)
         index = await self._store.get(asset.prefix)
-        chunks = index.get("chunks", []) if isinstance(index, dict) else []
-        fresh = [c for c in chunks if self._today - int(c.get("day", 0)) <= RETENTION_DAYS]
-        while sum(int(c.get("count", 0)) for c in fresh) > MAX_ENTRIES:
+        listed: list[dict[str, Any]] = index.get("chunks", []) if isinstance(index, dict) else []
+        *records, retry = await self._read([*(f"{asset.prefix}-{c['n']}" for c in listed), f"{asset.prefix}-retry"])
+        # A chunk is dated by the newer of its index's day and its record's: a run that appended to it and could
+        # not write the index after left the older day there, and its entries must not expire early.
+        chunks = [
+            (c if day <= int(c.get("day", 0)) else c | {"day": day}, ids)
+            for c, (day, ids) in zip(listed, map(_whole, records), strict=True)
+        ]
+        fresh = [(c, ids) for c, ids in chunks if self._today - int(c.get("day", 0)) <= RETENTION_DAYS]
+        while sum(int(c.get("count", 0)) for c, _ in fresh) > MAX_ENTRIES:
             fresh.pop(0)
-        asset.chunks = fresh
-        asset.dirty = fresh != chunks
-        for chunk in fresh:
-            record = await self._store.get(f"{asset.prefix}-{chunk['n']}")
-            ids = str(record.get("ids", "")) if isinstance(record, dict) else ""
+        asset.chunks = [c for c, _ in fresh]
+        asset.dirty = asset.chunks != listed
+        kept = {int(c["n"]) for c in asset.chunks}
+        asset.dropped = [int(c["n"]) for c in listed if int(c["n"]) not in kept]
+        asset.next_n = max((int(c["n"]) for c in listed), default=-1) + 1
+        for _, ids in fresh:
             asset.before.update(_entries(ids))
-        retry = await self._store.get(f"{asset.prefix}-retry")
-        if isinstance(retry, dict) and self._today - int(retry.get("day", 0)) <= RETENTION_DAYS:
-            asset.retry_before = set(_entries(str(retry.get("ids", ""))))
+        if fresh and len(fresh[-1][1]) < CHUNK_ENTRIES * _HEX:  # the newest chunk has room: this run appends to it
+            asset.open_n, asset.open_ids = int(asset.chunks[-1]["n"]), fresh[-1][1]
+        day, ids = _whole(retry)
+        if self._today - day <= RETENTION_DAYS:
+            asset.retry_before = set(_entries(ids))
         self._loaded[asset_id] = asset
         return asset
+
+    async def _read(self, keys: list[str]) -> list[Any]:
+        """The records under `keys`, in order, `READS_AT_ONCE` at a time."""
+        gate = asyncio.Semaphore(READS_AT_ONCE)
+
+        async def read(key: str) -> Any:
+            async with gate:
+                return await self._store.get(key)
+
+        return await asyncio.gather(*map(read, keys))
 
     def retry_later(self, keys: Iterable[LedgerKey]) -> None:
         """Remember events this run could not deliver for a transient reason, for the next run."""
@@ -220,7 +260,8 @@ class Ledger:
             asset.dirty = True
 
     async def save(self) -> None:
-        """Write each changed asset's open chunk (this run's newest) and its index; a run starts its own chunk."""
+        """Write each changed asset's open chunk (its newest, while it has room) and its index, then delete the
+        records of chunks the index dropped."""
         async with self._saving:
             await self._save()
 
@@ -243,14 +284,15 @@ class Ledger:
     async def _write(self, asset: _Asset, retry_dirty: bool) -> None:
         while asset.open:
             if asset.open_n is None:
-                asset.open_n = max((int(c["n"]) for c in asset.chunks), default=-1) + 1
+                asset.open_n, asset.next_n = asset.next_n, asset.next_n + 1
                 asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0})
                 asset.open_ids = ""
             taken = asset.open[: CHUNK_ENTRIES - len(asset.open_ids) // _HEX]
             ids = asset.open_ids + _hex(taken)
             await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": ids})
-            # Only once the chunk is stored: a failed write leaves its entries to the next save. Only those it
-            # holds: `accept` may have queued more while it was written.
+            # Only once the chunk is stored: a failed write leaves its entries to the next save, and what the record
+            # held before (an earlier run's entries, when it appends to their chunk) is written again with them.
+            # Only those it holds: `accept` may have queued more while it was written.
             asset.open_ids = ids
             del asset.open[: len(taken)]
             asset.chunks[-1] |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
@@ -260,3 +302,9 @@ class Ledger:
         if retry_dirty:  # the list of events to resend changed: rewritten, dated today
             ids = _hex(sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY])
             await self._store.set(f"{asset.prefix}-retry", {"day": self._today, "ids": ids})
+        while asset.dropped:  # only now that the index no longer names them
+            key = f"{asset.prefix}-{asset.dropped.pop()}"
+            try:
+                await self._store.delete(key)
+            except Exception as error:  # left in the store, never read again: it costs storage, not an entry
+                _log.warning(f"Could not delete the expired ledger record {key} ({type(error).__name__}: {error})")

@@ -280,6 +280,9 @@ class _Store:
     async def set(self, key: str, value: Any) -> None:
         await self._store.set_value(key, value)
 
+    async def delete(self, key: str) -> None:
+        await self._store.delete_value(key)  # SDK 4: `set_value(key, None)` would store an empty record instead
+
 
 async def _ledger_store() -> _Store:
     """The ledger lives in a named store of the user's account: it outlives runs (and local purges)."""

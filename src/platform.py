@@ -17,6 +17,10 @@ class KeyValueStore(Protocol):
 
     async def set(self, key: str, value: Any) -> None: ...
 
+    async def delete(self, key: str) -> None:
+        """Remove the record, if there is one (the ledger's expired chunks)."""
+        ...
+
 
 class DatasetPage(Protocol):
     @property

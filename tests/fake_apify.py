@@ -24,7 +24,7 @@ GET    /key-value-stores/{id}/keys              kv.keys                KeyValueS
 GET    /key-value-stores/{id}/records/{key}     record.get             Actor.get_input / get_value
 HEAD   /key-value-stores/{id}/records/{key}     record.head            KeyValueStore.record_exists
 PUT    /key-value-stores/{id}/records/{key}     record.put             Actor.set_value
-DELETE /key-value-stores/{id}/records/{key}     record.delete          set_value(key, None)
+DELETE /key-value-stores/{id}/records/{key}     record.delete          KeyValueStore.delete_value
 ==============================================  =====================  =======================================
 
 Plus the platform events websocket (``ACTOR_EVENTS_WEBSOCKET_URL``) on a second port: ``send_event``

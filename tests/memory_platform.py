@@ -16,6 +16,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.records: dict[str, str] = {}
         self.writes = 0
+        self.deletes = 0
 
     async def get(self, key: str) -> Any:
         raw = self.records.get(key)
@@ -24,6 +25,10 @@ class MemoryStore:
     async def set(self, key: str, value: Any) -> None:
         self.writes += 1
         self.records[key] = json.dumps(value)
+
+    async def delete(self, key: str) -> None:
+        self.deletes += 1
+        self.records.pop(key, None)
 
 
 @dataclass

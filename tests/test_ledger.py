@@ -81,6 +81,8 @@ def test_the_ledger_stores_hashes_of_event_ids_only_in_bounded_chunks(monkeypatc
 
 
 def test_entries_older_than_snaps_window_expire_and_the_size_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 1)  # a chunk a run: each expires on its own
+
     async def scenario() -> list[bool]:
         store = MemoryStore()
         day = 20_000
@@ -169,7 +171,7 @@ def test_a_rerun_of_the_same_export_sends_and_charges_nothing(tmp_path: Path, sn
     assert [row["status"] for row in rows] == ["duplicate"] * 5 and not any(row["charged"] for row in rows)
     assert rows[0]["error"] == "already accepted by Snap in an earlier run (event_id order-0)"
     assert again.output["counts"] == {"duplicate": 5} and again.output["charged"] == 0
-    assert again.output["statusMessage"] == "0 of 5 sent: 5 already sent in earlier runs; 0 charged"
+    assert again.output["statusMessage"] == "0 of 5 sent: 5 already sent earlier; 0 charged"
     assert again.output["succeeded"] is True
 
     ledger_files = list((tmp_path / "storage" / "key_value_stores" / LEDGER_STORE).glob("*"))
@@ -189,7 +191,7 @@ def test_a_grown_export_sends_only_the_new_events(snap: FakeSnap) -> None:
     assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(3500))
     assert grown.charged_conversions == 500
     assert grown.output["counts"] == {"duplicate": 3000, "sent": 500} and grown.output["charged"] == 500
-    assert grown.output["statusMessage"] == "500 of 3,500 sent: 3,000 already sent in earlier runs; 500 charged"
+    assert grown.output["statusMessage"] == "500 of 3,500 sent: 3,000 already sent earlier; 500 charged"
     sent = {row["eventId"] for row in grown.rows_by_status("sent")}
     assert sent == {f"order-{i}" for i in range(3000, 3500)}
 
@@ -393,7 +395,9 @@ def test_a_save_writes_only_what_changed_since_the_last_one() -> None:
     assert asyncio.run(scenario()) == [0, 0, 2, 0, 2, 0, 0]
 
 
-def test_events_are_kept_38_days_then_dropped() -> None:
+def test_events_are_kept_38_days_then_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 1)  # a chunk a run: each expires on its own
+
     async def scenario() -> list[Earlier]:
         store = MemoryStore()
         day = 20_000
@@ -425,7 +429,9 @@ def test_a_record_without_a_day_counts_as_dated_the_epoch() -> None:
     assert asyncio.run(scenario(39)) == [None, None]
 
 
-def test_expired_chunks_leave_the_index_on_the_next_save() -> None:
+def test_expired_chunks_leave_the_index_and_the_store_on_the_next_save(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 1)  # a chunk a run: each expires on its own
+
     async def scenario() -> tuple[MemoryStore, int, Earlier]:
         store = MemoryStore()
         await _accept(store, [(PIXEL, "old")], today=20_000)
@@ -440,6 +446,7 @@ def test_expired_chunks_leave_the_index_on_the_next_save() -> None:
     assert seen == "accepted"
     assert writes == 1  # the index only
     assert _index(store) == [{"n": 1, "day": 20_010, "count": 1}]
+    assert store.deletes == 1 and set(store.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-1"}
 
 
 def test_records_are_dated_by_the_clock_in_days_since_the_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -645,3 +652,173 @@ def test_this_runs_entry_set_holds_every_entry_through_its_growth() -> None:
     assert all(key in entries for key in [0, *crowded, *spread])
     assert not any(key in entries for key in [7, 1 << 40, 60 << 40 | 7, *range(1, 100)])
     assert 0 not in ledger_module._EntrySet()
+
+
+# ----- a schedule of small runs: they append to the newest chunk, an asset's records are read together at load, and
+# the records of chunks the index dropped are deleted -----
+
+
+class ReadCountingStore(MemoryStore):
+    """Counts reads, and the most in flight at once (each read yields to the others)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = self.in_flight = self.most_in_flight = 0
+
+    async def get(self, key: str) -> Any:
+        self.reads += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0)
+        self.in_flight -= 1
+        return await super().get(key)
+
+
+def test_an_hourly_schedule_of_small_runs_keeps_one_chunk_and_loads_it_in_three_reads() -> None:
+    """38 days of hourly runs that accept 3 events each: every run appends to the one chunk (each of its own chunk
+    made 912 records, all read one after another before the first look-up)."""
+
+    async def scenario() -> tuple[ReadCountingStore, list[Earlier]]:
+        store = ReadCountingStore()
+        for run in range(38 * 24):
+            await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(3)], today=20_000 + run // 24)
+        store.reads = 0
+        later = Ledger(store, today=20_038)
+        return store, [await earlier(later, PIXEL, e) for e in ("r0-0", "r500-1", "r911-2", "r912-0")]
+
+    store, found = asyncio.run(scenario())
+    assert found == ["accepted", "accepted", "accepted", None]
+    assert set(store.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-0"}
+    assert _index(store) == [{"n": 0, "day": 20_037, "count": 38 * 24 * 3}]
+    assert store.reads == 3  # the index, the chunk, the list of events to resend
+
+
+def test_small_runs_fill_the_newest_chunk_then_start_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 10)
+
+    async def scenario() -> tuple[MemoryStore, list[Earlier]]:
+        store = MemoryStore()
+        for run in range(5):
+            await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(3)], today=20_000 + run)
+        later = Ledger(store, today=20_005)
+        return store, [await earlier(later, PIXEL, f"r{run}-{i}") for run in range(5) for i in range(3)]
+
+    store, found = asyncio.run(scenario())
+    assert found == ["accepted"] * 15
+    assert _sizes(store) == [10, 5]
+    # each dated by the day its newest entry was added: the 4th run filled chunk 0 and started chunk 1
+    assert [(c["n"], c["day"], c["count"]) for c in _index(store)] == [(0, 20_003, 10), (1, 20_004, 5)]
+
+
+def test_an_asset_loads_its_chunks_16_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 1)
+
+    async def scenario() -> tuple[ReadCountingStore, list[Earlier]]:
+        store = ReadCountingStore()
+        await _accept(store, [(PIXEL, f"e{i}") for i in range(40)], today=20_000)  # 40 chunks of one
+        store.reads = store.most_in_flight = 0
+        later = Ledger(store, today=20_000)
+        return store, [await earlier(later, PIXEL, f"e{i}") for i in range(41)]
+
+    store, found = asyncio.run(scenario())
+    assert found == ["accepted"] * 40 + [None]
+    assert store.reads == 42  # the index, 40 chunks, the list of events to resend
+    assert store.most_in_flight == ledger_module.READS_AT_ONCE == 16
+
+
+def test_appending_to_an_earlier_runs_chunk_keeps_its_entries_through_failed_writes() -> None:
+    """A failed chunk write leaves the earlier run's record as it was and its entries in the queue; a chunk written
+    whose index was not keeps the day of its record, so what it holds never expires early."""
+
+    class Fails(MemoryStore):
+        failing: str | None = None  # the key of the next write that fails
+
+        async def set(self, key: str, value: Any) -> None:
+            if key == self.failing:
+                self.failing = None
+                raise OSError("the store is unavailable")
+            await super().set(key, value)
+
+    async def scenario() -> tuple[Fails, list[Any]]:
+        store = Fails()
+        await _accept(store, [(PIXEL, "day-0")], today=20_000)
+        seen: list[Any] = []
+        second = Ledger(store, today=20_001)
+        await add(second, [(PIXEL, "day-1")])
+        store.failing = f"{_prefix(PIXEL)}-0"
+        with pytest.raises(OSError, match="unavailable"):
+            await second.save()
+        seen.append(_record(store, f"{_prefix(PIXEL)}-0"))  # as the first run wrote it
+        await second.save()
+        third = Ledger(store, today=20_030)
+        await add(third, [(PIXEL, "day-30")])
+        store.failing = _prefix(PIXEL)
+        with pytest.raises(OSError, match="unavailable"):
+            await third.save()  # the chunk holds day-30; the index, not written, still dates it day 1
+        later = Ledger(store, today=20_060)  # past day 1's 38 days, within day 30's
+        seen.append([await earlier(later, PIXEL, e) for e in ("day-0", "day-1", "day-30")])
+        await later.save()
+        return store, seen
+
+    store, seen = asyncio.run(scenario())
+    assert seen[0] == {"day": 20_000, "ids": _hexes(PIXEL, ["day-0"])}
+    assert seen[1] == ["accepted"] * 3
+    assert _index(store) == [{"n": 0, "day": 20_030, "count": 2}]  # dated by its record; the count as last indexed
+    assert _record(store, f"{_prefix(PIXEL)}-0") == {"day": 20_030, "ids": _hexes(PIXEL, ["day-0", "day-1", "day-30"])}
+    assert store.deletes == 0
+
+
+def test_a_run_appends_after_the_whole_entries_of_a_cut_short_chunk() -> None:
+    async def scenario() -> tuple[Any, list[Earlier]]:
+        store = MemoryStore()
+        _put(store, _prefix(PIXEL), {"chunks": [{"n": 0, "day": 20_000, "count": 1}]})
+        _put(store, f"{_prefix(PIXEL)}-0", {"day": 20_000, "ids": _hexes(PIXEL, ["a", "b"])[:-1]})
+        await _accept(store, [(PIXEL, "c")], today=20_001)
+        later = Ledger(store, today=20_001)
+        return _record(store, f"{_prefix(PIXEL)}-0"), [await earlier(later, PIXEL, e) for e in "abc"]
+
+    record, found = asyncio.run(scenario())
+    assert record == {"day": 20_001, "ids": _hexes(PIXEL, ["a", "c"])}
+    assert found == ["accepted", None, "accepted"]
+
+
+def test_the_records_of_dropped_chunks_are_deleted_and_their_numbers_never_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 10)
+    monkeypatch.setattr(ledger_module, "MAX_ENTRIES", 20)
+
+    async def scenario() -> tuple[MemoryStore, int, list[Earlier]]:
+        store = MemoryStore()
+        for run in range(4):  # four full chunks: the fourth run finds the oldest beyond 20 entries
+            await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(10)], today=20_000)
+        deleted_capped = store.deletes
+        # 60 days later every chunk expired: the new one is numbered past them, and survives their deletion
+        await _accept(store, [(PIXEL, "new")], today=20_060)
+        later = Ledger(store, today=20_060)
+        return store, deleted_capped, [await earlier(later, PIXEL, e) for e in ("r1-0", "r3-0", "new")]
+
+    store, deleted_capped, found = asyncio.run(scenario())
+    assert deleted_capped == 1  # chunk 0, by the fourth run
+    assert found == [None, None, "accepted"]
+    assert store.deletes == 4
+    assert set(store.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-4"}
+    assert _index(store) == [{"n": 4, "day": 20_060, "count": 1}]
+
+
+def test_a_record_that_cannot_be_deleted_is_left_and_the_save_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    class Undeletable(MemoryStore):
+        async def delete(self, key: str) -> None:
+            raise OSError("the store is unavailable")
+
+    async def scenario() -> tuple[Undeletable, Earlier]:
+        store = Undeletable()
+        await _accept(store, [(PIXEL, "old")], today=20_000)
+        await _accept(store, [(PIXEL, "new")], today=20_060)
+        return store, await earlier(Ledger(store, today=20_060), PIXEL, "new")
+
+    store, found = asyncio.run(scenario())
+    assert found == "accepted"
+    assert _index(store) == [{"n": 1, "day": 20_060, "count": 1}]
+    assert f"{_prefix(PIXEL)}-0" in store.records
+    assert "Could not delete the expired ledger record" in caplog.text

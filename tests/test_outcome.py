@@ -34,13 +34,13 @@ def summary(demo: bool = False, **counts: int) -> Summary:
 
 def test_duplicates_from_earlier_runs_are_not_failures() -> None:
     assert conversion_verdict(summary(duplicate=5), validate=False) == Verdict(
-        True, "0 of 5 sent: 5 already sent in earlier runs; 0 charged"
+        True, "0 of 5 sent: 5 already sent earlier; 0 charged"
     )
     mixed = summary(sent=2, duplicate=3, failed=1)
     mixed.charged = 2
     mixed.errors.update({"HTTP 500": 1})
     assert conversion_verdict(mixed, validate=False) == Verdict(
-        True, "2 of 6 sent: 1 failed (HTTP 500); 3 already sent in earlier runs; 2 charged"
+        True, "2 of 6 sent: 1 failed (HTTP 500); 3 already sent earlier; 2 charged"
     )
     only_invalid = summary(invalid=1)
     only_invalid.errors.update({"bad": 1})

@@ -39,8 +39,9 @@ def conversion_verdict(summary: Summary, *, validate: bool, failure: str | None 
         if problems and (reasons := _top_reasons(summary)):
             head += f" ({reasons})"
         if duplicates:
-            # Not a failure: Snap has these from an earlier run (see `ledger`), so they were not sent or charged again.
-            head += ("; " if problems else "") + f"{duplicates:,} already sent in earlier runs"
+            # Not a failure: Snap accepted these in an earlier run or earlier in this one (see `ledger`), so they
+            # were not sent or charged again.
+            head += ("; " if problems else "") + f"{duplicates:,} already sent earlier"
     if kind == "send":
         head += f"; {summary.charged:,} charged"
     elif kind == "demo":
