@@ -3,13 +3,14 @@
 Kept in a named key-value store of the user's account (`LEDGER_STORE`), which outlives runs (locally
 too: the SDK purges only default storages). Compact: an entry is the first 8 bytes of
 SHA-256(asset id, event id) as 16 hex characters, never the event id itself; entries are written in
-chunked records of at most `CHUNK_ENTRIES`, each dated by the day its newest entry was added. A run
-appends to the newest chunk while it has room, so a schedule of small runs (hourly) keeps a few records, not
-one a run. Bounded: chunks older than `RETENTION_DAYS` (Snap rejects events older than 37 days, so an event
-that old can no longer be sent twice) are dropped, and so are the oldest chunks beyond
-`MAX_ENTRIES` per asset; their records are deleted once the index no longer names them.
+chunked records of at most `CHUNK_ENTRIES`, each holding the entries of one day (UTC): the runs of a day
+append to its chunk while it has room, so a schedule of small runs (hourly) keeps a record a day, not one a
+run, and every entry expires with its own day. Bounded: chunks older than `RETENTION_DAYS` (Snap rejects
+events older than 37 days, so an event that old can no longer be sent twice) are dropped, and so are the
+oldest chunks beyond `MAX_ENTRIES` per asset; their records are deleted once the index no longer names them.
 
-Records: `asset-<h>` (the index: its chunks, oldest first) and `asset-<h>-<n>` (a chunk:
+Records: `asset-<h>` (the index: its chunks, oldest first, `{"n", "day", "count", "since"}`: `since`, the day it was
+begun, tells whether today's runs may append to it) and `asset-<h>-<n>` (a chunk:
 `{"day": d, "ids": "<hex><hex>..."}`), read `READS_AT_ONCE` at a time when an asset loads. The core sees
 only `KeyValueStore` (get/set/delete).
 
@@ -19,8 +20,10 @@ content without its time would match the same customer's next identical purchase
 In memory: the entries loaded from earlier runs are a set (at most `MAX_ENTRIES` an asset); those this run
 accepts are kept apart, in a table of 8-byte slots (`_EntrySet`: about 17 MB a million, where a set of ints
 takes about 70), so a look-up says whether Snap accepted an event in an earlier run or earlier in this one. The
-pipeline hashes each event once: `look_up` gives it a key, which it hands back to `accept` or `retry_later` once
-Snap answered. Figures: `python bench/ledger_bench.py` (docs/performance.md, "Ledger memory and look-ups").
+pipeline hashes each event once: `look_up` gives it a key, which it hands back to `accept`, `retry_later` or
+`release` once Snap answered; until then a repeat of the event in the same run is told it is being sent (with
+batches of 2,000 and four in flight, a repeat within some 8,000 events would otherwise be sent and charged
+again). Figures: `python bench/ledger_bench.py` (docs/performance.md, "Ledger memory and look-ups").
 
 Events a run could not deliver for a transient reason (failed after the retries, or skipped at the
 run's maximum charge) are remembered in `asset-<h>-retry` (same hashes, at most `MAX_RETRY`): they are
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import sys
 import time
 from array import array
@@ -49,13 +53,14 @@ MAX_RETRY = 100_000
 #: comes before the asset's first look-up is answered.
 READS_AT_ONCE = 16
 _HEX = 16
+_HEX_TEXT = re.compile("[0-9a-f]*")
 _MIN_SLOTS = 1024
 _log = logging.getLogger(__name__)
 
 
 #: What the ledger knows of an event (`Ledger.look_up`): Snap accepted it in an earlier run, or earlier in this
-#: one, or an earlier run could not deliver it.
-Earlier = Literal["accepted", "accepted in this run", "not delivered"] | None
+#: one, or this run is sending it (looked up, not answered yet), or an earlier run could not deliver it.
+Earlier = Literal["accepted", "accepted in this run", "being sent", "not delivered"] | None
 
 
 def entry(asset_id: str, event_id: str) -> int:
@@ -69,11 +74,26 @@ def _entries(ids: str) -> Iterable[int]:
 
 def _whole(record: Any) -> tuple[int, str]:
     """A stored record's day and its entries in hex, without a cut-short last one (an entry appended after it
-    would be misread); day 0 and no entries if it is missing."""
+    would be misread); day 0 and no entries if it is missing, or is not what this ledger writes (edited by hand,
+    or damaged): nothing in it can be trusted, and one bad value must not fail the run."""
     if not isinstance(record, dict):
         return 0, ""
-    ids = str(record.get("ids", ""))
-    return int(record.get("day", 0)), ids[: len(ids) - len(ids) % _HEX]
+    day, ids = record.get("day", 0), record.get("ids", "")
+    if type(day) is not int or not isinstance(ids, str) or _HEX_TEXT.fullmatch(ids) is None:
+        return 0, ""
+    return day, ids[: len(ids) - len(ids) % _HEX]
+
+
+def _listed(index: Any) -> list[dict[str, Any]]:
+    """The chunks an index names, leaving out any entry that is not what this ledger writes."""
+    chunks = index.get("chunks") if isinstance(index, dict) else None
+    if not isinstance(chunks, list):
+        return []
+    return [
+        chunk
+        for chunk in chunks
+        if isinstance(chunk, dict) and "n" in chunk and all(type(chunk.get(f, 0)) is int for f in ("n", "day", "count"))
+    ]
 
 
 def _hex(entries: Iterable[int]) -> str:
@@ -160,6 +180,8 @@ class _Asset:
         #: Not delivered by earlier runs (transient), and not delivered by this one so far.
         self.retry_before: set[int] = set()
         self.retry_now: set[int] = set()
+        #: Looked up and not known, so being sent, until Snap answered for it (`accept`, `retry_later`, `release`).
+        self.sending: set[int] = set()
 
 
 #: An event's place in the ledger: made once, when it is looked up, and handed back once Snap answered.
@@ -182,8 +204,10 @@ class Ledger:
         self._saving = asyncio.Lock()  # concurrent commits: the newest version of a chunk must land last
 
     async def look_up(self, asset_id: str, event_id: str) -> tuple[Earlier, LedgerKey]:
-        """Did Snap accept this event, in an earlier run (one whose ledger was saved) or earlier in this one (never
-        with `skip` off), or did an earlier run fail to deliver it for a transient reason? With the event's key."""
+        """Did Snap accept this event, in an earlier run (one whose ledger was saved) or earlier in this one, or is
+        this run sending it (never with `skip` off), or did an earlier run fail to deliver it for a transient reason?
+        With the event's key. An event it does not know is being sent from now on: hand its key back once Snap
+        answered for it."""
         asset = self._loaded.get(asset_id) or await self._asset(asset_id)
         key = entry(asset_id, event_id)
         earlier: Earlier = None
@@ -191,8 +215,11 @@ class Ledger:
             earlier = "accepted"
         elif self._skip and key in asset.now:
             earlier = "accepted in this run"
-        elif key in asset.retry_before:
-            earlier = "not delivered"
+        elif self._skip and key in asset.sending:
+            earlier = "being sent"
+        else:
+            earlier = "not delivered" if key in asset.retry_before else None
+            asset.sending.add(key)
         return earlier, (asset, key)
 
     async def _asset(self, asset_id: str) -> _Asset:
@@ -203,27 +230,21 @@ class Ledger:
 
     async def _load(self, asset_id: str) -> _Asset:
         asset = _Asset(asset_id)
-        index = await self._store.get(asset.prefix)
-        listed: list[dict[str, Any]] = index.get("chunks", []) if isinstance(index, dict) else []
-        *records, retry = await self._read([*(f"{asset.prefix}-{c['n']}" for c in listed), f"{asset.prefix}-retry"])
-        # A chunk is dated by the newer of its index's day and its record's: a run that appended to it and could
-        # not write the index after left the older day there, and its entries must not expire early.
-        chunks = [
-            (c if day <= int(c.get("day", 0)) else c | {"day": day}, ids)
-            for c, (day, ids) in zip(listed, map(_whole, records), strict=True)
-        ]
-        fresh = [(c, ids) for c, ids in chunks if self._today - int(c.get("day", 0)) <= RETENTION_DAYS]
-        while sum(int(c.get("count", 0)) for c, _ in fresh) > MAX_ENTRIES:
+        listed = _listed(await self._store.get(asset.prefix))
+        fresh = [c for c in listed if self._today - c.get("day", 0) <= RETENTION_DAYS]
+        while sum(c.get("count", 0) for c in fresh) > MAX_ENTRIES:
             fresh.pop(0)
-        asset.chunks = [c for c, _ in fresh]
-        asset.dirty = asset.chunks != listed
-        kept = {int(c["n"]) for c in asset.chunks}
-        asset.dropped = [int(c["n"]) for c in listed if int(c["n"]) not in kept]
-        asset.next_n = max((int(c["n"]) for c in listed), default=-1) + 1
-        for _, ids in fresh:
+        *records, retry = await self._read([*(f"{asset.prefix}-{c['n']}" for c in fresh), f"{asset.prefix}-retry"])
+        asset.chunks = fresh
+        asset.dirty = fresh != listed
+        kept = {c["n"] for c in fresh}
+        asset.dropped = [c["n"] for c in listed if c["n"] not in kept]
+        asset.next_n = max((c["n"] for c in listed), default=-1) + 1
+        held = [_whole(record)[1] for record in records]
+        for ids in held:
             asset.before.update(_entries(ids))
-        if fresh and len(fresh[-1][1]) < CHUNK_ENTRIES * _HEX:  # the newest chunk has room: this run appends to it
-            asset.open_n, asset.open_ids = int(asset.chunks[-1]["n"]), fresh[-1][1]
+        if fresh and fresh[-1].get("since") == self._today and len(held[-1]) < CHUNK_ENTRIES * _HEX:
+            asset.open_n, asset.open_ids = fresh[-1]["n"], held[-1]  # today's chunk, with room: this run appends
         day, ids = _whole(retry)
         if self._today - day <= RETENTION_DAYS:
             asset.retry_before = set(_entries(ids))
@@ -243,6 +264,7 @@ class Ledger:
     def retry_later(self, keys: Iterable[LedgerKey]) -> None:
         """Remember events this run could not deliver for a transient reason, for the next run."""
         for asset, key in keys:
+            asset.sending.discard(key)
             if len(asset.retry_now) < MAX_RETRY:
                 asset.retry_now.add(key)
                 asset.dirty = asset.retry_dirty = True
@@ -250,6 +272,7 @@ class Ledger:
     def accept(self, keys: Iterable[LedgerKey]) -> None:
         """Remember events Snap accepted (written on the next `save`)."""
         for asset, key in keys:
+            asset.sending.discard(key)
             if key in asset.before or not asset.now.add(key):
                 continue
             if key in asset.retry_before or key in asset.retry_now:
@@ -258,6 +281,11 @@ class Ledger:
                 asset.retry_dirty = True
             asset.open.append(key)
             asset.dirty = True
+
+    def release(self, keys: Iterable[LedgerKey]) -> None:
+        """Events Snap answered for otherwise (refused them): no longer being sent, so a repeat is looked at anew."""
+        for asset, key in keys:
+            asset.sending.discard(key)
 
     async def save(self) -> None:
         """Write each changed asset's open chunk (its newest, while it has room) and its index, then delete the
@@ -285,7 +313,7 @@ class Ledger:
         while asset.open:
             if asset.open_n is None:
                 asset.open_n, asset.next_n = asset.next_n, asset.next_n + 1
-                asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0})
+                asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0, "since": self._today})
                 asset.open_ids = ""
             taken = asset.open[: CHUNK_ENTRIES - len(asset.open_ids) // _HEX]
             ids = asset.open_ids + _hex(taken)

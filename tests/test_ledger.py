@@ -445,7 +445,7 @@ def test_expired_chunks_leave_the_index_and_the_store_on_the_next_save(monkeypat
     store, writes, seen = asyncio.run(scenario())
     assert seen == "accepted"
     assert writes == 1  # the index only
-    assert _index(store) == [{"n": 1, "day": 20_010, "count": 1}]
+    assert _index(store) == [{"n": 1, "day": 20_010, "count": 1, "since": 20_010}]
     assert store.deletes == 1 and set(store.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-1"}
 
 
@@ -458,7 +458,7 @@ def test_records_are_dated_by_the_clock_in_days_since_the_epoch(monkeypatch: pyt
         return store
 
     store = asyncio.run(scenario())
-    assert _index(store) == [{"n": 0, "day": 20_000, "count": 1}]
+    assert _index(store) == [{"n": 0, "day": 20_000, "count": 1, "since": 20_000}]
     assert _record(store, f"{_prefix(PIXEL)}-0")["day"] == 20_000
 
 
@@ -674,40 +674,42 @@ class ReadCountingStore(MemoryStore):
         return await super().get(key)
 
 
-def test_an_hourly_schedule_of_small_runs_keeps_one_chunk_and_loads_it_in_three_reads() -> None:
-    """38 days of hourly runs that accept 3 events each: every run appends to the one chunk (each of its own chunk
-    made 912 records, all read one after another before the first look-up)."""
+def test_an_hourly_schedule_of_small_runs_keeps_a_chunk_a_day() -> None:
+    """38 days of hourly runs that accept 3 events each: the runs of a day append to its chunk (each of its own
+    chunk made 912 records, read one after another before the first look-up), and every entry expires with its day."""
 
     async def scenario() -> tuple[ReadCountingStore, list[Earlier]]:
         store = ReadCountingStore()
         for run in range(38 * 24):
             await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(3)], today=20_000 + run // 24)
-        store.reads = 0
+        store.reads = store.most_in_flight = 0
         later = Ledger(store, today=20_038)
         return store, [await earlier(later, PIXEL, e) for e in ("r0-0", "r500-1", "r911-2", "r912-0")]
 
     store, found = asyncio.run(scenario())
     assert found == ["accepted", "accepted", "accepted", None]
-    assert set(store.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-0"}
-    assert _index(store) == [{"n": 0, "day": 20_037, "count": 38 * 24 * 3}]
-    assert store.reads == 3  # the index, the chunk, the list of events to resend
+    assert len(store.records) == 1 + 38  # the index and a chunk a day
+    assert _index(store) == [{"n": d, "day": 20_000 + d, "count": 24 * 3, "since": 20_000 + d} for d in range(38)]
+    assert store.reads == 1 + 38 + 1  # the index, the chunks, the list of events to resend
+    assert store.most_in_flight == ledger_module.READS_AT_ONCE
 
 
-def test_small_runs_fill_the_newest_chunk_then_start_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_runs_of_a_day_fill_its_chunk_then_start_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 10)
 
     async def scenario() -> tuple[MemoryStore, list[Earlier]]:
         store = MemoryStore()
-        for run in range(5):
-            await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(3)], today=20_000 + run)
-        later = Ledger(store, today=20_005)
-        return store, [await earlier(later, PIXEL, f"r{run}-{i}") for run in range(5) for i in range(3)]
+        for run in range(6):  # five runs on one day, the sixth the next day
+            await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(3)], today=20_000 + run // 5)
+        later = Ledger(store, today=20_001)
+        return store, [await earlier(later, PIXEL, f"r{run}-{i}") for run in range(6) for i in range(3)]
 
     store, found = asyncio.run(scenario())
-    assert found == ["accepted"] * 15
-    assert _sizes(store) == [10, 5]
-    # each dated by the day its newest entry was added: the 4th run filled chunk 0 and started chunk 1
-    assert [(c["n"], c["day"], c["count"]) for c in _index(store)] == [(0, 20_003, 10), (1, 20_004, 5)]
+    assert found == ["accepted"] * 18
+    assert _sizes(store) == [10, 5, 3]  # the fourth run filled chunk 0; the next day began its own with room left
+    assert [(c["n"], c["day"], c["count"], c["since"]) for c in _index(store)] == [
+        (0, 20_000, 10, 20_000), (1, 20_000, 5, 20_000), (2, 20_001, 3, 20_001)
+    ]  # fmt: skip
 
 
 def test_an_asset_loads_its_chunks_16_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -728,7 +730,7 @@ def test_an_asset_loads_its_chunks_16_at_a_time(monkeypatch: pytest.MonkeyPatch)
 
 def test_appending_to_an_earlier_runs_chunk_keeps_its_entries_through_failed_writes() -> None:
     """A failed chunk write leaves the earlier run's record as it was and its entries in the queue; a chunk written
-    whose index was not keeps the day of its record, so what it holds never expires early."""
+    whose index was not is read whole all the same."""
 
     class Fails(MemoryStore):
         failing: str | None = None  # the key of the next write that fails
@@ -741,44 +743,44 @@ def test_appending_to_an_earlier_runs_chunk_keeps_its_entries_through_failed_wri
 
     async def scenario() -> tuple[Fails, list[Any]]:
         store = Fails()
-        await _accept(store, [(PIXEL, "day-0")], today=20_000)
+        await _accept(store, [(PIXEL, "first")], today=20_000)
         seen: list[Any] = []
-        second = Ledger(store, today=20_001)
-        await add(second, [(PIXEL, "day-1")])
+        second = Ledger(store, today=20_000)
+        await add(second, [(PIXEL, "second")])
         store.failing = f"{_prefix(PIXEL)}-0"
         with pytest.raises(OSError, match="unavailable"):
             await second.save()
         seen.append(_record(store, f"{_prefix(PIXEL)}-0"))  # as the first run wrote it
         await second.save()
-        third = Ledger(store, today=20_030)
-        await add(third, [(PIXEL, "day-30")])
+        third = Ledger(store, today=20_000)
+        await add(third, [(PIXEL, "third")])
         store.failing = _prefix(PIXEL)
         with pytest.raises(OSError, match="unavailable"):
-            await third.save()  # the chunk holds day-30; the index, not written, still dates it day 1
-        later = Ledger(store, today=20_060)  # past day 1's 38 days, within day 30's
-        seen.append([await earlier(later, PIXEL, e) for e in ("day-0", "day-1", "day-30")])
+            await third.save()  # the chunk holds the third entry; the index still counts two
+        later = Ledger(store, today=20_030)
+        seen.append([await earlier(later, PIXEL, e) for e in ("first", "second", "third")])
         await later.save()
         return store, seen
 
     store, seen = asyncio.run(scenario())
-    assert seen[0] == {"day": 20_000, "ids": _hexes(PIXEL, ["day-0"])}
+    assert seen[0] == {"day": 20_000, "ids": _hexes(PIXEL, ["first"])}
     assert seen[1] == ["accepted"] * 3
-    assert _index(store) == [{"n": 0, "day": 20_030, "count": 2}]  # dated by its record; the count as last indexed
-    assert _record(store, f"{_prefix(PIXEL)}-0") == {"day": 20_030, "ids": _hexes(PIXEL, ["day-0", "day-1", "day-30"])}
+    assert _index(store) == [{"n": 0, "day": 20_000, "count": 2, "since": 20_000}]  # the count as last indexed
+    assert _record(store, f"{_prefix(PIXEL)}-0") == {"day": 20_000, "ids": _hexes(PIXEL, ["first", "second", "third"])}
     assert store.deletes == 0
 
 
 def test_a_run_appends_after_the_whole_entries_of_a_cut_short_chunk() -> None:
     async def scenario() -> tuple[Any, list[Earlier]]:
         store = MemoryStore()
-        _put(store, _prefix(PIXEL), {"chunks": [{"n": 0, "day": 20_000, "count": 1}]})
+        _put(store, _prefix(PIXEL), {"chunks": [{"n": 0, "day": 20_000, "count": 1, "since": 20_000}]})
         _put(store, f"{_prefix(PIXEL)}-0", {"day": 20_000, "ids": _hexes(PIXEL, ["a", "b"])[:-1]})
-        await _accept(store, [(PIXEL, "c")], today=20_001)
+        await _accept(store, [(PIXEL, "c")], today=20_000)
         later = Ledger(store, today=20_001)
         return _record(store, f"{_prefix(PIXEL)}-0"), [await earlier(later, PIXEL, e) for e in "abc"]
 
     record, found = asyncio.run(scenario())
-    assert record == {"day": 20_001, "ids": _hexes(PIXEL, ["a", "c"])}
+    assert record == {"day": 20_000, "ids": _hexes(PIXEL, ["a", "c"])}
     assert found == ["accepted", None, "accepted"]
 
 
@@ -803,7 +805,7 @@ def test_the_records_of_dropped_chunks_are_deleted_and_their_numbers_never_reuse
     assert found == [None, None, "accepted"]
     assert store.deletes == 4
     assert set(store.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-4"}
-    assert _index(store) == [{"n": 4, "day": 20_060, "count": 1}]
+    assert _index(store) == [{"n": 4, "day": 20_060, "count": 1, "since": 20_060}]
 
 
 def test_a_record_that_cannot_be_deleted_is_left_and_the_save_goes_on(caplog: pytest.LogCaptureFixture) -> None:
@@ -819,6 +821,32 @@ def test_a_record_that_cannot_be_deleted_is_left_and_the_save_goes_on(caplog: py
 
     store, found = asyncio.run(scenario())
     assert found == "accepted"
-    assert _index(store) == [{"n": 1, "day": 20_060, "count": 1}]
+    assert _index(store) == [{"n": 1, "day": 20_060, "count": 1, "since": 20_060}]
     assert f"{_prefix(PIXEL)}-0" in store.records
     assert "Could not delete the expired ledger record" in caplog.text
+
+
+def test_records_that_are_not_what_the_ledger_writes_are_left_out_and_never_fail_the_run() -> None:
+    """Edited by hand or damaged: the index's malformed entries, and a chunk or list of events to resend holding
+    anything but hex digits (a negative number, `0x`), are left out, since nothing in them can be trusted; the run
+    looks events up and saves as usual."""
+    store = MemoryStore()
+    chunks = [{"n": 0, "day": 20_000, "count": 1}, {"n": "1"}, "junk", {"day": 20_000}, {"n": 2, "day": "soon"},
+              {"n": 3, "day": 20_000, "count": 1}]  # fmt: skip
+    _put(store, _prefix(PIXEL), {"chunks": chunks})
+    _put(store, f"{_prefix(PIXEL)}-0", {"day": 20_000, "ids": "-" + _hexes(PIXEL, ["a"])[1:]})
+    _put(store, f"{_prefix(PIXEL)}-3", {"day": 20_000, "ids": _hexes(PIXEL, ["b"])})
+    _put(store, f"{_prefix(PIXEL)}-retry", {"day": 20_000, "ids": "-" + _hexes(PIXEL, ["c"])[1:] + "0x" + "f" * 14})
+
+    async def scenario() -> list[Earlier]:
+        ledger = Ledger(store, today=20_000)
+        found = [await earlier(ledger, PIXEL, e) for e in "abc"]
+        await add(ledger, [(PIXEL, "d")])
+        await not_delivered(ledger, [(PIXEL, "e")])
+        await ledger.save()
+        later = Ledger(store, today=20_000)
+        return found + [await earlier(later, PIXEL, e) for e in "bde"]
+
+    assert asyncio.run(scenario()) == [None, "accepted", None, "accepted", "accepted", "not delivered"]
+    assert [c["n"] for c in _index(store)] == [0, 3, 4]  # the new chunk numbered past every one named
+    assert _record(store, f"{_prefix(PIXEL)}-retry")["ids"] == _hexes(PIXEL, ["e"])

@@ -515,6 +515,28 @@ def test_an_event_repeated_in_a_run_after_snap_accepted_it_is_a_duplicate_of_thi
     }
 
 
+def test_an_event_repeated_while_its_first_copy_is_being_sent_is_neither_sent_nor_charged_again() -> None:
+    """Batches of 2,000, several in flight: a repeat read before Snap answered for the first copy is a duplicate."""
+    data = [purchase(0), purchase(1), purchase(0), purchase(2)]
+    done = run(data, ledger_store=MemoryStore())
+    assert done.delivered == ["order-0", "order-1", "order-2"] and done.charged == 3
+    (repeat,) = [row for row in done.rows if row["eventIndex"] == 2]
+    assert (repeat["status"], repeat["charged"]) == ("duplicate", False)
+    assert repeat["error"] == "already being sent to Snap in this run (event_id order-0)"
+
+
+def test_a_repeat_of_an_event_snap_refused_or_could_not_take_is_sent_again() -> None:
+    """Only an accepted (or still unanswered) event makes its repeat a duplicate: after a refusal or a failure the
+    repeat is looked at anew, and with skipping off every repeat is sent."""
+    data = [purchase(0), purchase(1), purchase(0), purchase(1)]
+    refused = run(data, ledger_store=MemoryStore(), batch_size=1, max_concurrency=1,
+                  delivery=FakeDelivery(fates={"order-0": "invalid", "order-1": "failed"}))  # fmt: skip
+    assert refused.delivered == ["order-0", "order-1", "order-0", "order-1"] and refused.charged == 0
+    assert [row["status"] for row in sorted(refused.rows, key=lambda row: row["eventIndex"])] == [
+        "invalid", "failed", "invalid", "failed"
+    ]  # fmt: skip
+
+
 def test_events_over_the_budget_are_sent_again_next_time_with_a_warning() -> None:
     ledger = MemoryStore()
     run([purchase(i) for i in range(3)], ledger_store=ledger, limit=1)

@@ -33,8 +33,12 @@ MAX_BATCH = 2000
 #: A migration that has not moved the run after this long was a false alarm: reading resumes.
 MIGRATION_GRACE_S = 300.0
 RETRY_WARNING = "not delivered by an earlier run (failed or over its maximum charge): sent again now"
-#: When Snap accepted an event the ledger knows, as its duplicate row says.
-_ACCEPTED: dict[Earlier, str] = {"accepted": "in an earlier run", "accepted in this run": "earlier in this run"}
+#: Why an event the ledger knows is not sent again, as its duplicate row says.
+_REPEATED: dict[Earlier, str] = {
+    "accepted": "already accepted by Snap in an earlier run",
+    "accepted in this run": "already accepted by Snap earlier in this run",
+    "being sent": "already being sent to Snap in this run",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +170,8 @@ class Pipeline:
             return
         if self._ledger is not None and built.lasting_id:  # a repeat purchase without id or time is a new one
             earlier, key = await self._ledger.look_up(built.asset_id, built.event_id)
-            if (when := _ACCEPTED.get(earlier)) is not None:
-                reason = f"already accepted by Snap {when} (event_id {built.event_id})"
+            if (repeated := _REPEATED.get(earlier)) is not None:
+                reason = f"{repeated} (event_id {built.event_id})"
                 await self._add_rows([event_row(task, built, DUPLICATE, reason)])
                 return
             if earlier == "not delivered":
@@ -220,8 +224,10 @@ class Pipeline:
                 keys = {e.index: key for e in batch if (key := self._ledger_keys.pop(e.index, None)) is not None}
                 sent = [o.event.index for o in outcomes if o.status == SENT]
                 failed = [o.event.index for o in outcomes if o.status == "failed"]
-                self._accepted.extend(keys[i] for i in sent if i in keys)
-                self._ledger.retry_later(keys[i] for i in [*failed, *(e.index for e in over_budget)] if i in keys)
+                # Accepted once the commit stored their rows (a repeat meanwhile is still told it is being sent).
+                self._accepted.extend(keys.pop(i) for i in sent if i in keys)
+                self._ledger.retry_later([keys.pop(i) for i in [*failed, *(e.index for e in over_budget)] if i in keys])
+                self._ledger.release(keys.values())  # refused by Snap: a repeat is looked at anew
             rows = outcome_rows(self._settings.task, outcomes, charged_flags(outcomes, charged))
             reason = "not sent: the run's maximum charge (max total charge USD) is used up"
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)
