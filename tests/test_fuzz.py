@@ -29,7 +29,7 @@ from src.fields import (
 )
 from src.input import ActorInput, parse_input
 from src.results.rows import event_row
-from src.rules.values import MAX_AMOUNT, broken_text
+from src.rules.values import MAX_AMOUNT, broken_text, max_price
 from src.snap.conversions import encode_body
 
 FUZZ = settings(
@@ -127,14 +127,14 @@ def assert_clean_outcome(result: PreparedEvent | RejectedEvent) -> None:
     json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
     custom = payload.get("custom_data", {})
     if "value" in custom:
-        assert 0 <= custom["value"] <= MAX_AMOUNT
+        assert 0 <= custom["value"] <= max_price(custom.get("currency"))
     if "num_items" in custom:
         assert isinstance(custom["num_items"], int) and 0 <= custom["num_items"] <= MAX_AMOUNT
     for item in custom.get("contents", []):
         if "quantity" in item:
             assert isinstance(item["quantity"], int) and 1 <= item["quantity"] <= MAX_AMOUNT
         if "item_price" in item:
-            assert 0 <= item["item_price"] <= MAX_AMOUNT
+            assert 0 <= item["item_price"] <= max_price(custom.get("currency"))
     for key, value in payload["user_data"].items():
         for text in value if isinstance(value, list) else [value]:
             assert broken_text(text) is None, key

@@ -3,8 +3,11 @@ makes of it, and the error (naming the field, never the value) for what it refus
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from src.events.build import tidy_custom_data
 from src.rules.values import (
     EXTINFO_LENGTH,
     MAX_TEXT,
@@ -110,3 +113,25 @@ def test_extinfo_that_snap_would_refuse_is_refused(items: object, error: str) ->
     with pytest.raises(FieldError) as refused:
         extinfo(items)
     assert str(refused.value) == error
+
+
+@pytest.mark.parametrize(
+    ("custom", "error"),
+    [
+        ({"value": 2_000_000_000, "currency": "USD"}, "price must be between 0 and 1,000,000,000 in USD"),
+        ({"value": 2_000_000_000}, "price must be between 0 and 1,000,000,000 without a currency"),
+        ({"value": 2_000_000_000, "currency": "IDR"}, None),  # about 120,000 US dollars: a car
+        ({"currency": "vnd", "value": 999_000_000_000}, None),  # the code is tidied first
+        ({"value": 2e12, "currency": "IDR"}, "price must be between 0 and 1,000,000,000,000 in any currency"),
+        ({"contents": [{"id": "car", "item_price": 5e9}], "currency": "EUR"},
+         "contents[0].item_price must be between 0 and 1,000,000,000 in EUR"),
+        ({"contents": [{"id": "flat", "item_price": 5e9}], "currency": "KRW"}, None),
+    ],
+)
+def test_the_largest_price_depends_on_the_currency(custom: dict[str, object], error: str | None) -> None:
+    """Above a billion is a unit mix-up in dollars or euros, but a car in rupiah, dong or won."""
+    if error is None:
+        assert tidy_custom_data(custom)["currency"] == str(custom["currency"]).upper()
+    else:
+        with pytest.raises(FieldError, match=re.escape(error)):
+            tidy_custom_data(custom)

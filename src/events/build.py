@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from ..fields import APP_RULES, CUSTOM_RULES, MATCH_RANK
-from ..rules.values import FieldError
+from ..rules.values import MAX_AMOUNT, FieldError, check_prices
 from ..rules.yes_no import is_yes
 from .names import EventNameResolver, unknown_event_message
 from .preflight import preflight
@@ -283,7 +283,10 @@ def _ranked_match_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def tidy_custom_data(custom: Mapping[str, Any]) -> dict[str, Any]:
-    return _apply(CUSTOM_RULES, custom)
+    tidy = _apply(CUSTOM_RULES, custom)
+    if "contents" in tidy or tidy.get("value", 0) > MAX_AMOUNT:  # a price any currency allows needs no more look
+        check_prices(tidy)
+    return tidy
 
 
 def tidy_app_data(app: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,13 @@ EXTINFO_VERSIONS = frozenset({"a2", "i2"})
 #: larger is a unit mix-up (cents, a timestamp, an id in the price column) that would skew Snap's reporting,
 #: and keeps counts within 32-bit integers.
 MAX_AMOUNT = 1_000_000_000
+#: Currencies whose unit is worth less than about a tenth of a US cent (2025 rates), where a car or a flat costs
+#: billions: their prices may go `SMALL_UNIT_FACTOR` times higher (a billion rupiah is about 60,000 US dollars).
+SMALL_UNIT_CURRENCIES = frozenset({
+    "ARS", "BIF", "CDF", "COP", "GNF", "IDR", "IQD", "IRR", "KHR", "KRW", "LAK", "LBP", "MGA", "MMK", "MNT",
+    "MWK", "NGN", "PYG", "RWF", "SLL", "SYP", "TZS", "UGX", "UZS", "VND",
+})  # fmt: skip
+SMALL_UNIT_FACTOR = 1000
 #: Longest text sent in any custom or app data field.
 MAX_TEXT = 1000
 
@@ -80,11 +87,33 @@ def as_number(value: object, field: str = "price") -> float | int:
 
 
 def amount(value: object, field: str) -> float | int:
-    """A price: a number from 0 to `MAX_AMOUNT`; a negative one (a refund) or an absurd one is refused."""
+    """A price: a number of 0 or more (a negative one, a refund, is refused), at most what any currency allows;
+    `check_prices` holds it to its own currency's bound once the event's currency is known."""
     number = as_number(value, field)
-    if not 0 <= number <= MAX_AMOUNT:
-        raise FieldError(f"{field} must be between 0 and {MAX_AMOUNT:,}")
+    if not 0 <= number <= MAX_AMOUNT * SMALL_UNIT_FACTOR:
+        raise FieldError(_price_bound(field, MAX_AMOUNT * SMALL_UNIT_FACTOR, "in any currency"))
     return number
+
+
+def max_price(currency: object) -> int:
+    """The largest plausible price in `currency`: `MAX_AMOUNT`, or more for a currency of small units."""
+    return MAX_AMOUNT * SMALL_UNIT_FACTOR if currency in SMALL_UNIT_CURRENCIES else MAX_AMOUNT
+
+
+def check_prices(custom: Mapping[str, Any]) -> None:
+    """Each price of tidy `custom_data` within its currency's bound (`max_price`); refused naming the field."""
+    currency = custom.get("currency")
+    cap = max_price(currency)
+    where = f"in {currency}" if currency else "without a currency"
+    if custom.get("value", 0) > cap:
+        raise FieldError(_price_bound("price", cap, where))
+    for position, item in enumerate(custom.get("contents") or ()):
+        if item.get("item_price", 0) > cap:
+            raise FieldError(_price_bound(f"contents[{position}].item_price", cap, where))
+
+
+def _price_bound(field: str, cap: int, where: str) -> str:
+    return f"{field} must be between 0 and {cap:,} {where}"
 
 
 def _count(value: object, field: str, minimum: int) -> int:
