@@ -9,9 +9,11 @@ path, so that a change to either is caught.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import re
+import struct
 import types
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -22,8 +24,9 @@ import orjson
 import pycountry
 import pytest
 
+from src.events import build as build_module
 from src.events import preflight as preflight_module
-from src.events.build import EventError, _ranked_match_keys, parse_event_time
+from src.events.build import EventError, _ranked_match_keys, content_event_id, parse_event_time
 from src.events.preflight import MAX_CHARS, _clean_at_a_glance
 from src.events.shape import SourceEvent, iter_events, to_native
 from src.events.user_data import UserDataNormalizer
@@ -530,3 +533,73 @@ def test_match_keys_are_ranked_as_the_plain_sort_ranks_them() -> None:
         assert _ranked_match_keys(given) == expected
         assert _ranked_match_keys(given) == expected  # from the cache
     assert _ranked_match_keys(("ph", "not_a_key", "em")) == ("em", "ph")
+
+
+def reference_content_event_id(payload: Mapping[str, Any], *, time_given: bool = True) -> str:
+    if not time_given:
+        payload = {key: value for key, value in payload.items() if key != "event_time"}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _payloads(n: int, seed: int) -> Iterator[dict[str, Any]]:
+    """Payload-shaped objects whose values cover both encodings: plain ASCII and normal floats (orjson's fast
+    path), and what only `json` writes its own way (exponents, tiny floats, NaN, DEL, escapes, non-ASCII text,
+    huge ints, subclasses, a date, None)."""
+    rnd = random.Random(seed)
+    alphabet = "abcXYZ019 .-_/\\\"'\n\t\r\b\f\x00\x1f\x7f\x80é€😀\u2028eE+"
+
+    def number() -> Any:
+        if rnd.random() < 0.3:
+            return struct.unpack("d", struct.pack("Q", rnd.getrandbits(64)))[0]
+        if rnd.random() < 0.6:
+            return round(rnd.uniform(-1e6, 1e6), rnd.randint(0, 6))
+        return rnd.choice([0.0, -0.0, 1e-4, 1e-5, 9.99e-5, 1e15, 1e16, 2.5e-7, 123.0, math.nan, math.inf, Price(1.5)])
+
+    def value(depth: int = 0) -> Any:
+        pick = rnd.random()
+        if depth < 3 and pick < 0.15:
+            return {"".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 6))): value(depth + 1) for _ in range(3)}
+        if depth < 3 and pick < 0.25:
+            return [value(depth + 1) for _ in range(rnd.randint(0, 4))]
+        if pick < 0.45:
+            return number()
+        if pick < 0.6:
+            return rnd.choice([rnd.randint(-(10**6), 10**6), rnd.getrandbits(70), 2**63, True, False, None,
+                               Count(3), Text("x"), datetime(2026, 1, 2, tzinfo=UTC)])  # fmt: skip
+        return "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12)))
+
+    for _ in range(n):
+        plain = rnd.random() < 0.5  # half of them as real events are: ASCII text, prices in cents
+        yield {
+            "event_name": "PURCHASE",
+            "event_time": 1_790_000_000 + rnd.randint(0, 10**6),
+            "action_source": "WEB",
+            "user_data": {"em": HEX, "client_user_agent": "Mozilla/5.0 (X11)"} if plain else {"em": value()},
+            "custom_data": {"value": round(rnd.uniform(0, 1e4), 2), "currency": "USD"} if plain else value(),
+            "event_source_url": "https://shop.example.com/thanks?a=1&b=%20",
+        }
+
+
+def test_content_event_id_agrees_with_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same id as before, byte for byte, on orjson's path and on json's: a resumed run, the ledger and Snap's
+    deduplication go by it. A real event's payload (hashes, a price, a URL) takes orjson's path."""
+    by_json: list[object] = []
+
+    def counted(*args: Any, **options: Any) -> str:
+        by_json.append(args)
+        return json.dumps(*args, **options)
+
+    monkeypatch.setattr(build_module, "json", types.SimpleNamespace(dumps=counted))
+    payloads = list(_payloads(4000, 11))
+    for payload in payloads:
+        for time_given in (True, False):
+            assert content_event_id(payload, time_given=time_given) == reference_content_event_id(
+                payload, time_given=time_given
+            ), payload
+    assert 1000 < 2 * len(payloads) - len(by_json) < 2 * len(payloads) - 1000  # both paths were taken
+    by_json.clear()
+    real = {"event_name": "PURCHASE", "event_time": 1_790_000_000, "user_data": {"em": HEX, "ph": HEX},
+            "custom_data": {"value": 19.9, "currency": "USD"}, "event_source_url": "https://a.example/t"}  # fmt: skip
+    content_event_id(real)
+    assert by_json == []

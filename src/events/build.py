@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -158,8 +159,35 @@ def content_event_id(payload: Mapping[str, Any], *, time_given: bool = True) -> 
     """
     if not time_given:
         payload = {key: value for key, value in payload.items() if key != "event_time"}
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return hashlib.sha256(_canonical(payload)).hexdigest()[:32]
+
+
+#: orjson's exponent (`1e16`, `2.5e-7`; `json` writes `1e+16`, `2.5e-07`): an `e`, digits, and the end of a number.
+#: A string holding the same only sends its event the long way.
+_EXPONENT = re.compile(rb"e-?[0-9]+[,}\]]")
+_SORTED_PLAIN = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)  # a type `json` writes with `str` (a date, a dataclass, a str subclass) goes the long way
+
+
+def _canonical(payload: Mapping[str, Any]) -> bytes:
+    """The payload as `json.dumps(sort_keys=True, separators=(",", ":"), default=str)` writes it, byte for byte:
+    the content ids of earlier versions must not change (a resumed run, the ledger and Snap's deduplication go by
+    them). orjson writes the same bytes, several times faster, when its output shows none of the marks where
+    the two can differ (nearly every event's); anything else goes through `json`."""
+    try:
+        fast = orjson.dumps(payload, option=_SORTED_PLAIN)
+    except (orjson.JSONEncodeError, TypeError):
+        fast = b"\x80"  # not ASCII: the long way
+    # Where the two can differ: non-ASCII text (`json` escapes it), DEL (escaped too), `null` (orjson's NaN and
+    # infinity), a float under 1e-4 (`0.00001`; `json` writes `1e-05`) and an exponent. Each looked for in C.
+    plain = fast.isascii() and b"\x7f" not in fast and b"null" not in fast and b"0.0000" not in fast
+    if plain and _EXPONENT.search(fast) is None:
+        return fast
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 class ConversionBuilder:
