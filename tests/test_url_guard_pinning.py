@@ -250,6 +250,24 @@ def test_a_body_cut_short_is_an_httpx_error_the_download_resumes_on() -> None:
         asyncio.run(scenario())
 
 
+def test_the_pinned_transport_carries_real_requests_over_sockets() -> None:
+    """Its plumbing over anyio's backend, on loopback (the guard's check aside): a POST body goes out, an
+    answer comes back read and streamed, and one kept-alive connection serves both."""
+    served = handler()
+
+    async def scenario(base: str) -> tuple[httpx.Response, bytes]:
+        client = httpx.AsyncClient(transport=PinnedTransport(httpcore.AnyIOBackend(), httpx.Limits()))
+        async with Transport(client=client) as transport:
+            posted = await transport.request("POST", f"{base}/hook", what="webhook POST", json={"a": 1})
+            async with transport.stream(f"{base}/e.jsonl", what="eventsUrl download") as response:
+                return posted, await response.aread()
+
+    with loopback(served) as base:
+        posted, streamed = asyncio.run(scenario(base))
+    assert posted.status_code == 200 and posted.text == streamed.decode() == '{"email": "a@x.com"}\n'
+    assert served.connections == ["127.0.0.1"]
+
+
 def test_a_guarded_transport_pins_with_the_same_limits_timeouts_and_tls_context() -> None:
     transport = Transport(max_connections=2, timeout=120.0, url_guard=UrlGuard(allow_private=False))
     client = transport._client
