@@ -304,7 +304,8 @@ def test_each_redirect_hop_is_checked_before_anything_is_sent_to_it() -> None:
             await UrlGuard(allow_private=False)(url)
 
     async def fetch(base: str) -> None:
-        async with Transport(url_guard=loopback_only_here) as transport:
+        # The check before each hop alone: an ordinary client reaches the loopback server the guard lets through.
+        async with Transport(url_guard=loopback_only_here, client=httpx.AsyncClient()) as transport:  # type: ignore[arg-type]
             await transport.request("GET", f"{base}/step1", what="eventsUrl")
 
     refused = r"eventsUrl: the host 169\.254\.169\.254 is a private"

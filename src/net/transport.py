@@ -13,17 +13,18 @@ import random
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpcore
 import httpx
 
 from ..errors import ServiceUnavailableError
-from .url_guard import MAX_REDIRECTS, UnsafeUrlError
+from .url_guard import MAX_REDIRECTS, UnsafeUrlError, UrlGuard
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _TOKEN_IN_TEXT = re.compile(r"(access_token|refresh_token|client_secret|token|signature)=[^&\s\"']+", re.IGNORECASE)
@@ -104,6 +105,80 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+#: httpcore's errors as the httpx ones callers catch, the most specific first (the pairs httpx's own transport maps).
+_HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException), (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError), (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError), (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol), (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError), (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        for core, mapped in _HTTPX_ERRORS:
+            if isinstance(error, core):
+                raise mapped(str(error)) from error
+        raise
+
+
+class PinnedTransport(httpx.AsyncBaseTransport):
+    """httpx's connection pool with a network backend of our choosing (users' URLs: the guard's).
+
+    httpx 0.28's `AsyncHTTPTransport` builds its httpcore pool itself and takes no backend, so this is its
+    request and response plumbing over a pool made here, through the public APIs of both libraries.
+    """
+
+    def __init__(self, network_backend: httpcore.AsyncNetworkBackend, limits: httpx.Limits) -> None:
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=tls_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=network_backend,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        core_request = httpcore.Request(
+            request.method,
+            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _as_httpx_errors():
+            response = await self._pool.handle_async_request(core_request)
+        return httpx.Response(
+            response.status, headers=response.headers, stream=_Body(response), extensions=response.extensions
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+class _Body(httpx.AsyncByteStream):
+    """A pooled response body whose network errors read as httpx's (a download resumes on `httpx.ReadError`)."""
+
+    def __init__(self, response: httpcore.Response) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx_errors():
+            async for part in self._response.aiter_stream():
+                yield part
+
+    async def aclose(self) -> None:
+        with _as_httpx_errors():
+            await self._response.aclose()
+
+
 class Transport:
     """An `httpx.AsyncClient` that retries what is worth retrying and describes failures safely."""
 
@@ -115,21 +190,17 @@ class Transport:
         max_connections: int = 32,
         client: httpx.AsyncClient | None = None,
         max_requests_per_second: float | None = None,
-        url_guard: Callable[[httpx.URL], Awaitable[None]] | None = None,
+        url_guard: UrlGuard | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """`url_guard` is for users' URLs: it checks the first URL and follows up to `MAX_REDIRECTS`
-        redirects, checking each hop; without it (Snap's own hosts) a redirect is returned as is.
+        redirects, checking each hop, and its network backend connects only to addresses it checked;
+        without it (Snap's own hosts) a redirect is returned as is.
         `sleep` waits between retries and for the rate limit (tests pass one that records the waits)."""
         self.retry = retry or RetryPolicy()
         self._guard = url_guard
         self._sleep = sleep
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=15.0),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            headers={"User-Agent": "apify-snapchat-conversions-actor/1.0"},
-            verify=tls_context(),
-        )
+        self._client = client or _new_client(timeout, max_connections, url_guard)
         self._limiter = RateLimiter(max_requests_per_second, sleep=sleep) if max_requests_per_second else None
 
     async def __aenter__(self) -> Transport:
@@ -185,6 +256,8 @@ class Transport:
             response: httpx.Response | None = None
             try:
                 response = await self._client.send(request, stream=stream)
+            except UnsafeUrlError as error:  # the address the guard's backend was about to connect to
+                raise UnsafeUrlError(f"{what}: {error}") from None
             except (httpx.TimeoutException, httpx.TransportError) as error:
                 problem = f"{type(error).__name__} ({redact(str(error)) or 'connection failed'})"
             else:
@@ -213,7 +286,21 @@ class Transport:
 
 
 
-async def _check(guard: Callable[[httpx.URL], Awaitable[None]], url: httpx.URL, what: str) -> None:
+def _new_client(timeout: float, max_connections: int, url_guard: UrlGuard | None) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    backend = url_guard.network_backend() if url_guard is not None else None
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=15.0),
+        limits=limits,
+        headers={"User-Agent": "apify-snapchat-conversions-actor/1.0"},
+        verify=tls_context(),
+        # A pinned connection goes straight to the checked address; an HTTP(S)_PROXY from the environment (which
+        # httpx leaves out once given a transport) would resolve the host again, so guarded clients go direct.
+        transport=PinnedTransport(backend, limits) if backend is not None else None,
+    )
+
+
+async def _check(guard: UrlGuard, url: httpx.URL, what: str) -> None:
     try:
         await guard(url)
     except UnsafeUrlError as error:
