@@ -255,7 +255,7 @@ def test_a_server_that_fails_after_a_cut_is_a_source_error_not_a_snap_error() ->
 @pytest.mark.parametrize(
     "address",
     ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "0.0.0.0", "::1", "fe80::1",
-     "::ffff:127.0.0.1", "100.64.0.1", "224.0.0.1"],
+     "::ffff:127.0.0.1", "100.64.0.1", "224.0.0.1", "::ffff:224.0.0.1", "::ffff:100.64.0.1"],
 )  # fmt: skip
 def test_non_public_addresses_are_not_public(address: str) -> None:
     assert not is_public(address)

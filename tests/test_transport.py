@@ -17,7 +17,7 @@ from bulk_support import FileServer
 
 from src.errors import ServiceUnavailableError
 from src.net.transport import RateLimiter, RetryPolicy, Transport, redact, response_json
-from src.net.url_guard import MAX_REDIRECTS, UnsafeUrlError
+from src.net.url_guard import MAX_REDIRECTS, UnsafeUrlError, UrlGuard
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -314,6 +314,47 @@ def test_redirects_are_followed_up_to_the_limit_and_no_further() -> None:
     assert isinstance(error, UnsafeUrlError)
     assert f"more than {MAX_REDIRECTS} redirects" in str(error)
     assert len(endless.requests) == MAX_REDIRECTS + 1 and len(guard.checked) == MAX_REDIRECTS + 1
+
+
+def test_a_user_s_url_takes_five_redirects_and_not_a_sixth() -> None:
+    """The number docs/architecture.md gives users (at most 5 redirects), not only the constant's own value."""
+    hops = [redirect(f"https://h{n}.example.com/") for n in range(1, 6)]
+    answers = Answers(*hops, httpx.Response(200))
+    response, _ = run(answers, url="https://h0.example.com/", url_guard=Guard())
+    assert isinstance(response, httpx.Response) and response.status_code == 200
+
+    six = Answers(*hops, redirect("https://h6.example.com/"), httpx.Response(200))
+    error, _ = run(six, url="https://h0.example.com/", url_guard=Guard())
+    assert isinstance(error, UnsafeUrlError) and str(error) == "Snap send: more than 5 redirects"
+    assert len(six.requests) == 6
+
+
+def test_a_redirect_to_another_scheme_is_refused_by_name_even_where_private_addresses_are_allowed() -> None:
+    answers = Answers(redirect("ftp://files.example.com/export.csv"), httpx.Response(200))
+    error, _ = run(answers, url="https://a.example.com/", url_guard=UrlGuard(allow_private=True))
+    assert isinstance(error, UnsafeUrlError)
+    assert str(error) == "Snap send: only http and https URLs are allowed, not ftp"
+    assert len(answers.requests) == 1
+
+
+def test_the_query_of_the_url_reaches_the_server() -> None:
+    """A webhook's URL often carries its secret in the query: the POST goes to the URL as given."""
+    answers = Answers(httpx.Response(200))
+    response, _ = run(answers, url="https://hooks.example.com/hook?secret=abc&x=1", url_guard=Guard())
+    assert isinstance(response, httpx.Response) and response.status_code == 200
+    assert [str(r.url) for r in answers.requests] == ["https://hooks.example.com/hook?secret=abc&x=1"]
+
+
+def test_a_host_that_cannot_be_resolved_is_refused_before_any_request() -> None:
+    async def unresolvable(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    answers = Answers(httpx.Response(200))
+    guard = UrlGuard(allow_private=False, resolve=unresolvable)
+    error, waits = run(answers, url="https://nowhere.example/", url_guard=guard, retry=RetryPolicy(max_retries=3))
+    assert isinstance(error, UnsafeUrlError)
+    assert str(error) == "Snap send: the host nowhere.example could not be resolved"
+    assert answers.requests == [] and waits == []
 
 
 def test_without_a_guard_a_redirect_is_returned_as_is() -> None:

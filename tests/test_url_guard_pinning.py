@@ -16,7 +16,7 @@ import httpx
 import pytest
 from loopback_http import loopback
 
-from src.errors import SourceError
+from src.errors import ServiceUnavailableError, SourceError
 from src.net.transport import PinnedTransport, RetryPolicy, Transport, tls_context
 from src.net.url_guard import PublicOnlyBackend, UnsafeUrlError, UrlGuard
 from src.results.webhook import post_results
@@ -230,12 +230,66 @@ def test_https_verifies_the_certificate_against_the_url_s_host_not_the_address()
     assert connects.tls_names == ["export.example"]
 
 
+def test_the_check_and_the_connection_resolve_with_the_scheme_s_default_port() -> None:
+    resolver = Fixed(PUBLIC)
+    fetch("https://export.example/e.jsonl", UrlGuard(allow_private=False, resolve=resolver), Connects())
+    assert resolver.lookups == [("export.example", 443), ("export.example", 443)]
+
+
 def test_a_lookup_that_fails_at_connect_time_is_a_connection_error_and_retried() -> None:
     resolver = Fixed(PUBLIC, fail=[2])  # the check resolves, the first connection's lookup does not
     retry = RetryPolicy(max_retries=1)
     response = fetch("http://export.example/", UrlGuard(allow_private=False, resolve=resolver), Connects(), retry)
     assert response.status_code == 200
     assert len(resolver.lookups) == 3
+
+
+def test_a_lookup_that_outlasts_the_connect_timeout_is_a_connect_timeout_and_retried() -> None:
+    class Slow(Fixed):
+        async def __call__(self, host: str, port: int) -> list[str]:
+            if len(self.lookups) == 1:  # the connection's first lookup hangs
+                self.lookups.append((host, port))
+                await asyncio.sleep(5)
+            return await super().__call__(host, port)
+
+    resolver = Slow(PUBLIC)
+    guard = UrlGuard(allow_private=False, resolve=resolver)
+    connects = Connects()
+    backend = PublicOnlyBackend(guard, connects)
+    timeout = httpx.Timeout(5, connect=0.05)
+    client = httpx.AsyncClient(transport=PinnedTransport(backend, httpx.Limits()), timeout=timeout)
+    waits: list[float] = []
+
+    async def wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def scenario() -> httpx.Response:
+        retry = RetryPolicy(max_retries=1)
+        async with Transport(client=client, url_guard=guard, retry=retry, sleep=wait) as transport:
+            return await transport.request("GET", "http://export.example/", what="eventsUrl download")
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 200
+    assert len(resolver.lookups) == 3 and len(waits) == 1  # the check, the lookup that timed out, the retry's
+    assert connects.connects == [(PUBLIC, 80, 0.05)]
+
+
+def test_a_name_with_no_address_is_a_connection_error_naming_the_host() -> None:
+    connects = Connects()
+    with pytest.raises(ServiceUnavailableError) as failed:
+        fetch("http://export.example/", UrlGuard(allow_private=False, resolve=Fixed()), connects)
+    assert str(failed.value) == (
+        "eventsUrl download failed after 6 attempts: ConnectError (export.example has no address)"
+    )
+    assert connects.connects == []
+
+
+def test_when_every_checked_address_refuses_the_error_is_the_last_refusal() -> None:
+    connects = Connects(refuse=[PUBLIC_V6, PUBLIC])
+    with pytest.raises(ServiceUnavailableError) as failed:
+        fetch("http://export.example/", UrlGuard(allow_private=False, resolve=Fixed(PUBLIC_V6, PUBLIC)), connects)
+    assert str(failed.value).endswith("attempts: ConnectError ([Errno 101] Network is unreachable)")
+    assert [host for host, _, _ in connects.connects][:2] == [PUBLIC_V6, PUBLIC]
 
 
 def test_a_body_cut_short_is_an_httpx_error_the_download_resumes_on() -> None:
