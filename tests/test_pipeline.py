@@ -461,6 +461,49 @@ def test_a_checkpoint_of_other_input_is_ignored() -> None:
     assert again.summary.counts == {"sent": 3}
 
 
+def test_a_checkpoint_saved_for_other_input_of_the_same_run_is_not_resumed() -> None:
+    store = MemoryStore()
+    saved = Checkpoint(store.set, Checkpoint.fingerprint("run-1", '{"events": 1}'))
+    saved.mark(range(5))
+    asyncio.run(saved.save(Summary("send_batch_events", False)))
+    state = asyncio.run(store.get(STATE_KEY))
+    same = Checkpoint(store.set, Checkpoint.fingerprint("run-1", '{"events": 1}'), state)
+    other = Checkpoint(store.set, Checkpoint.fingerprint("run-1", '{"events": 2}'), state)
+    assert same.resumed and same.is_done(4) and not same.is_done(5)
+    assert not other.resumed and not other.is_done(0)
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending", "shuffled"])
+def test_the_checkpoint_stays_a_few_numbers_long_whatever_order_batches_finish_in(order: str) -> None:
+    """The first batch still out, the 49 after it finish in any order: one range, not one a batch."""
+    store = MemoryStore()
+    checkpoint = Checkpoint(store.set, "input-1")
+    batches = [range(start, start + 20) for start in range(20, 1000, 20)]
+    if order == "descending":
+        batches.reverse()
+    elif order == "shuffled":
+        batches = [batches[i] for i in [*range(1, 49, 2), *range(0, 49, 2)]]
+    for batch in batches:
+        checkpoint.mark(batch)
+        asyncio.run(checkpoint.save(Summary("send_batch_events", False)))
+    state = asyncio.run(store.get(STATE_KEY))
+    assert (state["watermark"], state["ranges"]) == (0, [[20, 1000]])
+    assert [i for i in range(1001) if not checkpoint.is_done(i)] == [*range(20), 1000]
+    checkpoint.mark(range(20))
+    asyncio.run(checkpoint.save(Summary("send_batch_events", False)))
+    state = asyncio.run(store.get(STATE_KEY))
+    assert (state["watermark"], state["ranges"]) == (1000, [])
+
+
+def test_finished_ranges_with_gaps_between_them_are_kept_apart() -> None:
+    checkpoint = Checkpoint(MemoryStore().set, "input-1")
+    for batch in ([10, 11], [30, 31], [20, 21], [12], [29], [50]):
+        checkpoint.mark(batch)
+    done = [i for i in range(60) if checkpoint.is_done(i)]
+    assert done == [10, 11, 12, 20, 21, 29, 30, 31, 50]
+    assert checkpoint.watermark == 0
+
+
 def test_rows_the_dataset_refused_are_kept_in_the_checkpoint_and_stored_by_the_next_attempt() -> None:
     store = MemoryStore()
     failed = run([purchase(i) for i in range(6)], batch_size=2, max_concurrency=1, store=store, push_fails=True)
