@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -652,6 +653,55 @@ def test_this_runs_entry_set_holds_every_entry_through_its_growth() -> None:
     assert all(key in entries for key in [0, *crowded, *spread])
     assert not any(key in entries for key in [7, 1 << 40, 60 << 40 | 7, *range(1, 100)])
     assert 0 not in ledger_module._EntrySet()
+
+
+def test_this_runs_entries_take_at_most_32_bytes_each() -> None:
+    """The module's figure (8-byte slots, at most half full: 16 to 32 bytes an entry; about 17 MB a million)."""
+    entries = ledger_module._EntrySet()
+    for n in range(100_000):
+        entries.add(int.from_bytes(hashlib.sha256(str(n).encode()).digest()[:8], "big"))
+    assert sys.getsizeof(entries._slots) <= 32 * 100_000
+
+
+def test_an_event_is_being_sent_from_its_look_up_until_snap_answered_for_it() -> None:
+    """A repeat of an event still out is not sent again; once Snap answered (refused it, or it could not be
+    delivered) a repeat is looked at anew. With skipping off, nothing is ever seen."""
+
+    async def scenario() -> list[Earlier]:
+        ledger = Ledger(MemoryStore(), today=20_000)
+        seen: list[Earlier] = []
+        for answer in (ledger.release, ledger.retry_later):
+            first, key = await ledger.look_up(PIXEL, "a")
+            seen += [first, await earlier(ledger, PIXEL, "a")]
+            answer([key])
+        seen.append(await earlier(ledger, PIXEL, "a"))
+        off = Ledger(MemoryStore(), skip=False)
+        seen += [await earlier(off, PIXEL, "a"), await earlier(off, PIXEL, "a")]
+        return seen
+
+    assert asyncio.run(scenario()) == [None, "being sent", None, "being sent", None, None, None]
+
+
+def test_events_to_resend_are_still_written_after_a_failed_save() -> None:
+    class IndexFailsOnce(MemoryStore):
+        failed = False
+
+        async def set(self, key: str, value: Any) -> None:
+            if key == _prefix(PIXEL) and not self.failed:
+                self.failed = True
+                raise OSError("the store is unavailable")
+            await super().set(key, value)
+
+    async def scenario() -> Earlier:
+        store = IndexFailsOnce()
+        ledger = Ledger(store, today=20_000)
+        await not_delivered(ledger, [(PIXEL, "failed")])
+        with pytest.raises(OSError, match="unavailable"):
+            await ledger.save()
+        await ledger.save()
+        return await earlier(Ledger(store, today=20_000), PIXEL, "failed")
+
+    assert asyncio.run(scenario()) == "not delivered"
 
 
 # ----- a schedule of small runs: they append to the newest chunk, an asset's records are read together at load, and
