@@ -378,6 +378,29 @@ def test_pause_commits_then_waits_and_an_abort_while_paused_sends_nothing_more()
     assert result.pipeline._resume.cancelled()  # the resume timer of the pause does not outlive the run
 
 
+def test_a_pause_says_paused_only_once_the_batches_in_flight_are_stored_and_checkpointed() -> None:
+    store = MemoryStore()
+    paused_at: list[int] = []
+
+    def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
+        set_status = pipeline._progress.set
+
+        async def set_and_look(message: str) -> None:
+            if message.endswith("(paused: the run is being migrated)"):
+                paused_at.append(json.loads(store.records.get(STATE_KEY, '{"watermark": 0}'))["watermark"])
+                pipeline.stop("aborted while migrating")
+            await set_status(message)
+
+        pipeline._progress.set = set_and_look  # type: ignore[method-assign]
+        delivery.on_call = lambda call: pipeline.pause() if call == 1 else None
+
+    result = run([purchase(i) for i in range(6)], batch_size=2, store=store, control=control,
+                 delivery=FakeDelivery(delay=0.05))  # fmt: skip
+    assert paused_at == [2]  # the batch out when the pause came is finished, stored and checkpointed first
+    assert result.delivered == ["order-0", "order-1"]
+    assert [row["eventId"] for row in result.rows] == ["order-0", "order-1"]
+
+
 def test_a_migration_that_never_comes_resumes_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline_module, "MIGRATION_GRACE_S", 0.05)
 
@@ -451,6 +474,42 @@ def test_a_checkpoint_resumes_without_resending_or_recounting() -> None:
     state = asyncio.run(store.get(STATE_KEY))
     assert state["watermark"] == 6
     assert state["summary"]["counts"] == {"sent": 6}
+
+
+def test_a_resumed_run_s_rate_counts_only_what_it_did_itself() -> None:
+    store = MemoryStore()
+    run([purchase(i) for i in range(3)], store=store)
+    again = run([purchase(i) for i in range(3)], store=store)
+    assert again.delivered == []
+    assert again.statuses[-1] == "send_batch_events: read 3, sent 3; 0 events/s"
+
+
+def test_the_last_status_shows_the_final_counts_however_recent_the_one_before() -> None:
+    def control(pipeline: Pipeline, delivery: FakeDelivery) -> None:
+        # the status line was just updated (as every few seconds) while the first batch was out
+        delivery.on_call = lambda call: asyncio.ensure_future(pipeline._progress.update()) if call == 1 else None
+
+    result = run([purchase(i) for i in range(4)], batch_size=2, control=control, delivery=FakeDelivery(delay=0.01))
+    assert len(result.statuses) >= 2
+    assert result.statuses[-1].startswith("send_batch_events: read 4, sent 4; ")
+
+
+def test_an_unexpected_error_in_one_batch_fails_the_run_after_the_batches_in_flight_are_recorded() -> None:
+    class BreaksFirst(FakeDelivery):
+        async def __call__(self, asset_id: str, events: Sequence[PreparedEvent]) -> list[Outcome]:
+            if not self.batches:
+                self.batches.append((asset_id, []))
+                await asyncio.sleep(0.01)
+                raise RuntimeError("a bug in the first batch")
+            return await super().__call__(asset_id, events)
+
+    pushed: list[Row] = []
+    with pytest.raises(RuntimeError, match="a bug in the first batch"):
+        run([purchase(i) for i in range(4)], batch_size=2, pushed=pushed, delivery=BreaksFirst(delay=0.1))
+    assert [(row["eventId"], row["status"], row["charged"]) for row in pushed] == [
+        ("order-2", "sent", True),
+        ("order-3", "sent", True),
+    ]
 
 
 def test_a_checkpoint_of_other_input_is_ignored() -> None:
