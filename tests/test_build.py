@@ -253,6 +253,16 @@ def test_what_orjson_cannot_encode_is_still_sent_or_refused_by_name() -> None:
     assert "eventId" in refused.error and "broken UTF-8" in refused.error
 
 
+def test_a_payload_that_goes_out_through_json_is_compact_utf_8_as_orjson_writes_it() -> None:
+    """What Snap receives for an event with an integer beyond 64 bits: the same compact UTF-8 bytes orjson writes
+    for any other event (non-ASCII text as it is, not escaped)."""
+    base = {"eventType": "SIGN_UP", "email": "a@example.com", "eventTime": int(NOW) - 60, "eventSourceUrl": URL}
+    event = prepared({**base, "eventId": "e-1", "custom_data": {"order_ref_number": 10**30, "brands": "Zoë"}})
+    small = prepared({**base, "eventId": "e-1", "custom_data": {"order_ref_number": 10**15, "brands": "Zoë"}})
+    assert event.body == small.body.replace(b"1000000000000000", b"1000000000000000000000000000000")
+    assert "Zoë".encode() in event.body and b"\\u" not in event.body
+
+
 @pytest.mark.parametrize(
     ("given", "lasting"),
     [({"eventId": "e-1"}, True), ({"transactionId": "o-1"}, True), ({"eventTime": int(NOW) - 60}, True), ({}, False)],
