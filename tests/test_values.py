@@ -35,6 +35,12 @@ def test_item_ids_given_as_text_are_split_on_commas_and_semicolons() -> None:
     assert content_ids(["a, b", 7]) == ["a, b", "7"]
 
 
+def test_one_item_id_or_brand_given_as_a_number_is_one_item() -> None:
+    assert content_ids(12345) == ["12345"]
+    assert brands(7) == "7"
+    assert tidy_custom_data({"content_ids": 12345})["content_ids"] == ["12345"]
+
+
 def test_text_fields_are_trimmed_and_at_most_max_text_long() -> None:
     assert app_id(" 123 ") == "123"
     assert (search_string(" red shoes "), sign_up_method(" email "), content_category(" Shoes ")) == (
