@@ -322,6 +322,36 @@ def test_the_pinned_transport_carries_real_requests_over_sockets() -> None:
     assert served.connections == ["127.0.0.1"]
 
 
+def test_closing_a_pinned_client_closes_its_kept_alive_connections() -> None:
+    served = handler()
+
+    async def scenario(base: str) -> tuple[int, int]:
+        pool = PinnedTransport(httpcore.AnyIOBackend(), httpx.Limits())
+        async with Transport(client=httpx.AsyncClient(transport=pool)) as transport:
+            await transport.request("GET", f"{base}/e.jsonl", what="eventsUrl download")
+            open_before = len(pool._pool.connections)
+        return open_before, len(pool._pool.connections)
+
+    with loopback(served) as base:
+        assert asyncio.run(scenario(base)) == (1, 0)
+
+
+def test_every_client_verifies_certificates_and_host_names_with_the_one_tls_context() -> None:
+    context = tls_context()
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 0  # a CA bundle is loaded
+
+    async def contexts() -> list[object]:
+        found = []
+        for transport in (Transport(), Transport(url_guard=UrlGuard(allow_private=False))):
+            async with transport:
+                found.append(transport._client._transport._pool._ssl_context)  # type: ignore[attr-defined]
+        return found
+
+    assert asyncio.run(contexts()) == [context, context]
+
+
 def test_a_guarded_transport_pins_with_the_same_limits_timeouts_and_tls_context() -> None:
     transport = Transport(max_connections=2, timeout=120.0, url_guard=UrlGuard(allow_private=False))
     client = transport._client
