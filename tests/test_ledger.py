@@ -9,6 +9,7 @@ import hashlib
 import json
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -661,6 +662,30 @@ def test_this_runs_entries_take_at_most_32_bytes_each() -> None:
     for n in range(100_000):
         entries.add(int.from_bytes(hashlib.sha256(str(n).encode()).digest()[:8], "big"))
     assert sys.getsizeof(entries._slots) <= 32 * 100_000
+
+
+def test_the_events_this_run_accepted_take_at_most_32_bytes_each_once_saved() -> None:
+    """The ledger's memory for this run's accepted events (the store's own copy aside): the compact table, no
+    Python object an event (a key left in the set of events being sent would take some 70 bytes)."""
+
+    class Discards(MemoryStore):
+        async def set(self, key: str, value: Any) -> None:
+            pass
+
+    async def scenario() -> int:
+        ledger = Ledger(Discards(), today=20_000)
+        await ledger.look_up(PIXEL, "warm-up")  # the asset loaded
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(50_000):
+            _, key = await ledger.look_up(PIXEL, f"order-{n}")
+            ledger.accept([key])
+        await ledger.save()
+        held = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        return held
+
+    assert asyncio.run(scenario()) <= 32 * 50_000
 
 
 def test_an_event_is_being_sent_from_its_look_up_until_snap_answered_for_it() -> None:
