@@ -495,17 +495,30 @@ def test_the_last_status_shows_the_final_counts_however_recent_the_one_before() 
 
 
 def test_an_unexpected_error_in_one_batch_fails_the_run_after_the_batches_in_flight_are_recorded() -> None:
+    """The first batch breaks once everything is read (the run waits on its batches), while the second is out:
+    the second still ends with its rows (sent, charged) before the run fails."""
+    read_all, first_broke = asyncio.Event(), asyncio.Event()
+    data = [purchase(i) for i in range(4)]
+
+    async def source() -> AsyncIterator[SourceEvent]:
+        for index, item in enumerate(data):
+            yield SourceEvent(index, item)
+            await asyncio.sleep(0)
+        read_all.set()
+
     class BreaksFirst(FakeDelivery):
         async def __call__(self, asset_id: str, events: Sequence[PreparedEvent]) -> list[Outcome]:
             if not self.batches:
                 self.batches.append((asset_id, []))
-                await asyncio.sleep(0.01)
+                await read_all.wait()
+                first_broke.set()
                 raise RuntimeError("a bug in the first batch")
+            await first_broke.wait()
             return await super().__call__(asset_id, events)
 
     pushed: list[Row] = []
     with pytest.raises(RuntimeError, match="a bug in the first batch"):
-        run([purchase(i) for i in range(4)], batch_size=2, pushed=pushed, delivery=BreaksFirst(delay=0.1))
+        run([], source=source, batch_size=2, pushed=pushed, delivery=BreaksFirst(delay=0.02))
     assert [(row["eventId"], row["status"], row["charged"]) for row in pushed] == [
         ("order-2", "sent", True),
         ("order-3", "sent", True),
