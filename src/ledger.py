@@ -243,8 +243,11 @@ class Ledger:
         held = [_whole(record)[1] for record in records]
         for ids in held:
             asset.before.update(_entries(ids))
-        if fresh and fresh[-1].get("since") == self._today and len(held[-1]) < CHUNK_ENTRIES * _HEX:
-            asset.open_n, asset.open_ids = fresh[-1]["n"], held[-1]  # today's chunk, with room: this run appends
+        # Today's chunk, with room, read whole (at least what the index counts: a failed or damaged read must not
+        # have this run rewrite it with its own entries alone): this run appends to it; else it starts the next.
+        today = fresh[-1] if fresh and fresh[-1].get("since") == self._today else None
+        if today is not None and today.get("count", 0) <= len(held[-1]) // _HEX < CHUNK_ENTRIES:
+            asset.open_n, asset.open_ids = today["n"], held[-1]
         day, ids = _whole(retry)
         if self._today - day <= RETENTION_DAYS:
             asset.retry_before = set(_entries(ids))

@@ -217,7 +217,7 @@ def test_a_batch_with_nan_time_negative_price_and_broken_text_charges_only_the_g
     invalid = {row["eventIndex"]: row["error"] for row in run.rows_by_status("invalid")}
     assert sorted(invalid) == [1, 3, 4, 5]
     assert invalid[1].startswith("eventTime must be")
-    assert invalid[3].startswith("price must be between 0")
+    assert invalid[3] == "price must be 0 or more (a refund is not a conversion)"
     assert invalid[5].startswith("event name 'X")
     assert run.output["counts"] == {"sent": 2, "invalid": 4}
     assert "Traceback" not in run.stderr + run.stdout
@@ -250,7 +250,7 @@ def test_a_csv_with_nan_and_broken_cells_from_a_url_does_not_kill_the_run(tmp_pa
     errors = {row["eventIndex"]: row["error"] for row in run.rows_by_status("invalid")}
     assert sorted(errors) == [1, 2, 3, 4]
     assert errors[1].startswith("eventTime must be")
-    assert errors[2].startswith("price must be between 0")
+    assert errors[2] == "price must be 0 or more (a refund is not a conversion)"
     assert errors[3].startswith("transactionId (order_id) contains U+FFFD")
     assert "user_data.em contains control characters" in errors[4]
     assert "secret.buyer" not in run.everything_written()

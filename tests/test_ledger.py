@@ -925,3 +925,30 @@ def test_records_that_are_not_what_the_ledger_writes_are_left_out_and_never_fail
     assert asyncio.run(scenario()) == [None, "accepted", None, "accepted", "accepted", "not delivered"]
     assert [c["n"] for c in _index(store)] == [0, 3, 4]  # the new chunk numbered past every one named
     assert _record(store, f"{_prefix(PIXEL)}-retry")["ids"] == _hexes(PIXEL, ["e"])
+
+
+def test_a_failed_read_of_todays_chunk_never_has_the_run_overwrite_it() -> None:
+    """The index counts two entries in today's chunk but its record reads empty (a failed or damaged read): the run
+    starts the next chunk instead of rewriting today's with its own entries alone, so the earlier runs' entries
+    are still there once the record reads again."""
+
+    class MissesOnce(MemoryStore):
+        missed = False
+
+        async def get(self, key: str) -> Any:
+            if key == f"{_prefix(PIXEL)}-0" and not self.missed:
+                self.missed = True
+                return None
+            return await super().get(key)
+
+    async def scenario() -> tuple[MissesOnce, list[Earlier]]:
+        store = MissesOnce()
+        await _accept(store, [(PIXEL, "a"), (PIXEL, "b")], today=20_000)
+        store.missed = False
+        await _accept(store, [(PIXEL, "c")], today=20_000)
+        later = Ledger(store, today=20_000)
+        return store, [await earlier(later, PIXEL, e) for e in "abc"]
+
+    store, found = asyncio.run(scenario())
+    assert found == ["accepted"] * 3
+    assert [(c["n"], c["count"]) for c in _index(store)] == [(0, 2), (1, 1)]

@@ -652,6 +652,28 @@ def test_a_repeat_of_an_event_snap_refused_or_could_not_take_is_sent_again() -> 
     ]  # fmt: skip
 
 
+def test_events_accepted_before_a_failed_checkpoint_save_still_reach_the_ledger() -> None:
+    """A commit whose checkpoint write fails does not lose what Snap accepted: the run's last commit records it,
+    so the next run neither sends nor charges it again."""
+
+    class FailsOnce(MemoryStore):
+        failed = False
+
+        async def set(self, key: str, value: Any) -> None:
+            if key == STATE_KEY and not self.failed:
+                self.failed = True
+                raise OSError("the store is unavailable")
+            await super().set(key, value)
+
+    ledger, log = MemoryStore(), []
+    with pytest.raises(OSError, match="unavailable"):  # the run fails once its batches in flight are recorded
+        run([purchase(i) for i in range(6)], ledger_store=ledger, store=FailsOnce(), batch_size=2, max_concurrency=1,
+            log=log)  # fmt: skip
+    assert log[0] == "push [0, 1]"  # the first batch was sent, charged and stored before the failed save
+    later = run([purchase(i) for i in range(6)], ledger_store=ledger)
+    assert "order-0" not in later.delivered and "order-1" not in later.delivered
+
+
 def test_events_over_the_budget_are_sent_again_next_time_with_a_warning() -> None:
     ledger = MemoryStore()
     run([purchase(i) for i in range(3)], ledger_store=ledger, limit=1)

@@ -90,9 +90,11 @@ class Connects(httpcore.AsyncNetworkBackend):
     """Stands in for the network past the guard: records each connection (and the name TLS verifies) and
     answers `answer`; addresses in `refuse` refuse the connection."""
 
-    def __init__(self, answer: bytes = OK, refuse: Iterable[str] = ()) -> None:
+    def __init__(self, answer: bytes = OK, refuse: Iterable[str] = (), silent: Iterable[str] = ()) -> None:
+        """`silent` addresses never answer: the connection times out."""
         self.answer = answer
         self.refuse = set(refuse)
+        self.silent = set(silent)
         self.connects: list[tuple[str, int, float | None]] = []
         self.tls_names: list[str | None] = []
 
@@ -107,6 +109,8 @@ class Connects(httpcore.AsyncNetworkBackend):
         self.connects.append((host, port, timeout))
         if host in self.refuse:
             raise httpcore.ConnectError("[Errno 101] Network is unreachable")
+        if host in self.silent:
+            raise httpcore.ConnectTimeout("timed out")
         return _Stream(self, [self.answer])
 
     async def sleep(self, seconds: float) -> None:
@@ -220,6 +224,26 @@ def test_an_address_that_cannot_be_reached_gives_way_to_the_next_checked_one() -
     response = fetch("http://export.example/", guard, connects)
     assert response.status_code == 200
     assert [host for host, _, _ in connects.connects] == [PUBLIC_V6, PUBLIC]
+
+
+def test_an_address_that_never_answers_gives_way_to_the_next_checked_one() -> None:
+    """IPv6 routed but dropped (an IPv4-only network): the connection times out there and goes to IPv4."""
+    connects = Connects(silent=[PUBLIC_V6])
+    guard = UrlGuard(allow_private=False, resolve=Fixed(PUBLIC_V6, PUBLIC))
+    response = fetch("http://export.example/", guard, connects, RetryPolicy(max_retries=0))
+    assert response.status_code == 200
+    assert [host for host, _, _ in connects.connects] == [PUBLIC_V6, PUBLIC]
+
+
+def test_a_webhook_to_a_host_name_that_cannot_be_encoded_is_not_delivered_and_the_run_goes_on() -> None:
+    """`a..b.example` passes the input's URL check; the lookup refuses it with a UnicodeError, not an OSError."""
+
+    async def post(url: str) -> dict[str, Any]:
+        return await post_results(url, {"succeeded": True}, max_retries=0, url_guard=UrlGuard(allow_private=False))
+
+    for url in ("https://hooks..example.com/x", "https://" + "a" * 64 + ".example.com/x"):
+        outcome = asyncio.run(post(url))
+        assert outcome["delivered"] is False and "could not be resolved" in outcome["error"], outcome
 
 
 def test_https_verifies_the_certificate_against_the_url_s_host_not_the_address() -> None:

@@ -77,6 +77,8 @@ class Pipeline:
         self._progress = progress
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The first batch that raised (a bug, or a store that failed a commit): reading stops, the run raises it.
+        self._broken: BaseException | None = None
         self.stopped_by: SnapAuthError | None = None
         self._checkpoint = checkpoint
         summary = sink.summary
@@ -133,6 +135,8 @@ class Pipeline:
             await self._progress.update(force=True)
         self._sink.summary.interrupted = self._interrupted
         self.started.set()
+        if self._broken is not None:
+            raise self._broken
         if self.dataset_down is not None:
             raise self.dataset_down
         if self.stopped_by is not None:
@@ -200,7 +204,16 @@ class Pipeline:
             self._slots.release()  # stopped or paused while it waited for a slot: decided again above
         task = asyncio.create_task(self._deliver(batch))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A batch's task is done. One that raised ends the run, whenever it ends: read while the run reads on,
+        its error would otherwise be lost with the task."""
+        self._tasks.discard(task)
+        if task.cancelled() or (error := task.exception()) is None or self._broken is not None:
+            return
+        self._broken = error
+        self.stop(f"a batch failed ({type(error).__name__}); no new events were taken")
 
     async def _drain(self) -> None:
         while self._tasks:
@@ -251,15 +264,19 @@ class Pipeline:
         rows, self._uncommitted = self._uncommitted, []
         accepted, self._accepted = self._accepted, []
         try:
-            await self._sink.flush()
-        except DatasetUnavailableError as error:
-            if self.dataset_down is None:
-                self.dataset_down = error
-                self.stop(f"{error}; no new events were taken while rows could not be stored")
-        if self._checkpoint is not None and rows:
-            self._checkpoint.mark(row["eventIndex"] for row in rows)
-            self._committed.add(rows)
-            await self._checkpoint.save(self._committed, self._sink.unstored())
+            try:
+                await self._sink.flush()
+            except DatasetUnavailableError as error:
+                if self.dataset_down is None:
+                    self.dataset_down = error
+                    self.stop(f"{error}; no new events were taken while rows could not be stored")
+            if self._checkpoint is not None and rows:
+                self._checkpoint.mark(row["eventIndex"] for row in rows)
+                self._committed.add(rows)
+                await self._checkpoint.save(self._committed, self._sink.unstored())
+        except BaseException:
+            self._accepted[:0] = accepted  # for the next commit (the run's last): an accepted event stays known
+            raise
         if self._ledger is not None:
             self._ledger.accept(accepted)
             await self._ledger.save()  # writes only what changed: accepted events and those to resend

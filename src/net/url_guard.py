@@ -44,7 +44,10 @@ def is_public(address: str) -> bool:
 
 async def system_resolver(host: str, port: int) -> list[str]:
     """The event loop's getaddrinfo, in its order (IPv6 first where the system prefers it), without repeats."""
-    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError as error:  # `a..b.com`, a label over 63 characters: no name IDNA can encode
+        raise OSError(f"not a valid host name ({error})") from None
     return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
@@ -109,11 +112,13 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
         except OSError as error:
             raise httpcore.ConnectError(f"{host} could not be resolved ({error})") from None
-        failed = httpcore.ConnectError(f"{host} has no address")
-        for address in addresses:  # the next one when an address refuses or has no route (IPv6 on an IPv4 host)
+        failed: httpcore.ConnectError | httpcore.ConnectTimeout = httpcore.ConnectError(f"{host} has no address")
+        # The next one when an address refuses, has no route or never answers (IPv6 routed but dropped on an
+        # IPv4-only network): httpx's own transport would have tried the others too.
+        for address in addresses:
             try:
                 return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as error:
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
                 failed = error
         raise failed
 

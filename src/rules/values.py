@@ -87,11 +87,11 @@ def as_number(value: object, field: str = "price") -> float | int:
 
 
 def amount(value: object, field: str) -> float | int:
-    """A price: a number of 0 or more (a negative one, a refund, is refused), at most what any currency allows;
-    `check_prices` holds it to its own currency's bound once the event's currency is known."""
+    """A price: a number of 0 or more (a negative one, a refund, is refused); `check_prices` holds it to its
+    currency's upper bound once the event's currency is known."""
     number = as_number(value, field)
-    if not 0 <= number <= MAX_AMOUNT * SMALL_UNIT_FACTOR:
-        raise FieldError(_price_bound(field, MAX_AMOUNT * SMALL_UNIT_FACTOR, "in any currency"))
+    if number < 0:
+        raise FieldError(f"{field} must be 0 or more (a refund is not a conversion)")
     return number
 
 
@@ -106,14 +106,10 @@ def check_prices(custom: Mapping[str, Any]) -> None:
     cap = max_price(currency)
     where = f"in {currency}" if currency else "without a currency"
     if custom.get("value", 0) > cap:
-        raise FieldError(_price_bound("price", cap, where))
+        raise FieldError(f"price must be between 0 and {cap:,} {where}")
     for position, item in enumerate(custom.get("contents") or ()):
         if item.get("item_price", 0) > cap:
-            raise FieldError(_price_bound(f"contents[{position}].item_price", cap, where))
-
-
-def _price_bound(field: str, cap: int, where: str) -> str:
-    return f"{field} must be between 0 and {cap:,} {where}"
+            raise FieldError(f"contents[{position}].item_price must be between 0 and {cap:,} {where}")
 
 
 def _count(value: object, field: str, minimum: int) -> int:
