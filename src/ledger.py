@@ -318,6 +318,9 @@ class Ledger:
                 asset.open_n, asset.next_n = asset.next_n, asset.next_n + 1
                 asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0, "since": self._today})
                 asset.open_ids = ""
+                # The index names a new chunk before its record is written: were the index write after the record
+                # to fail, the next run would still read it (a chunk it names without a record reads as empty).
+                await self._store.set(asset.prefix, {"chunks": asset.chunks})
             taken = asset.open[: CHUNK_ENTRIES - len(asset.open_ids) // _HEX]
             ids = asset.open_ids + _hex(taken)
             await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": ids})

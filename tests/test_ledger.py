@@ -323,7 +323,7 @@ def test_a_chunk_holds_10_000_entries_and_the_next_starts_after() -> None:
     store = asyncio.run(scenario())
     assert _sizes(store) == [10_000, 1]
     assert [(c["n"], c["day"], c["count"]) for c in _index(store)] == [(0, 20_000, 10_000), (1, 20_000, 1)]
-    assert store.writes == 3  # two chunks and the index
+    assert store.writes == 5  # the index naming each new chunk first, the two chunks, the index
 
 
 def test_a_runs_saves_fill_its_open_chunk_and_never_past_the_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -344,7 +344,7 @@ def test_a_runs_saves_fill_its_open_chunk_and_never_past_the_chunk_size(monkeypa
 
     store, sizes, writes = asyncio.run(scenario())
     assert sizes == [[3], [6], [66], [100, 26]]  # one chunk rewritten as it fills; the 101st entry starts the next
-    assert writes == [2, 2, 2, 3]  # the open chunk (and the one it filled) and the index
+    assert writes == [3, 2, 2, 4]  # the open chunk (and the one it filled) and the index; a new one named first
     assert [c["count"] for c in _index(store)] == [100, 26]
 
 
@@ -385,7 +385,7 @@ def test_a_save_writes_only_what_changed_since_the_last_one() -> None:
         await save()  # the list of events to resend and the index
         await save()  # nothing new
         await add(ledger, [(PIXEL, "b")])
-        await save()  # the chunk and the index; the list to resend is as saved
+        await save()  # the index naming the new chunk, the chunk, the index; the list to resend is as saved
         await save()
         later = Ledger(store, today=20_000)
         await earlier(later, PIXEL, "b")
@@ -394,7 +394,7 @@ def test_a_save_writes_only_what_changed_since_the_last_one() -> None:
         writes.append(store.writes - before)
         return writes
 
-    assert asyncio.run(scenario()) == [0, 0, 2, 0, 2, 0, 0]
+    assert asyncio.run(scenario()) == [0, 0, 2, 0, 3, 0, 0]
 
 
 def test_events_are_kept_38_days_then_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -952,3 +952,24 @@ def test_a_failed_read_of_todays_chunk_never_has_the_run_overwrite_it() -> None:
     store, found = asyncio.run(scenario())
     assert found == ["accepted"] * 3
     assert [(c["n"], c["count"]) for c in _index(store)] == [(0, 2), (1, 1)]
+
+
+def test_a_new_chunk_is_named_in_the_index_before_its_record_is_written() -> None:
+    """The index write after a new chunk's record fails (the run then dies): the next run still reads the chunk."""
+
+    class IndexFailsAfterChunk(MemoryStore):
+        async def set(self, key: str, value: Any) -> None:
+            if key == _prefix(PIXEL) and f"{_prefix(PIXEL)}-0" in self.records:
+                raise OSError("the store is unavailable")
+            await super().set(key, value)
+
+    async def scenario() -> list[Earlier]:
+        store = IndexFailsAfterChunk()
+        ledger = Ledger(store, today=20_000)
+        await add(ledger, [(PIXEL, "a")])
+        with pytest.raises(OSError, match="unavailable"):
+            await ledger.save()
+        later = Ledger(store, today=20_000)
+        return [await earlier(later, PIXEL, "a")]
+
+    assert asyncio.run(scenario()) == ["accepted"]
