@@ -653,25 +653,42 @@ def test_a_repeat_of_an_event_snap_refused_or_could_not_take_is_sent_again() -> 
 
 
 def test_events_accepted_before_a_failed_checkpoint_save_still_reach_the_ledger() -> None:
-    """A commit whose checkpoint write fails does not lose what Snap accepted: the run's last commit records it,
-    so the next run neither sends nor charges it again."""
+    """A commit whose checkpoint write fails, while the run reads on: no new event is sent, the run fails, and what
+    Snap accepted is still recorded by the run's last commit, so the next run neither sends nor charges it again."""
+    failed = asyncio.Event()
 
     class FailsOnce(MemoryStore):
-        failed = False
-
         async def set(self, key: str, value: Any) -> None:
-            if key == STATE_KEY and not self.failed:
-                self.failed = True
+            if key == STATE_KEY and not failed.is_set():
+                failed.set()
                 raise OSError("the store is unavailable")
             await super().set(key, value)
 
-    ledger, log = MemoryStore(), []
-    with pytest.raises(OSError, match="unavailable"):  # the run fails once its batches in flight are recorded
-        run([purchase(i) for i in range(6)], ledger_store=ledger, store=FailsOnce(), batch_size=2, max_concurrency=1,
-            log=log)  # fmt: skip
-    assert log[0] == "push [0, 1]"  # the first batch was sent, charged and stored before the failed save
-    later = run([purchase(i) for i in range(6)], ledger_store=ledger)
-    assert "order-0" not in later.delivered and "order-1" not in later.delivered
+    data = [purchase(i) for i in range(6)]
+
+    async def source() -> AsyncIterator[SourceEvent]:
+        for index, item in enumerate(data):
+            if index == 2:
+                await failed.wait()  # the first batch's commit has failed (its task is done) before more is read
+            yield SourceEvent(index, item)
+
+    ledger, log, delivery = MemoryStore(), [], FakeDelivery()
+    with pytest.raises(OSError, match="unavailable"):
+        run([], source=source, ledger_store=ledger, store=FailsOnce(), batch_size=2, log=log, delivery=delivery)
+    assert log == ["push [0, 1]"]  # the first batch was sent, charged and stored before the failed save
+    assert [ids for _, ids in delivery.batches] == [["order-0", "order-1"]]  # and nothing was sent after it
+    later = run(data, ledger_store=ledger)
+    assert later.delivered == ["order-2", "order-3", "order-4", "order-5"]
+
+
+def test_when_batches_fail_the_run_raises_the_first_error() -> None:
+    class Breaks(FakeDelivery):
+        async def __call__(self, asset_id: str, events: Sequence[PreparedEvent]) -> list[Outcome]:
+            self.batches.append((asset_id, [event.event_id for event in events]))
+            raise RuntimeError(f"a bug in batch {len(self.batches)}")
+
+    with pytest.raises(RuntimeError, match="a bug in batch 1"):
+        run([purchase(i) for i in range(4)], batch_size=1, max_concurrency=2, delivery=Breaks())
 
 
 def test_events_over_the_budget_are_sent_again_next_time_with_a_warning() -> None:

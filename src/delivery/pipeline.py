@@ -77,8 +77,8 @@ class Pipeline:
         self._progress = progress
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
-        #: The first batch that raised (a bug, or a store that failed a commit): reading stops, the run raises it.
-        self._broken: BaseException | None = None
+        #: The first batch that raised (`_fail`): reading stops, the run raises it.
+        self._broken: Exception | None = None
         self.stopped_by: SnapAuthError | None = None
         self._checkpoint = checkpoint
         summary = sink.summary
@@ -204,16 +204,14 @@ class Pipeline:
             self._slots.release()  # stopped or paused while it waited for a slot: decided again above
         task = asyncio.create_task(self._deliver(batch))
         self._tasks.add(task)
-        task.add_done_callback(self._finished)
+        task.add_done_callback(self._tasks.discard)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        """A batch's task is done. One that raised ends the run, whenever it ends: read while the run reads on,
-        its error would otherwise be lost with the task."""
-        self._tasks.discard(task)
-        if task.cancelled() or (error := task.exception()) is None or self._broken is not None:
-            return
-        self._broken = error
-        self.stop(f"a batch failed ({type(error).__name__}); no new events were taken")
+    def _fail(self, error: Exception) -> None:
+        """A batch raised: no new events are taken, and once the batches in flight are recorded the run raises the
+        first such error (a task done while the run reads on is never awaited: its error would be lost with it)."""
+        if self._broken is None:
+            self._broken = error
+            self.stop(f"a batch failed ({type(error).__name__}); no new events were taken")
 
     async def _drain(self) -> None:
         while self._tasks:
@@ -246,6 +244,8 @@ class Pipeline:
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)
             await self._add_rows(rows)
             await self._commit()
+        except Exception as error:  # a bug, or a store that failed a commit: the run raises it (`_fail`)
+            self._fail(error)  # before the slot is freed: a batch waiting for it must see the run stopping
         finally:
             self._slots.release()
 
@@ -275,7 +275,7 @@ class Pipeline:
                 self._committed.add(rows)
                 await self._checkpoint.save(self._committed, self._sink.unstored())
         except BaseException:
-            self._accepted[:0] = accepted  # for the next commit (the run's last): an accepted event stays known
+            self._accepted = [*accepted, *self._accepted]  # for the next commit (the run's last): still known
             raise
         if self._ledger is not None:
             self._ledger.accept(accepted)
