@@ -26,6 +26,7 @@ from apify_client.http_compressors import GzipHttpCompressor
 from .errors import ActorInputError, ServiceUnavailableError, SnapError, SourceError
 from .input import ActorInput, parse_input
 from .ledger import LEDGER_STORE
+from .net.transport import redact
 from .net.url_guard import ALLOW_PRIVATE_ENV, UrlGuard
 from .platform import ChargingManager, Dataset, Platform, RunEdge
 from .results.report import CONTENT_TYPE, REPORT_KEY, render_report
@@ -127,6 +128,10 @@ async def run(actor_input: ActorInput, edge: RunEdge) -> Verdict:
     except DatasetUnavailableError as error:
         failure = f"Stopped: {error}. What was sent and charged is recorded in OUTPUT and the checkpoint"
         _log.error(failure)
+    except Exception as error:  # unforeseen (a bug, a store failing for good): the run fails, OUTPUT says what was done
+        detail = redact(str(error)).split("\n", 1)[0][:300]
+        failure = f"Stopped by an unexpected error ({type(error).__name__}{': ' + detail if detail else ''})"
+        _log.error(f"{failure}. What was sent and charged is recorded in OUTPUT")
     finally:
         with contextlib.suppress(DatasetUnavailableError):
             await sink.flush()

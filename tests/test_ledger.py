@@ -973,3 +973,21 @@ def test_a_new_chunk_is_named_in_the_index_before_its_record_is_written() -> Non
         return [await earlier(later, PIXEL, "a")]
 
     assert asyncio.run(scenario()) == ["accepted"]
+
+
+def test_a_ledger_store_that_fails_for_good_fails_the_run_with_output_saying_what_was_sent(snap: FakeSnap) -> None:
+    """An error nothing foresaw (here the named store refusing every write, its message carrying a token) stops
+    the run: it fails with a status message that says so, and OUTPUT still counts what Snap accepted and what was
+    charged; the token is written nowhere."""
+
+    class Broken(MemoryStore):
+        async def set(self, key: str, value: Any) -> None:
+            raise OSError("PUT https://api.apify.com/v2/key-value-stores/x/records/y?token=apify_api_SECRET refused")
+
+    run = run_in_process(export(3), snap=snap, ppe=True, ledger=Broken())
+    assert run.returncode == 1 and run.output["succeeded"] is False
+    assert run.output["counts"] == {"sent": 3} and run.output["charged"] == 3 == run.charged_conversions
+    assert run.output["error"].startswith("Stopped by an unexpected error (OSError: PUT https://api.apify.com/")
+    assert run.final_message.startswith("Stopped by an unexpected error (OSError: ")
+    assert run.final_message.endswith("(3 of 3 sent; 3 charged)")
+    assert "apify_api_SECRET" not in run.everything_written()
