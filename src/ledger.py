@@ -39,7 +39,7 @@ import re
 import sys
 import time
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from .platform import KeyValueStore
@@ -159,6 +159,11 @@ class _EntrySet:
             slot = (slot + 1) & mask
         return slot
 
+    def __iter__(self) -> Iterator[int]:
+        if self._zero:
+            yield 0
+        yield from filter(None, self._slots)
+
 
 class _Asset:
     def __init__(self, asset_id: str) -> None:
@@ -175,6 +180,8 @@ class _Asset:
         #: is never one a run wrote anew.
         self.next_n = 0
         self.dropped: list[int] = []  # chunks the index dropped, to delete once it is written without them
+        #: Chunks whose record this run wrote, with the SHA-256 of what it wrote last (`Ledger._merge` compares).
+        self.written: dict[int, bytes] = {}
         self.dirty = False
         self.retry_dirty = False
         #: Not delivered by earlier runs (transient), and not delivered by this one so far.
@@ -290,15 +297,18 @@ class Ledger:
         for asset, key in keys:
             asset.sending.discard(key)
 
-    async def save(self) -> None:
+    async def save(self, *, merge: bool = False) -> None:
         """Write each changed asset's open chunk (its newest, while it has room) and its index, then delete the
-        records of chunks the index dropped."""
+        records of chunks the index dropped. `merge` (a run's last save) first takes in what another run sending
+        to the same asset at the same time wrote over this one's records (`_merge`)."""
         async with self._saving:
-            await self._save()
+            await self._save(merge)
 
-    async def _save(self) -> None:
+    async def _save(self, merge: bool) -> None:
         for loading in list(self._assets.values()):
             asset = await loading
+            if merge and asset.written:
+                await self._merge(asset)
             # Commits run concurrently: `accept` or `retry_later` may come while a write is in flight. The flags
             # are cleared before the writes, so what comes during them sets them again and is written on the
             # next turn of this loop, not forgotten.
@@ -312,6 +322,32 @@ class Ledger:
                     asset.retry_dirty = asset.retry_dirty or retry_dirty
                     raise
 
+    async def _merge(self, asset: _Asset) -> None:
+        """The store has no locking: two runs sending to one asset at once rewrite the same index and today's
+        chunk, the last writer's version standing. Read them again and keep both: the chunks another run named
+        join the index, the open chunk is rewritten from what its record holds now, and every entry this run
+        accepted that no record it wrote still holds is queued again. Whichever run saves last then leaves all
+        entries of both (a run that dies first leaves what the other's last save read). Alone, as nearly always,
+        every record reads as this run wrote it and nothing more is done."""
+        known = {chunk["n"] for chunk in asset.chunks} | set(asset.dropped)
+        added = [chunk for chunk in _listed(await self._store.get(asset.prefix)) if chunk["n"] not in known]
+        written = sorted(asset.written)
+        held = [_whole(record)[1] for record in await self._read([f"{asset.prefix}-{n}" for n in written])]
+        digests = (hashlib.sha256(ids.encode()).digest() for ids in held)
+        if not added and all(digest == asset.written[n] for n, digest in zip(written, digests, strict=True)):
+            return
+        if added:
+            asset.chunks = sorted([*asset.chunks, *added], key=lambda chunk: int(chunk["n"]))
+            asset.next_n = max(asset.next_n, *(int(chunk["n"]) + 1 for chunk in added))
+        if asset.open_n is not None and asset.open_n in asset.written:
+            asset.open_ids = held[written.index(asset.open_n)]
+        present = _EntrySet()
+        for key in (key for ids in held for key in _entries(ids)):
+            present.add(key)
+        queued = set(asset.open)
+        asset.open.extend(key for key in asset.now if key not in present and key not in queued)
+        asset.dirty = True
+
     async def _write(self, asset: _Asset, retry_dirty: bool) -> None:
         while asset.open:
             if asset.open_n is None:
@@ -324,12 +360,14 @@ class Ledger:
             taken = asset.open[: CHUNK_ENTRIES - len(asset.open_ids) // _HEX]
             ids = asset.open_ids + _hex(taken)
             await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": ids})
+            asset.written[asset.open_n] = hashlib.sha256(ids.encode()).digest()
             # Only once the chunk is stored: a failed write leaves its entries to the next save, and what the record
             # held before (an earlier run's entries, when it appends to their chunk) is written again with them.
             # Only those it holds: `accept` may have queued more while it was written.
             asset.open_ids = ids
             del asset.open[: len(taken)]
-            asset.chunks[-1] |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
+            opened = next(chunk for chunk in reversed(asset.chunks) if chunk["n"] == asset.open_n)
+            opened |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
             if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
                 asset.open_n = None
         await self._store.set(asset.prefix, {"chunks": asset.chunks})

@@ -991,3 +991,49 @@ def test_a_ledger_store_that_fails_for_good_fails_the_run_with_output_saying_wha
     assert run.final_message.startswith("Stopped by an unexpected error (OSError: ")
     assert run.final_message.endswith("(3 of 3 sent; 3 charged)")
     assert "apify_api_SECRET" not in run.everything_written()
+
+
+@pytest.mark.parametrize("last_to_save", ["first", "second"])
+def test_two_runs_at_once_keep_each_others_entries_once_each_has_made_its_last_save(
+    monkeypatch: pytest.MonkeyPatch, last_to_save: str
+) -> None:
+    """Two runs of one pixel at the same time (a schedule whose run outlasts its interval) load the same ledger and
+    rewrite the same chunk and index, the last writer's version standing. Each run's last save reads them again
+    and keeps both: whichever saves last, every event either accepted is known to the next run, none twice."""
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 4)  # the second chunk is opened by both, numbered alike
+
+    async def scenario() -> tuple[MemoryStore, list[Earlier]]:
+        store = MemoryStore()
+        await _accept(store, [(PIXEL, "old")], today=20_000)
+        one, two = Ledger(store, today=20_000), Ledger(store, today=20_000)
+        await add(one, [(PIXEL, f"one-{i}") for i in range(3)])
+        await add(two, [(PIXEL, f"two-{i}") for i in range(9)])  # three chunks: the first run knows two of them
+        await one.save()
+        await two.save()  # overwrites the first run's chunks and index
+        await add(one, [(PIXEL, "one-late")])
+        await one.save()
+        first, second = (two, one) if last_to_save == "first" else (one, two)
+        await first.save(merge=True)
+        await second.save(merge=True)
+        later = Ledger(store, today=20_000)
+        names = ["old", *(f"one-{i}" for i in range(3)), "one-late", *(f"two-{i}" for i in range(9)), "never"]
+        return store, [await earlier(later, PIXEL, name) for name in names]
+
+    store, found = asyncio.run(scenario())
+    assert found == ["accepted"] * 14 + [None]
+    records = [_record(store, f"{_prefix(PIXEL)}-{c['n']}")["ids"] for c in _index(store)]
+    stored = [ids[i : i + 16] for ids in records for i in range(0, len(ids), 16)]
+    assert len(stored) == len(set(stored)) == 14  # each entry once
+
+
+def test_a_run_alone_reads_its_records_back_at_its_last_save_and_rewrites_nothing() -> None:
+    async def scenario() -> int:
+        store = MemoryStore()
+        ledger = Ledger(store, today=20_000)
+        await add(ledger, [(PIXEL, "a"), (PIXEL, "b")])
+        await ledger.save()
+        before = store.writes
+        await ledger.save(merge=True)
+        return store.writes - before
+
+    assert asyncio.run(scenario()) == 0

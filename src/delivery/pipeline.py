@@ -131,7 +131,7 @@ class Pipeline:
             if aclose := getattr(source, "aclose", None):
                 await aclose()
             await self._drain()
-            await self._commit()
+            await self._commit(last=True)
             await self._progress.update(force=True)
         self._sink.summary.interrupted = self._interrupted
         self.started.set()
@@ -257,7 +257,7 @@ class Pipeline:
         self._uncommitted.extend(rows)
         await self._sink.add(rows)
 
-    async def _commit(self) -> None:
+    async def _commit(self, *, last: bool = False) -> None:
         """Rows, then the checkpoint, then the ledger: an event is marked finished once its row is stored, or,
         when the dataset refuses rows, kept in the checkpoint with them (the record of what was sent and
         charged never depends on the dataset); the ledger never knows an event the checkpoint does not."""
@@ -279,7 +279,9 @@ class Pipeline:
             raise
         if self._ledger is not None:
             self._ledger.accept(accepted)
-            await self._ledger.save()  # writes only what changed: accepted events and those to resend
+            # Writes only what changed: accepted events and those to resend; the run's last commit also takes in what
+            # another run sending to the same pixel at the same time wrote over this one's records.
+            await self._ledger.save(merge=last)
 
     async def _tick(self) -> None:
         """The status line moves every few seconds even while a batch waits on retries."""
