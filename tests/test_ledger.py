@@ -654,6 +654,7 @@ def test_this_runs_entry_set_holds_every_entry_through_its_growth() -> None:
     assert all(key in entries for key in [0, *crowded, *spread])
     assert not any(key in entries for key in [7, 1 << 40, 60 << 40 | 7, *range(1, 100)])
     assert 0 not in ledger_module._EntrySet()
+    assert sorted(entries) == sorted([0, *crowded, *spread])  # what a run's last save checks the store against
 
 
 def test_this_runs_entries_take_at_most_32_bytes_each() -> None:
@@ -1035,5 +1036,63 @@ def test_a_run_alone_reads_its_records_back_at_its_last_save_and_rewrites_nothin
         before = store.writes
         await ledger.save(merge=True)
         return store.writes - before
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_a_run_whose_chunk_another_run_rewrote_and_finished_keeps_that_runs_entries() -> None:
+    """The other run made its last save first (nothing of its own lost then): this run's last save rewrites the
+    shared chunk from what it holds now, with this run's lost entry added, not from this run's own copy."""
+
+    async def scenario() -> list[Earlier]:
+        store = MemoryStore()
+        await _accept(store, [(PIXEL, "old")], today=20_000)
+        one, two = Ledger(store, today=20_000), Ledger(store, today=20_000)
+        await add(one, [(PIXEL, "one")])
+        await add(two, [(PIXEL, "two")])
+        await one.save()
+        await two.save()  # the shared chunk: old and two; one's entry overwritten
+        await two.save(merge=True)  # two's records read as it wrote them: nothing to do
+        await one.save(merge=True)
+        later = Ledger(store, today=20_000)
+        return [await earlier(later, PIXEL, name) for name in ("old", "one", "two")]
+
+    assert asyncio.run(scenario()) == ["accepted"] * 3
+
+
+def test_entries_a_run_queues_again_go_to_a_chunk_numbered_past_the_other_runs_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The other run opened chunks this run never saw: this run's lost entries go to a new chunk numbered past
+    them, never over one of theirs."""
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 4)
+
+    async def scenario() -> list[Earlier]:
+        store = MemoryStore()
+        await _accept(store, [(PIXEL, "old")], today=20_000)
+        one, two = Ledger(store, today=20_000), Ledger(store, today=20_000)
+        await add(one, [(PIXEL, f"one-{i}") for i in range(3)])  # fills chunk 0
+        await add(two, [(PIXEL, f"two-{i}") for i in range(9)])  # chunk 0 (over one's), then chunks 1 and 2
+        await one.save()
+        await two.save()
+        await two.save(merge=True)
+        await one.save(merge=True)  # its three entries, lost from chunk 0, go to chunk 3
+        later = Ledger(store, today=20_000)
+        names = ["old", *(f"one-{i}" for i in range(3)), *(f"two-{i}" for i in range(9))]
+        return [await earlier(later, PIXEL, name) for name in names]
+
+    assert asyncio.run(scenario()) == ["accepted"] * 13
+
+
+def test_a_save_that_is_not_the_runs_last_reads_nothing_back() -> None:
+    async def scenario() -> int:
+        store = ReadCountingStore()
+        ledger = Ledger(store, today=20_000)
+        await add(ledger, [(PIXEL, "a")])
+        store.reads = 0
+        await ledger.save()
+        await add(ledger, [(PIXEL, "b")])
+        await ledger.save()
+        return store.reads
 
     assert asyncio.run(scenario()) == 0
