@@ -255,6 +255,7 @@ class Ledger:
         today = fresh[-1] if fresh and fresh[-1].get("since") == self._today else None
         if today is not None and today.get("count", 0) <= len(held[-1]) // _HEX < CHUNK_ENTRIES:
             asset.open_n, asset.open_ids = today["n"], held[-1]
+            asset.written[asset.open_n] = hashlib.sha256(asset.open_ids.encode()).digest()  # as read: `_merge` checks
         day, ids = _whole(retry)
         if self._today - day <= RETENTION_DAYS:
             asset.retry_before = set(_entries(ids))
@@ -307,7 +308,7 @@ class Ledger:
     async def _save(self, merge: bool) -> None:
         for loading in list(self._assets.values()):
             asset = await loading
-            if merge and asset.written:
+            if merge:
                 await self._merge(asset)
             # Commits run concurrently: `accept` or `retry_later` may come while a write is in flight. The flags
             # are cleared before the writes, so what comes during them sets them again and is written on the
@@ -326,15 +327,19 @@ class Ledger:
         """The store has no locking: two runs sending to one asset at once rewrite the same index and today's
         chunk, the last writer's version standing. Read them again and keep both: the chunks another run named
         join the index, the open chunk is rewritten from what its record holds now, and every entry this run
-        accepted that no record it wrote still holds is queued again. Whichever run saves last then leaves all
-        entries of both (a run that dies first leaves what the other's last save read). Alone, as nearly always,
-        every record reads as this run wrote it and nothing more is done."""
+        accepted that no record it wrote (or the index) still holds is queued again. This repairs what another
+        run overwrote while this one was still going; a run that has finished cannot repair what a run still going
+        overwrites after it (the store offers no lock to prevent that). Alone, as nearly always, every record reads
+        as this run wrote or read it, and nothing more is done."""
         known = {chunk["n"] for chunk in asset.chunks} | set(asset.dropped)
-        added = [chunk for chunk in _listed(await self._store.get(asset.prefix)) if chunk["n"] not in known]
+        listed = _listed(await self._store.get(asset.prefix))
+        added = [chunk for chunk in listed if chunk["n"] not in known]
+        unnamed = asset.written.keys() - {chunk["n"] for chunk in listed}  # this run's chunks the index lost
         written = sorted(asset.written)
         held = [_whole(record)[1] for record in await self._read([f"{asset.prefix}-{n}" for n in written])]
         digests = (hashlib.sha256(ids.encode()).digest() for ids in held)
-        if not added and all(digest == asset.written[n] for n, digest in zip(written, digests, strict=True)):
+        as_written = all(digest == asset.written[n] for n, digest in zip(written, digests, strict=True))
+        if not added and not unnamed and as_written:
             return
         if added:
             asset.chunks = sorted([*asset.chunks, *added], key=lambda chunk: int(chunk["n"]))

@@ -1096,3 +1096,25 @@ def test_a_save_that_is_not_the_runs_last_reads_nothing_back() -> None:
         return store.reads
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_a_run_on_the_next_day_keeps_its_chunk_when_a_run_of_the_day_before_rewrites_the_index() -> None:
+    """Across midnight the two runs write different chunks, but the older run's saves rewrite the index without the
+    newer run's chunk: the newer run's last save finds its chunk unnamed and names it again."""
+
+    async def scenario() -> list[Earlier]:
+        store = MemoryStore()
+        a, b = Ledger(store, today=20_000), Ledger(store, today=20_001)
+        await add(a, [(PIXEL, "a-0")])
+        await a.save()
+        await add(b, [(PIXEL, "b-0"), (PIXEL, "b-1")])
+        await b.save()
+        await add(a, [(PIXEL, "a-1")])
+        await a.save()  # the index as the first run knows it: without the second run's chunk
+        await b.save(merge=True)
+        await add(a, [(PIXEL, "a-2")])
+        await a.save(merge=True)
+        later = Ledger(store, today=20_001)
+        return [await earlier(later, PIXEL, name) for name in ("a-0", "a-1", "a-2", "b-0", "b-1")]
+
+    assert asyncio.run(scenario()) == ["accepted"] * 5
