@@ -41,6 +41,20 @@ async def not_delivered(ledger: Ledger, pairs: list[tuple[str, str]]) -> None:
     ledger.retry_later([(await ledger.look_up(asset_id, event_id))[1] for asset_id, event_id in pairs])
 
 
+class FailsOnce(MemoryStore):
+    """The next write of the record `failing` fails, as a store that is briefly unavailable would."""
+
+    def __init__(self, failing: str | None = None) -> None:
+        super().__init__()
+        self.failing = failing
+
+    async def set(self, key: str, value: Any) -> None:
+        if key == self.failing:
+            self.failing = None
+            raise OSError("the store is unavailable")
+        await super().set(key, value)
+
+
 async def _accept(store: MemoryStore, pairs: list[tuple[str, str]], **options: Any) -> Ledger:
     ledger = Ledger(store, **options)
     await add(ledger, pairs)
@@ -525,17 +539,8 @@ def test_a_cut_short_entry_in_a_stored_record_is_ignored() -> None:
 
 
 def test_after_a_failed_chunk_write_the_index_never_counts_entries_the_chunk_does_not_hold() -> None:
-    class FailsOnce(MemoryStore):
-        failed = False
-
-        async def set(self, key: str, value: Any) -> None:
-            if key.endswith("-0") and not self.failed:
-                self.failed = True
-                raise OSError("the store is unavailable")
-            await super().set(key, value)
-
     async def scenario() -> FailsOnce:
-        store = FailsOnce()
+        store = FailsOnce(f"{_prefix(PIXEL)}-0")
         ledger = Ledger(store, today=20_000)
         await add(ledger, [(PIXEL, "a")])
         with pytest.raises(OSError, match="unavailable"):
@@ -709,17 +714,8 @@ def test_an_event_is_being_sent_from_its_look_up_until_snap_answered_for_it() ->
 
 
 def test_events_to_resend_are_still_written_after_a_failed_save() -> None:
-    class IndexFailsOnce(MemoryStore):
-        failed = False
-
-        async def set(self, key: str, value: Any) -> None:
-            if key == _prefix(PIXEL) and not self.failed:
-                self.failed = True
-                raise OSError("the store is unavailable")
-            await super().set(key, value)
-
     async def scenario() -> Earlier:
-        store = IndexFailsOnce()
+        store = FailsOnce(_prefix(PIXEL))
         ledger = Ledger(store, today=20_000)
         await not_delivered(ledger, [(PIXEL, "failed")])
         with pytest.raises(OSError, match="unavailable"):
@@ -808,17 +804,8 @@ def test_appending_to_an_earlier_runs_chunk_keeps_its_entries_through_failed_wri
     """A failed chunk write leaves the earlier run's record as it was and its entries in the queue; a chunk written
     whose index was not is read whole all the same."""
 
-    class Fails(MemoryStore):
-        failing: str | None = None  # the key of the next write that fails
-
-        async def set(self, key: str, value: Any) -> None:
-            if key == self.failing:
-                self.failing = None
-                raise OSError("the store is unavailable")
-            await super().set(key, value)
-
-    async def scenario() -> tuple[Fails, list[Any]]:
-        store = Fails()
+    async def scenario() -> tuple[FailsOnce, list[Any]]:
+        store = FailsOnce()
         await _accept(store, [(PIXEL, "first")], today=20_000)
         seen: list[Any] = []
         second = Ledger(store, today=20_000)
