@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
+import secrets
 import sys
 import time
 from array import array
@@ -102,6 +104,11 @@ def _hex(entries: Iterable[int]) -> str:
     if sys.byteorder == "little":
         packed.byteswap()
     return packed.tobytes().hex()
+
+
+def _digest(record: Any) -> bytes:
+    """A stored record's fingerprint, whatever it holds (`Ledger._merge` compares the index with the last one seen)."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).digest()
 
 
 def _today() -> int:
@@ -182,6 +189,9 @@ class _Asset:
         self.dropped: list[int] = []  # chunks the index dropped, to delete once it is written without them
         #: Chunks whose record this run wrote, with the SHA-256 of what it wrote last (`Ledger._merge` compares).
         self.written: dict[int, bytes] = {}
+        #: The index as this run last read or wrote it (`_digest`): another run's write changes it, as each run
+        #: signs the index it writes.
+        self.index_seen = b""
         self.dirty = False
         self.retry_dirty = False
         #: Not delivered by earlier runs (transient), and not delivered by this one so far.
@@ -209,6 +219,8 @@ class Ledger:
         self._assets: dict[str, asyncio.Future[_Asset]] = {}
         self._loaded: dict[str, _Asset] = {}  # those whose load is done: looked up without a wait, once per event
         self._saving = asyncio.Lock()  # concurrent commits: the newest version of a chunk must land last
+        #: Signs the index this run writes, so that another run's write is seen even when it names the same counts.
+        self._signature = secrets.token_hex(8)
 
     async def look_up(self, asset_id: str, event_id: str) -> tuple[Earlier, LedgerKey]:
         """Did Snap accept this event, in an earlier run (one whose ledger was saved) or earlier in this one, or is
@@ -237,7 +249,9 @@ class Ledger:
 
     async def _load(self, asset_id: str) -> _Asset:
         asset = _Asset(asset_id)
-        listed = _listed(await self._store.get(asset.prefix))
+        index = await self._store.get(asset.prefix)
+        asset.index_seen = _digest(index)
+        listed = _listed(index)
         fresh = [c for c in listed if self._today - c.get("day", 0) <= RETENTION_DAYS]
         while sum(c.get("count", 0) for c in fresh) > MAX_ENTRIES:
             fresh.pop(0)
@@ -300,16 +314,17 @@ class Ledger:
 
     async def save(self, *, merge: bool = False) -> None:
         """Write each changed asset's open chunk (its newest, while it has room) and its index, then delete the
-        records of chunks the index dropped. `merge` (a run's last save) first takes in what another run sending
-        to the same asset at the same time wrote over this one's records (`_merge`)."""
+        records of chunks the index dropped. Before it writes, it takes in what another run sending to the same
+        asset at the same time wrote (`_merge`): when the index changed since this run last saw it, or, with `merge`
+        (a run's last save), always."""
         async with self._saving:
             await self._save(merge)
 
     async def _save(self, merge: bool) -> None:
         for loading in list(self._assets.values()):
             asset = await loading
-            if merge:
-                await self._merge(asset)
+            if merge or asset.dirty:
+                await self._merge(asset, last=merge)
             # Commits run concurrently: `accept` or `retry_later` may come while a write is in flight. The flags
             # are cleared before the writes, so what comes during them sets them again and is written on the
             # next turn of this loop, not forgotten.
@@ -323,16 +338,21 @@ class Ledger:
                     asset.retry_dirty = asset.retry_dirty or retry_dirty
                     raise
 
-    async def _merge(self, asset: _Asset) -> None:
+    async def _merge(self, asset: _Asset, *, last: bool) -> None:
         """The store has no locking: two runs sending to one asset at once rewrite the same index and today's
-        chunk, the last writer's version standing. Read them again and keep both: the chunks another run named
-        join the index, the open chunk is rewritten from what its record holds now, and every entry this run
-        accepted that no record it wrote (or the index) still holds is queued again. This repairs what another
-        run overwrote while this one was still going; a run that has finished cannot repair what a run still going
-        overwrites after it (the store offers no lock to prevent that). Alone, as nearly always, every record reads
-        as this run wrote or read it, and nothing more is done."""
+        chunk, the last writer's version standing. So before each write a run reads the index: alone, as nearly
+        always, it is the one this run last read or wrote, and nothing more is read. Otherwise (and at the run's
+        last save, which also catches a record written after the index was read) it reads its own records again
+        and keeps both: the chunks another run named join the index, the open chunk is rewritten from what its
+        record holds now, and every entry this run accepted that no record it wrote still holds is queued again.
+        What is left: a write of the other run between this read and this run's write (one round trip) is
+        overwritten, and repaired only if that run saves again."""
+        index = await self._store.get(asset.prefix)
+        if not last and _digest(index) == asset.index_seen:
+            return
+        asset.index_seen = _digest(index)
         known = {chunk["n"] for chunk in asset.chunks} | set(asset.dropped)
-        listed = _listed(await self._store.get(asset.prefix))
+        listed = _listed(index)
         added = [chunk for chunk in listed if chunk["n"] not in known]
         unnamed = asset.written.keys() - {chunk["n"] for chunk in listed}  # this run's chunks the index lost
         written = sorted(asset.written)
@@ -361,7 +381,7 @@ class Ledger:
                 asset.open_ids = ""
                 # The index names a new chunk before its record is written: were the index write after the record
                 # to fail, the next run would still read it (a chunk it names without a record reads as empty).
-                await self._store.set(asset.prefix, {"chunks": asset.chunks})
+                await self._write_index(asset)
             taken = asset.open[: CHUNK_ENTRIES - len(asset.open_ids) // _HEX]
             ids = asset.open_ids + _hex(taken)
             await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": ids})
@@ -375,7 +395,7 @@ class Ledger:
             opened |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
             if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
                 asset.open_n = None
-        await self._store.set(asset.prefix, {"chunks": asset.chunks})
+        await self._write_index(asset)
         if retry_dirty:  # the list of events to resend changed: rewritten, dated today
             ids = _hex(sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY])
             await self._store.set(f"{asset.prefix}-retry", {"day": self._today, "ids": ids})
@@ -385,3 +405,8 @@ class Ledger:
                 await self._store.delete(key)
             except Exception as error:  # left in the store, never read again: it costs storage, not an entry
                 _log.warning(f"Could not delete the expired ledger record {key} ({type(error).__name__}: {error})")
+
+    async def _write_index(self, asset: _Asset) -> None:
+        index = {"chunks": asset.chunks, "by": self._signature}
+        await self._store.set(asset.prefix, index)
+        asset.index_seen = _digest(index)

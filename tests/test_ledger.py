@@ -621,7 +621,9 @@ def test_the_key_of_a_look_up_records_the_same_as_the_ids() -> None:
             await add(ledger, [(PIXEL, "a"), (PIXEL, "b")])
             await not_delivered(ledger, [(PIXEL, "c")])
         await ledger.save()
-        return store.records
+        records = {key: json.loads(value) for key, value in store.records.items()}
+        assert records[_prefix(PIXEL)].pop("by")  # each run signs its index: the rest is the same
+        return records
 
     assert asyncio.run(scenario(by_key=True)) == asyncio.run(scenario(by_key=False))
 
@@ -736,9 +738,11 @@ class ReadCountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.reads = self.in_flight = self.most_in_flight = 0
+        self.read_keys: list[str] = []
 
     async def get(self, key: str) -> Any:
         self.reads += 1
+        self.read_keys.append(key)
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         await asyncio.sleep(0)
@@ -1071,18 +1075,44 @@ def test_entries_a_run_queues_again_go_to_a_chunk_numbered_past_the_other_runs_c
     assert asyncio.run(scenario()) == ["accepted"] * 13
 
 
-def test_a_save_that_is_not_the_runs_last_reads_nothing_back() -> None:
-    async def scenario() -> int:
+def test_a_run_alone_reads_only_the_index_before_each_save_that_writes() -> None:
+    """A save that is not the run's last reads the index (has another run written since?) and, alone, nothing more;
+    a save with nothing to write reads nothing."""
+
+    async def scenario() -> list[str]:
         store = ReadCountingStore()
         ledger = Ledger(store, today=20_000)
         await add(ledger, [(PIXEL, "a")])
-        store.reads = 0
+        store.read_keys.clear()
         await ledger.save()
         await add(ledger, [(PIXEL, "b")])
         await ledger.save()
-        return store.reads
+        await ledger.save()
+        return store.read_keys
 
-    assert asyncio.run(scenario()) == 0
+    assert asyncio.run(scenario()) == [_prefix(PIXEL)] * 2
+
+
+def test_a_run_still_going_keeps_the_entries_of_a_run_that_finished_while_it_went_on() -> None:
+    """Two runs of one pixel at once: the short one makes its last save, then the long one saves again. It sees the
+    index another run signed, reads back today's chunk it shares with that run and keeps its entries."""
+
+    async def scenario() -> list[Earlier]:
+        store = MemoryStore()
+        await _accept(store, [(PIXEL, "old")], today=20_000)
+        long, short = Ledger(store, today=20_000), Ledger(store, today=20_000)
+        await add(long, [(PIXEL, "long-0")])
+        await long.save()
+        await add(short, [(PIXEL, "short")])
+        await short.save(merge=True)  # finished: its entry added to the shared chunk
+        await add(long, [(PIXEL, "long-1")])
+        await long.save()  # from its own copy it would write old, long-0, long-1: short's entry gone
+        await add(long, [(PIXEL, "long-2")])
+        await long.save(merge=True)
+        later = Ledger(store, today=20_000)
+        return [await earlier(later, PIXEL, name) for name in ("old", "long-0", "short", "long-1", "long-2", "never")]
+
+    assert asyncio.run(scenario()) == ["accepted"] * 5 + [None]
 
 
 def test_a_run_on_the_next_day_keeps_its_chunk_when_a_run_of_the_day_before_rewrites_the_index() -> None:
