@@ -35,13 +35,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from memory_platform import MemoryStore  # noqa: E402
 
-from src import ledger as ledger_module  # noqa: E402
 from src.ledger import Ledger  # noqa: E402
 
 PIXEL = "bench-pixel"
 ROUND = 100_000
 DAY0 = 20_000
-CHUNK_ENTRIES = ledger_module.CHUNK_ENTRIES
 
 
 def pairs(prefix: str, n: int) -> Iterator[tuple[str, str]]:
@@ -146,26 +144,25 @@ class SlowStore(MemoryStore):
         await asyncio.sleep(self.seconds)
         await super().delete(key)
 
+    async def keys(self, prefix: str) -> list[str]:
+        self.reads += 1
+        await asyncio.sleep(self.seconds)
+        return await super().keys(prefix)
 
-async def schedule(days: int, per_run: int, call_ms: float, chunk_a_run: bool) -> dict[str, float]:
-    """An hourly schedule's ledger: records held, chunks the index names, and the next run's load. `chunk_a_run`:
-    written as versions before appending wrote it (each run's entries fill a chunk), loaded by this one."""
+
+async def schedule(days: int, per_run: int, call_ms: float) -> dict[str, float]:
+    """An hourly schedule's ledger: records held, and the next run's load (calls: the listing and the reads)."""
     store = MemoryStore()
-    if chunk_a_run:
-        ledger_module.CHUNK_ENTRIES = per_run
     for run in range(days * 24):
         ledger = Ledger(store, today=DAY0 + run // 24)
         await accept(ledger, pairs(f"run-{run}", per_run))
-        await ledger.save()
-    ledger_module.CHUNK_ENTRIES = CHUNK_ENTRIES
-    index = next(v for k, v in store.records.items() if k.count("-") == 1)
+        await ledger.save(last=True)
     slow = SlowStore(store.records, call_ms / 1000)
     start = time.perf_counter()
     await look_up(Ledger(slow, today=DAY0 + days))(PIXEL, "next-run")
     return {
         "records in the store": len(store.records),
-        "chunks the index names": index.count('"n"'),
-        "store reads at the next run's load": slow.reads,
+        "store calls at the next run's load": slow.reads,
         f"the load's wall time, {call_ms:g} ms a store call (s)": time.perf_counter() - start,
     }
 
@@ -178,11 +175,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=38, help="days of the hourly schedule")
     parser.add_argument("--per-run", type=int, default=3, help="events each scheduled run accepts")
     parser.add_argument("--call-ms", type=float, default=20.0, help="time each store call takes, in the load")
-    parser.add_argument("--chunk-a-run", action="store_true", help="the schedule's ledger as earlier versions wrote it")
     args = parser.parse_args()
-    figures = asyncio.run(schedule(args.days, args.per_run, args.call_ms, args.chunk_a_run))
-    layout = ", a chunk a run" if args.chunk_a_run else ""
-    print(f"hourly schedule, {args.days} days x 24 runs of {args.per_run} events{layout}:")
+    figures = asyncio.run(schedule(args.days, args.per_run, args.call_ms))
+    print(f"hourly schedule, {args.days} days x 24 runs of {args.per_run} events:")
     for name, value in figures.items():
         print(f"  {name}: {value:,.2f}" if isinstance(value, float) else f"  {name}: {value:,}")
     if args.schedule_only:

@@ -1,13 +1,12 @@
 """Two or three runs of one pixel at once, on one in-memory store: which schedules lose a ledger entry.
 
-Each run loads the ledger, accepts events, saves after each batch and ends with its last save (`merge=True`);
+Each run loads the ledger, accepts events, saves after each batch and ends with its last save (`last=True`);
 a fresh `Ledger` must then know every event any run accepted. Prints figures only. From the repository root:
 
     python bench/ledger_concurrency.py tail 3000     # every periodic save before every last save
     python bench/ledger_concurrency.py any 2000      # each save whole, in any order
-    python bench/ledger_concurrency.py overlap 2000  # the runs' saves at once, their reads and writes interleaved:
-                                                     # a write between another run's read of the index and its
-                                                     # write can still be lost (docs/architecture.md, the ledger)
+    python bench/ledger_concurrency.py overlap 2000  # the runs at once, their listings, reads, writes and
+                                                     # deletes interleaved
 
 Random schedules: 2 or 3 runs, chunks of 2 to 4 entries, one day or across midnight, `MAX_ENTRIES` sometimes 8
 (its trimming drops entries by design, so those trials are not counted as losses).
@@ -50,6 +49,14 @@ class InterleavingStore(MemoryStore):
         await self._turns()
         await super().set(key, value)
 
+    async def delete(self, key):
+        await self._turns()
+        await super().delete(key)
+
+    async def keys(self, prefix):
+        await self._turns()
+        return await super().keys(prefix)
+
 
 async def overlapping(rng, nruns, days, chunk, maxe):
     """Each run loads, then works (accepts events, saves) and ends with its last save, all runs at once."""
@@ -68,7 +75,7 @@ async def overlapping(rng, nruns, days, chunk, maxe):
             names = [f"{name}-{op}-{i}" for i in range(rng.randrange(0, 2 * chunk + 1))]
             await add(led, [(P, e) for e in names])
             accepted.extend(names)
-            await led.save(merge=op == ops)
+            await led.save(last=op == ops)
 
     # across midnight, the last run is of the next day: it starts once the others are done (a later day's run
     # loads after every earlier day's run loaded, and a run of the day before must not write after it)
@@ -133,8 +140,8 @@ async def scenario(rng, mode, nruns, days, chunk, maxe):
             await r["led"].save()
             log.append(f"{r['name']}.save()")
         else:
-            await r["led"].save(merge=True)
-            log.append(f"{r['name']}.save(merge=True)")
+            await r["led"].save(last=True)
+            log.append(f"{r['name']}.save(last=True)")
     later = Ledger(store, today=max(days))
     want = pre + [e for r in runs for e in r["acc"]]
     missing = [e for e in want if await earlier(later, P, e) != "accepted"]

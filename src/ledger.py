@@ -2,17 +2,21 @@
 
 Kept in a named key-value store of the user's account (`LEDGER_STORE`), which outlives runs (locally
 too: the SDK purges only default storages). Compact: an entry is the first 8 bytes of
-SHA-256(asset id, event id) as 16 hex characters, never the event id itself; entries are written in
-chunked records of at most `CHUNK_ENTRIES`, each holding the entries of one day (UTC): the runs of a day
-append to its chunk while it has room, so a schedule of small runs (hourly) keeps a record a day, not one a
-run, and every entry expires with its own day. Bounded: chunks older than `RETENTION_DAYS` (Snap rejects
-events older than 37 days, so an event that old can no longer be sent twice) are dropped, and so are the
-oldest chunks beyond `MAX_ENTRIES` per asset; their records are deleted once the index no longer names them.
+SHA-256(asset id, event id) as 16 hex characters, never the event id itself.
 
-Records: `asset-<h>` (the index: its chunks, oldest first, `{"n", "day", "count", "since"}`: `since`, the day it was
-begun, tells whether today's runs may append to it) and `asset-<h>-<n>` (a chunk:
-`{"day": d, "ids": "<hex><hex>..."}`), read `READS_AT_ONCE` at a time when an asset loads. The core sees
-only `KeyValueStore` (get/set/delete).
+Records: `asset-<h>-d<day>-<run>-<k>`, chunks of at most `CHUNK_ENTRIES` entries of one day (UTC):
+`{"day": d, "ids": "<hex><hex>...", "done": bool}`. Each run writes only chunks named with its own mark (`<run>`,
+random), so two runs of one pixel at once never write the same record: the store has no locking, and a record two
+runs rewrite keeps only the last writer's version. A run finds an asset's chunks by listing the store's keys and
+reads them `READS_AT_ONCE` at a time. A chunk is `done` once its run will never write it again (full, or at the
+run's last save); a run that writes takes the done chunks of today (and of an earlier day that has several) into
+its own and deletes them once its own are stored, so a schedule of small runs (hourly) keeps about a chunk a day,
+not one a run. Two runs taking the same chunk at once both keep its entries: nothing is lost, an entry is
+stored twice until a later run merges them. Bounded: chunks older than `RETENTION_DAYS` (Snap rejects events
+older than 37 days, so an event that old can no longer be sent twice) are deleted (the day is in the name: not
+read), and beyond `MAX_ENTRIES` per asset the oldest chunks are not read (their size in the listing tells).
+Earlier versions' records (an index `asset-<h>` and chunks `asset-<h>-<n>`) are read the same way and taken
+over or left to expire; the index is deleted. The core sees only `KeyValueStore` (get/set/delete/keys).
 
 Only events whose id names them in any run are kept (`PreparedEvent.lasting_id`): an id made from an event's
 content without its time would match the same customer's next identical purchase.
@@ -26,23 +30,23 @@ batches of 2,000 and four in flight, a repeat within some 8,000 events would oth
 again). Figures: `python bench/ledger_bench.py` (docs/performance.md, "Ledger memory and look-ups").
 
 Events a run could not deliver for a transient reason (failed after the retries, or skipped at the
-run's maximum charge) are remembered in `asset-<h>-retry` (same hashes, at most `MAX_RETRY`): they are
-not in the ledger, so the next run sends them, and their rows say they are a retry.
+run's maximum charge) are remembered in `asset-<h>-retry` (same hashes, at most `MAX_RETRY`; shared by the runs,
+the last writer's version standing: it only adds a warning to a resent event's row): they are not in the ledger,
+so the next run sends them, and their rows say they are a retry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import secrets
 import sys
 import time
 from array import array
-from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Literal, NamedTuple
 
 from .platform import KeyValueStore
 
@@ -56,6 +60,10 @@ MAX_RETRY = 100_000
 READS_AT_ONCE = 16
 _HEX = 16
 _HEX_TEXT = re.compile("[0-9a-f]*")
+#: After an asset's prefix: a chunk (its day, the mark of the run that wrote it, its number), or an earlier
+#: version's chunk (`-<n>`, its day inside).
+_CHUNK = re.compile(r"-d(\d{1,9})-[0-9a-f]{16}-\d{1,9}")
+_OLD_CHUNK = re.compile(r"-\d{1,9}")
 _MIN_SLOTS = 1024
 _log = logging.getLogger(__name__)
 
@@ -74,28 +82,23 @@ def _entries(ids: str) -> Iterable[int]:
     return (int(ids[i : i + _HEX], 16) for i in range(0, len(ids) - _HEX + 1, _HEX))
 
 
-def _whole(record: Any) -> tuple[int, str]:
-    """A stored record's day and its entries in hex, without a cut-short last one (an entry appended after it
-    would be misread); day 0 and no entries if it is missing, or is not what this ledger writes (edited by hand,
-    or damaged): nothing in it can be trusted, and one bad value must not fail the run."""
+class _Chunk(NamedTuple):
+    day: int
+    ids: str
+    done: bool
+
+
+def _whole(record: Any) -> _Chunk:
+    """A stored chunk: its day, its entries in hex without a cut-short last one (an entry appended after it would be
+    misread), and whether its run is done with it (an earlier version's chunk: always). Day 0 and no entries if it
+    is missing, or is not what this ledger writes (edited by hand, or damaged): nothing in it can be trusted, and
+    one bad value must not fail the run."""
     if not isinstance(record, dict):
-        return 0, ""
-    day, ids = record.get("day", 0), record.get("ids", "")
-    if type(day) is not int or not isinstance(ids, str) or _HEX_TEXT.fullmatch(ids) is None:
-        return 0, ""
-    return day, ids[: len(ids) - len(ids) % _HEX]
-
-
-def _listed(index: Any) -> list[dict[str, Any]]:
-    """The chunks an index names, leaving out any entry that is not what this ledger writes."""
-    chunks = index.get("chunks") if isinstance(index, dict) else None
-    if not isinstance(chunks, list):
-        return []
-    return [
-        chunk
-        for chunk in chunks
-        if isinstance(chunk, dict) and "n" in chunk and all(type(chunk.get(f, 0)) is int for f in ("n", "day", "count"))
-    ]
+        return _Chunk(0, "", False)
+    day, ids, done = record.get("day", 0), record.get("ids", ""), record.get("done", True)
+    if type(day) is not int or not isinstance(ids, str) or _HEX_TEXT.fullmatch(ids) is None or type(done) is not bool:
+        return _Chunk(0, "", False)
+    return _Chunk(day, ids[: len(ids) - len(ids) % _HEX], done)
 
 
 def _hex(entries: Iterable[int]) -> str:
@@ -104,11 +107,6 @@ def _hex(entries: Iterable[int]) -> str:
     if sys.byteorder == "little":
         packed.byteswap()
     return packed.tobytes().hex()
-
-
-def _digest(record: Any) -> bytes:
-    """A stored record's fingerprint, whatever it holds (`Ledger._merge` compares the index with the last one seen)."""
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).digest()
 
 
 def _today() -> int:
@@ -166,32 +164,27 @@ class _EntrySet:
             slot = (slot + 1) & mask
         return slot
 
-    def __iter__(self) -> Iterator[int]:
-        if self._zero:
-            yield 0
-        yield from filter(None, self._slots)
-
 
 class _Asset:
     def __init__(self, asset_id: str) -> None:
         self.prefix = "asset-" + hashlib.sha256(asset_id.encode()).hexdigest()[:16]
-        self.chunks: list[dict[str, Any]] = []  # {"n": int, "day": int, "count": int}
         #: Accepted in earlier runs (as loaded: at most `MAX_ENTRIES`), and in this one (compact: a run may add
         #: millions).
         self.before: set[int] = set()
         self.now = _EntrySet()
-        self.open = array("Q")  # entries not written yet: they go into the newest chunk, rewritten as it fills
-        self.open_n: int | None = None  # the chunk they go into, once it is known to have room
+        #: Entries for this run's open chunk of today, not written yet: first those of the done chunks it takes
+        #: over, then those it accepts.
+        self.open = array("Q")
+        self.open_k: int | None = None  # the number of this run's open chunk, once it has one with room
         self.open_ids = ""  # what its record holds
-        #: The number of the next chunk: past every chunk the index named, so a chunk deleted after it was dropped
-        #: is never one a run wrote anew.
-        self.next_n = 0
-        self.dropped: list[int] = []  # chunks the index dropped, to delete once it is written without them
-        #: Chunks whose record this run wrote, with the SHA-256 of what it wrote last (`Ledger._merge` compares).
-        self.written: dict[int, bytes] = {}
-        #: The index as this run last read or wrote it (`_digest`): another run's write changes it, as each run
-        #: signs the index it writes.
-        self.index_seen = b""
+        self.sealed = False  # written as done (the run's last save): entries after it go to a new chunk
+        self.next_k = 0  # the number of this run's next chunk
+        #: Older days' done chunks this run merges into one of its own (a day that has several), by day.
+        self.merged: dict[int, set[int]] = {}
+        #: Records whose entries this run's chunks take over, deleted once those are stored; and records no
+        #: longer needed (expired, an earlier version's index), deleted on the first write.
+        self.taken: list[str] = []
+        self.expired: list[str] = []
         self.dirty = False
         self.retry_dirty = False
         #: Not delivered by earlier runs (transient), and not delivered by this one so far.
@@ -206,7 +199,7 @@ LedgerKey = tuple[_Asset, int]
 
 
 class Ledger:
-    """Load an asset's entries on first use; `accept` what Snap accepted; `save` writes the changed chunk.
+    """Load an asset's entries on first use; `accept` what Snap accepted; `save` writes this run's open chunk.
 
     The pipeline looks each event up once (`look_up`, which hashes its id) and hands the key it got back to
     `accept` or `retry_later`."""
@@ -216,11 +209,10 @@ class Ledger:
         self._store = store
         self._skip = skip
         self._today = _today() if today is None else today
+        self._mark = secrets.token_hex(8)  # in the name of every chunk this run writes: no other run writes them
         self._assets: dict[str, asyncio.Future[_Asset]] = {}
         self._loaded: dict[str, _Asset] = {}  # those whose load is done: looked up without a wait, once per event
         self._saving = asyncio.Lock()  # concurrent commits: the newest version of a chunk must land last
-        #: Signs the index this run writes, so that another run's write is seen even when it names the same counts.
-        self._signature = secrets.token_hex(8)
 
     async def look_up(self, asset_id: str, event_id: str) -> tuple[Earlier, LedgerKey]:
         """Did Snap accept this event, in an earlier run (one whose ledger was saved) or earlier in this one, or is
@@ -249,42 +241,76 @@ class Ledger:
 
     async def _load(self, asset_id: str) -> _Asset:
         asset = _Asset(asset_id)
-        index = await self._store.get(asset.prefix)
-        asset.index_seen = _digest(index)
-        listed = _listed(index)
-        fresh = [c for c in listed if self._today - c.get("day", 0) <= RETENTION_DAYS]
-        while sum(c.get("count", 0) for c in fresh) > MAX_ENTRIES:
-            fresh.pop(0)
-        *records, retry = await self._read([*(f"{asset.prefix}-{c['n']}" for c in fresh), f"{asset.prefix}-retry"])
-        asset.chunks = fresh
-        asset.dirty = fresh != listed
-        kept = {c["n"] for c in fresh}
-        asset.dropped = [c["n"] for c in listed if c["n"] not in kept]
-        asset.next_n = max((c["n"] for c in listed), default=-1) + 1
-        held = [_whole(record)[1] for record in records]
-        for ids in held:
-            asset.before.update(_entries(ids))
-        # Today's chunk, with room, read whole (at least what the index counts: a failed or damaged read must not
-        # have this run rewrite it with its own entries alone): this run appends to it; else it starts the next.
-        today = fresh[-1] if fresh and fresh[-1].get("since") == self._today else None
-        if today is not None and today.get("count", 0) <= len(held[-1]) // _HEX < CHUNK_ENTRIES:
-            asset.open_n, asset.open_ids = today["n"], held[-1]
-            asset.written[asset.open_n] = hashlib.sha256(asset.open_ids.encode()).digest()  # as read: `_merge` checks
-        day, ids = _whole(retry)
-        if self._today - day <= RETENTION_DAYS:
-            asset.retry_before = set(_entries(ids))
+        chunks = await self._chunks(asset)
+        asset.before.update(*(_entries(chunk.ids) for _, chunk in chunks))
+        kept: dict[int, list[tuple[str, _Chunk]]] = {}  # done chunks with room, by day: this run may take them over
+        for key, chunk in chunks:
+            if chunk.done and chunk.ids and len(chunk.ids) // _HEX < CHUNK_ENTRIES:
+                kept.setdefault(chunk.day, []).append((key, chunk))
+        for day, taken in kept.items():
+            if day == self._today:  # into this run's open chunk, first
+                asset.open.extend(set().union(*(_entries(chunk.ids) for _, chunk in taken)))
+            elif len(taken) > 1:
+                asset.merged[day] = set().union(*(_entries(chunk.ids) for _, chunk in taken))
+            else:
+                continue
+            asset.taken.extend(key for key, _ in taken)
+        retried = _whole(await self._store.get(f"{asset.prefix}-retry"))
+        if self._today - retried.day <= RETENTION_DAYS:
+            asset.retry_before = set(_entries(retried.ids))
         self._loaded[asset_id] = asset
         return asset
 
-    async def _read(self, keys: list[str]) -> list[Any]:
-        """The records under `keys`, in order, `READS_AT_ONCE` at a time."""
-        gate = asyncio.Semaphore(READS_AT_ONCE)
+    async def _chunks(self, asset: _Asset) -> list[tuple[str, _Chunk]]:
+        """The asset's chunks: an earlier version's (read whatever their day), then this version's, newest first, up
+        to `MAX_ENTRIES` (the older ones are not read). A chunk listed but gone when read was taken over by another
+        run, which stored its entries in a chunk of its own first: the store is listed again for that one."""
+        chunks: list[tuple[str, _Chunk]] = []
+        seen: set[str] = set()
+        held = 0
+        for _ in range(3):
+            gone = False
+            async for key, record in self._in_waves(await self._unseen(asset, seen)):
+                chunk = _whole(record)
+                gone = gone or record is None
+                if self._today - chunk.day > RETENTION_DAYS:  # an earlier version's chunk, expired
+                    if chunk.ids:  # (one that is not what this ledger writes is left as it is)
+                        asset.expired.append(key)
+                    continue
+                if (held := held + len(chunk.ids) // _HEX) > MAX_ENTRIES and _CHUNK.fullmatch(key, len(asset.prefix)):
+                    return chunks
+                chunks.append((key, chunk))
+            if not gone:
+                break
+        return chunks
 
-        async def read(key: str) -> Any:
-            async with gate:
-                return await self._store.get(key)
+    async def _unseen(self, asset: _Asset, seen: set[str]) -> list[str]:
+        """The asset's chunks listed in the store and not in `seen` (added to it), in the order `_chunks` reads them;
+        the records it no longer needs (expired, an earlier version's index) go to `asset.expired`."""
+        named: list[tuple[int, str]] = []  # (day, key) of this version's chunks
+        old: list[str] = []  # an earlier version's chunks: their day is inside
+        for key in await self._store.keys(asset.prefix):
+            if key in seen:
+                continue
+            seen.add(key)
+            rest = key[len(asset.prefix) :]
+            if not rest:
+                asset.expired.append(key)  # an earlier version's index: chunks are found by their names now
+            elif name := _CHUNK.fullmatch(rest):
+                if self._today - int(name[1]) > RETENTION_DAYS:
+                    asset.expired.append(key)
+                else:
+                    named.append((int(name[1]), key))
+            elif _OLD_CHUNK.fullmatch(rest):
+                old.append(key)
+        return [*old, *(key for _, key in sorted(named, reverse=True))]
 
-        return await asyncio.gather(*map(read, keys))
+    async def _in_waves(self, keys: list[str]) -> AsyncIterator[tuple[str, Any]]:
+        """The records under `keys`, in order, read `READS_AT_ONCE` at a time (the caller may stop early)."""
+        for start in range(0, len(keys), READS_AT_ONCE):
+            wave = keys[start : start + READS_AT_ONCE]
+            for key, record in zip(wave, await asyncio.gather(*map(self._store.get, wave)), strict=True):
+                yield key, record
 
     def retry_later(self, keys: Iterable[LedgerKey]) -> None:
         """Remember events this run could not deliver for a transient reason, for the next run."""
@@ -312,101 +338,66 @@ class Ledger:
         for asset, key in keys:
             asset.sending.discard(key)
 
-    async def save(self, *, merge: bool = False) -> None:
-        """Write each changed asset's open chunk (its newest, while it has room) and its index, then delete the
-        records of chunks the index dropped. Before it writes, it takes in what another run sending to the same
-        asset at the same time wrote (`_merge`): when the index changed since this run last saw it, or, with `merge`
-        (a run's last save), always."""
+    async def save(self, *, last: bool = False) -> None:
+        """Write each changed asset's open chunk (and the chunks it takes over), then delete the records it no
+        longer needs. `last` (the run's last save) also marks its open chunk done, for later runs to take over."""
         async with self._saving:
-            await self._save(merge)
-
-    async def _save(self, merge: bool) -> None:
-        for loading in list(self._assets.values()):
-            asset = await loading
-            if merge or asset.dirty:
-                await self._merge(asset, last=merge)
-            # Commits run concurrently: `accept` or `retry_later` may come while a write is in flight. The flags
-            # are cleared before the writes, so what comes during them sets them again and is written on the
-            # next turn of this loop, not forgotten.
-            while asset.dirty:
-                asset.dirty = False
-                retry_dirty, asset.retry_dirty = asset.retry_dirty, False
-                try:
-                    await self._write(asset, retry_dirty)
-                except BaseException:
+            for loading in list(self._assets.values()):
+                asset = await loading
+                if last and asset.open_k is not None and not asset.sealed:
                     asset.dirty = True
-                    asset.retry_dirty = asset.retry_dirty or retry_dirty
-                    raise
+                # Commits run concurrently: `accept` or `retry_later` may come while a write is in flight. The flags
+                # are cleared before the writes, so what comes during them sets them again and is written on the
+                # next turn of this loop, not forgotten.
+                while asset.dirty:
+                    asset.dirty = False
+                    retry_dirty, asset.retry_dirty = asset.retry_dirty, False
+                    try:
+                        await self._write(asset, retry_dirty, last)
+                    except BaseException:
+                        asset.dirty = True
+                        asset.retry_dirty = asset.retry_dirty or retry_dirty
+                        raise
+                await self._delete(asset.expired)  # by a run that only read, too
 
-    async def _merge(self, asset: _Asset, *, last: bool) -> None:
-        """The store has no locking: two runs sending to one asset at once rewrite the same index and today's
-        chunk, the last writer's version standing. So before each write a run reads the index: alone, as nearly
-        always, it is the one this run last read or wrote, and nothing more is read. Otherwise (and at the run's
-        last save, which also catches a record written after the index was read) it reads its own records again
-        and keeps both: the chunks another run named join the index, the open chunk is rewritten from what its
-        record holds now, and every entry this run accepted that no record it wrote still holds is queued again.
-        What is left: a write of the other run between this read and this run's write (one round trip) is
-        overwritten, and repaired only if that run saves again."""
-        index = await self._store.get(asset.prefix)
-        if not last and _digest(index) == asset.index_seen:
-            return
-        asset.index_seen = _digest(index)
-        known = {chunk["n"] for chunk in asset.chunks} | set(asset.dropped)
-        listed = _listed(index)
-        added = [chunk for chunk in listed if chunk["n"] not in known]
-        unnamed = asset.written.keys() - {chunk["n"] for chunk in listed}  # this run's chunks the index lost
-        written = sorted(asset.written)
-        held = [_whole(record)[1] for record in await self._read([f"{asset.prefix}-{n}" for n in written])]
-        digests = (hashlib.sha256(ids.encode()).digest() for ids in held)
-        as_written = all(digest == asset.written[n] for n, digest in zip(written, digests, strict=True))
-        if not added and not unnamed and as_written:
-            return
-        if added:
-            asset.chunks = sorted([*asset.chunks, *added], key=lambda chunk: int(chunk["n"]))
-            asset.next_n = max(asset.next_n, *(int(chunk["n"]) + 1 for chunk in added))
-        if asset.open_n is not None and asset.open_n in asset.written:
-            asset.open_ids = held[written.index(asset.open_n)]
-        present = _EntrySet()
-        for key in (key for ids in held for key in _entries(ids)):
-            present.add(key)
-        queued = set(asset.open)
-        asset.open.extend(key for key in asset.now if key not in present and key not in queued)
-        asset.dirty = True
-
-    async def _write(self, asset: _Asset, retry_dirty: bool) -> None:
-        while asset.open:
-            if asset.open_n is None:
-                asset.open_n, asset.next_n = asset.next_n, asset.next_n + 1
-                asset.chunks.append({"n": asset.open_n, "day": self._today, "count": 0, "since": self._today})
-                asset.open_ids = ""
-                # The index names a new chunk before its record is written: were the index write after the record
-                # to fail, the next run would still read it (a chunk it names without a record reads as empty).
-                await self._write_index(asset)
+    async def _write(self, asset: _Asset, retry_dirty: bool, last: bool) -> None:
+        for day in list(asset.merged):  # an earlier day's done chunks, merged into chunks of this run's
+            merged = sorted(asset.merged[day])
+            for start in range(0, len(merged), CHUNK_ENTRIES):
+                await self._put(asset, day, _hex(merged[start : start + CHUNK_ENTRIES]), done=True)
+            del asset.merged[day]
+        while asset.open or (last and asset.open_k is not None and not asset.sealed):
+            if asset.open_k is None or asset.sealed:  # a sealed chunk: accepted after the last save
+                asset.open_k, asset.next_k, asset.open_ids, asset.sealed = asset.next_k, asset.next_k + 1, "", False
             taken = asset.open[: CHUNK_ENTRIES - len(asset.open_ids) // _HEX]
             ids = asset.open_ids + _hex(taken)
-            await self._store.set(f"{asset.prefix}-{asset.open_n}", {"day": self._today, "ids": ids})
-            asset.written[asset.open_n] = hashlib.sha256(ids.encode()).digest()
-            # Only once the chunk is stored: a failed write leaves its entries to the next save, and what the record
-            # held before (an earlier run's entries, when it appends to their chunk) is written again with them.
-            # Only those it holds: `accept` may have queued more while it was written.
-            asset.open_ids = ids
+            full = len(ids) // _HEX >= CHUNK_ENTRIES
+            done = full or (last and len(taken) == len(asset.open))
+            record = {"day": self._today, "ids": ids, "done": done}
+            await self._store.set(self._name(asset, self._today, asset.open_k), record)
+            # Only once the chunk is stored: a failed write leaves its entries to the next save. Only those it holds:
+            # `accept` may have queued more while it was written.
+            asset.open_ids, asset.sealed = ids, done
             del asset.open[: len(taken)]
-            opened = next(chunk for chunk in reversed(asset.chunks) if chunk["n"] == asset.open_n)
-            opened |= {"day": self._today, "count": len(asset.open_ids) // _HEX}
-            if len(asset.open_ids) // _HEX >= CHUNK_ENTRIES:
-                asset.open_n = None
-        await self._write_index(asset)
+            if full:
+                asset.open_k = None
         if retry_dirty:  # the list of events to resend changed: rewritten, dated today
             ids = _hex(sorted(asset.retry_before | asset.retry_now)[:MAX_RETRY])
             await self._store.set(f"{asset.prefix}-retry", {"day": self._today, "ids": ids})
-        while asset.dropped:  # only now that the index no longer names them
-            key = f"{asset.prefix}-{asset.dropped.pop()}"
+        await self._delete(asset.taken)  # only now that this run's chunks hold what they held
+
+    async def _delete(self, keys: list[str]) -> None:
+        while keys:
+            key = keys.pop()
             try:
                 await self._store.delete(key)
-            except Exception as error:  # left in the store, never read again: it costs storage, not an entry
-                _log.warning(f"Could not delete the expired ledger record {key} ({type(error).__name__}: {error})")
+            except Exception as error:  # left in the store: it costs storage (and a read), never an entry
+                _log.warning(f"Could not delete the ledger record {key} ({type(error).__name__}: {error})")
 
-    async def _write_index(self, asset: _Asset) -> None:
-        index = {"chunks": asset.chunks, "by": self._signature}
-        await self._store.set(asset.prefix, index)
-        asset.index_seen = _digest(index)
+    async def _put(self, asset: _Asset, day: int, ids: str, *, done: bool) -> None:
+        """A new chunk of this run's, numbered past its others."""
+        await self._store.set(self._name(asset, day, asset.next_k), {"day": day, "ids": ids, "done": done})
+        asset.next_k += 1
+
+    def _name(self, asset: _Asset, day: int, k: int) -> str:
+        return f"{asset.prefix}-d{day}-{self._mark}-{k}"

@@ -288,6 +288,10 @@ class _Store:
     async def delete(self, key: str) -> None:
         await self._store.delete_value(key)  # SDK 4: `set_value(key, None)` would store an empty record instead
 
+    async def keys(self, prefix: str) -> list[str]:
+        # The SDK lists a store's keys without a prefix: a page of 1,000 a call.
+        return [meta.key async for meta in self._store.iterate_keys() if meta.key.startswith(prefix)]
+
 
 async def _ledger_store() -> _Store:
     """The ledger lives in a named store of the user's account: it outlives runs (and local purges)."""

@@ -21,6 +21,10 @@ class KeyValueStore(Protocol):
         """Remove the record, if there is one (the ledger's expired chunks)."""
         ...
 
+    async def keys(self, prefix: str) -> list[str]:
+        """The keys that begin with `prefix` (the ledger finds an asset's chunks by their names)."""
+        ...
+
 
 class DatasetPage(Protocol):
     @property

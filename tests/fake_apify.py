@@ -528,6 +528,10 @@ class FakeApify:
         with self._lock:
             return self._datasets[dataset_id or self.dataset_id].item_count
 
+    def delete_record(self, key: str, store_id: str | None = None) -> None:
+        with self._lock:
+            self._stores[store_id or self.store_id].records.pop(key, None)
+
     def record(self, key: str, store_id: str | None = None) -> Record | None:
         with self._lock:
             store = self._stores.get(store_id or self.store_id)

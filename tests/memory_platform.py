@@ -30,6 +30,9 @@ class MemoryStore:
         self.deletes += 1
         self.records.pop(key, None)
 
+    async def keys(self, prefix: str) -> list[str]:
+        return [key for key in self.records if key.startswith(prefix)]
+
 
 @dataclass
 class _Page:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import sys
 import time
 import tracemalloc
@@ -42,23 +43,24 @@ async def not_delivered(ledger: Ledger, pairs: list[tuple[str, str]]) -> None:
 
 
 class FailsOnce(MemoryStore):
-    """The next write of the record `failing` fails, as a store that is briefly unavailable would."""
+    """The next write of a record whose key holds `failing` fails, as a store that is briefly unavailable would."""
 
     def __init__(self, failing: str | None = None) -> None:
         super().__init__()
         self.failing = failing
 
     async def set(self, key: str, value: Any) -> None:
-        if key == self.failing:
+        if self.failing is not None and self.failing in key:
             self.failing = None
             raise OSError("the store is unavailable")
         await super().set(key, value)
 
 
 async def _accept(store: MemoryStore, pairs: list[tuple[str, str]], **options: Any) -> Ledger:
+    """A run that accepted these `(asset id, event id)` and ended (its last save)."""
     ledger = Ledger(store, **options)
     await add(ledger, pairs)
-    await ledger.save()
+    await ledger.save(last=True)
     return ledger
 
 
@@ -91,14 +93,11 @@ def test_the_ledger_stores_hashes_of_event_ids_only_in_bounded_chunks(monkeypatc
     assert all_seen
     written = "\n".join(store.records.values())
     assert "order-" not in written and PIXEL not in written
-    chunks = {k: json.loads(v) for k, v in store.records.items() if k.count("-") == 2 and not k.endswith("-retry")}
-    assert sorted(len(chunk["ids"]) // 16 for chunk in chunks.values()) == [50, 100, 100]
+    assert _sizes(store) == [100, 100, 50]
     assert f"{entry(PIXEL, 'order-7'):016x}" in written
 
 
 def test_entries_older_than_snaps_window_expire_and_the_size_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 1)  # a chunk a run: each expires on its own
-
     async def scenario() -> list[bool]:
         store = MemoryStore()
         day = 20_000
@@ -114,9 +113,9 @@ def test_entries_older_than_snaps_window_expire_and_the_size_is_capped(monkeypat
 
     async def capped() -> list[bool]:
         store = MemoryStore()
-        for run in range(3):  # three runs of 10: the oldest run's chunk goes beyond 20 entries
-            await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(10)])
-        later = Ledger(store)
+        for run in range(3):  # three days' runs of 10: the oldest day's chunk goes beyond 20 entries
+            await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(10)], today=20_000 + run)
+        later = Ledger(store, today=20_002)
         return [await earlier(later, PIXEL, f"r{run}-0") == "accepted" for run in range(3)]
 
     assert asyncio.run(capped()) == [False, True, True]
@@ -256,7 +255,7 @@ def test_the_list_of_events_to_resend_is_written_only_when_it_changes() -> None:
             written.append(sorted(k.rsplit("-", 1)[-1] for k, v in store.records.items() if before.get(k) != v))
 
         await add(ledger, [(PIXEL, "a")])
-        await save()  # accepted only: its chunk and the index
+        await save()  # accepted only: its chunk
         await not_delivered(ledger, [(PIXEL, "b")])
         await save()  # a failure to resend next time
         await add(ledger, [(PIXEL, "c")])
@@ -267,21 +266,16 @@ def test_the_list_of_events_to_resend_is_written_only_when_it_changes() -> None:
         written.append([str(await earlier(later, PIXEL, e)) for e in ("a", "b", "c", "d")])
         return written
 
-    found = asyncio.run(scenario())
-    # records changed by each save, by the end of their key: chunk 0, the index (the asset's hash), the retry list
-    assert [len(keys) for keys in found[:4]] == [2, 1, 2, 3]
-    assert "0" in found[0] and "retry" not in found[0]
-    assert found[1] == ["retry"]
-    assert "retry" not in found[2]
-    assert "retry" in found[3]
-    assert found[4] == ["accepted", "accepted", "accepted", "None"]
+    # records changed by each save, by the end of their key: chunk 0 (the run's first), the retry list
+    assert asyncio.run(scenario()) == [["0"], ["retry"], ["0"], ["0", "retry"], ["accepted"] * 3 + ["None"]]
 
 
 # ----- the stored records, as a later run reads them: sizes, dates, bounds and how many writes a save makes -----
 
 
 def _prefix(asset_id: str) -> str:
-    """The key of an asset's index, as earlier versions wrote it: `asset-` and 16 hex characters of SHA-256."""
+    """The start of the keys of an asset's records: `asset-` and 16 hex characters of SHA-256 (earlier versions:
+    the key of its index)."""
     return "asset-" + hashlib.sha256(asset_id.encode()).hexdigest()[:16]
 
 
@@ -298,32 +292,55 @@ def _record(store: MemoryStore, key: str) -> Any:
     return json.loads(store.records[key])
 
 
-def _index(store: MemoryStore, asset_id: str = PIXEL) -> list[dict[str, Any]]:
-    chunks: list[dict[str, Any]] = _record(store, _prefix(asset_id))["chunks"]
-    return chunks
+def _chunks(store: MemoryStore, asset_id: str = PIXEL) -> list[tuple[str, dict[str, Any]]]:
+    """The asset's chunk records `(key, record)`, by day, the writing run's mark, and number."""
+    prefix = _prefix(asset_id)
+    found = []
+    for key, raw in store.records.items():
+        name = re.fullmatch(r"-d(\d+)-([0-9a-f]{16})-(\d+)", key[len(prefix) :]) if key.startswith(prefix) else None
+        if name:
+            found.append(((int(name[1]), name[2], int(name[3])), key, json.loads(raw)))
+    return [(key, record) for _, key, record in sorted(found)]
+
+
+def _key(store: MemoryStore, index: int = 0, asset_id: str = PIXEL) -> str:
+    return _chunks(store, asset_id)[index][0]
 
 
 def _sizes(store: MemoryStore, asset_id: str = PIXEL) -> list[int]:
-    """Entries in each stored chunk record of the asset, in the index's order."""
-    prefix = _prefix(asset_id)
-    return [len(_record(store, f"{prefix}-{chunk['n']}")["ids"]) // 16 for chunk in _index(store, asset_id)]
+    """Entries in each stored chunk record of the asset, in `_chunks`' order."""
+    return [len(record["ids"]) // 16 for _, record in _chunks(store, asset_id)]
 
 
-def test_the_records_keep_the_keys_of_earlier_versions() -> None:
-    async def scenario() -> tuple[MemoryStore, MemoryStore, list[Any]]:
-        written = MemoryStore()
-        await _accept(written, [(PIXEL, "order-1")], today=20_000)
+def test_the_records_of_earlier_versions_are_read() -> None:
+    async def scenario() -> tuple[MemoryStore, list[Any]]:
         kept = MemoryStore()  # a ledger an earlier version left in a user's store
         _put(kept, _prefix(PIXEL), {"chunks": [{"n": 4, "day": 20_000, "count": 1}]})
         _put(kept, f"{_prefix(PIXEL)}-4", {"day": 20_000, "ids": _hexes(PIXEL, ["order-1"])})
         _put(kept, f"{_prefix(PIXEL)}-retry", {"day": 20_000, "ids": _hexes(PIXEL, ["order-2"])})
         later = Ledger(kept, today=20_001)
-        return written, kept, [await earlier(later, PIXEL, e) for e in ("order-1", "order-2", "order-3")]
+        return kept, [await earlier(later, PIXEL, e) for e in ("order-1", "order-2", "order-3")]
 
-    written, kept, known = asyncio.run(scenario())
-    assert set(written.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-0"}
+    kept, known = asyncio.run(scenario())
     assert known == ["accepted", "not delivered", None]
     assert kept.writes == 0  # read, nothing changed: nothing rewritten
+
+
+def test_a_run_that_writes_takes_over_the_chunk_an_earlier_version_wrote_today_and_drops_its_index() -> None:
+    async def scenario() -> tuple[MemoryStore, list[Any]]:
+        store = MemoryStore()
+        old = [{"n": 3, "day": 20_000, "count": 1}, {"n": 4, "day": 20_001, "count": 1, "since": 20_001}]
+        _put(store, _prefix(PIXEL), {"chunks": old})
+        _put(store, f"{_prefix(PIXEL)}-3", {"day": 20_000, "ids": _hexes(PIXEL, ["yesterday"])})
+        _put(store, f"{_prefix(PIXEL)}-4", {"day": 20_001, "ids": _hexes(PIXEL, ["today"])})
+        await _accept(store, [(PIXEL, "new")], today=20_001)
+        later = Ledger(store, today=20_001)
+        return store, [await earlier(later, PIXEL, e) for e in ("yesterday", "today", "new")]
+
+    store, known = asyncio.run(scenario())
+    assert known == ["accepted"] * 3
+    assert set(store.records) == {f"{_prefix(PIXEL)}-3", _key(store)}  # yesterday's left to expire
+    assert _chunks(store)[0][1] == {"day": 20_001, "ids": _hexes(PIXEL, ["today", "new"]), "done": True}
 
 
 def test_a_chunk_holds_10_000_entries_and_the_next_starts_after() -> None:
@@ -336,8 +353,9 @@ def test_a_chunk_holds_10_000_entries_and_the_next_starts_after() -> None:
 
     store = asyncio.run(scenario())
     assert _sizes(store) == [10_000, 1]
-    assert [(c["n"], c["day"], c["count"]) for c in _index(store)] == [(0, 20_000, 10_000), (1, 20_000, 1)]
-    assert store.writes == 5  # the index naming each new chunk first, the two chunks, the index
+    assert [key.rsplit("-", 1)[1] for key, _ in _chunks(store)] == ["0", "1"]
+    assert [(record["day"], record["done"]) for _, record in _chunks(store)] == [(20_000, True)] * 2
+    assert store.writes == 2
 
 
 def test_a_runs_saves_fill_its_open_chunk_and_never_past_the_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,12 +372,15 @@ def test_a_runs_saves_fill_its_open_chunk_and_never_past_the_chunk_size(monkeypa
             await ledger.save()
             sizes.append(_sizes(store))
             writes.append(store.writes - before)
+        before = store.writes
+        await ledger.save(last=True)
+        writes.append(store.writes - before)
         return store, sizes, writes
 
     store, sizes, writes = asyncio.run(scenario())
     assert sizes == [[3], [6], [66], [100, 26]]  # one chunk rewritten as it fills; the 101st entry starts the next
-    assert writes == [3, 2, 2, 4]  # the open chunk (and the one it filled) and the index; a new one named first
-    assert [c["count"] for c in _index(store)] == [100, 26]
+    assert writes == [1, 1, 1, 2, 1]  # the open chunk (and the one it filled); the last save marks it done
+    assert [record["done"] for _, record in _chunks(store)] == [True, True]
 
 
 def test_an_event_accepted_twice_is_stored_once() -> None:
@@ -377,7 +398,7 @@ def test_an_event_accepted_twice_is_stored_once() -> None:
         return store, store.writes - before, first
 
     store, writes, first = asyncio.run(scenario())
-    assert first[f"{_prefix(PIXEL)}-0"] == json.dumps({"day": 20_000, "ids": _hexes(PIXEL, ["a", "b"])})
+    assert first[_key(store)] == json.dumps({"day": 20_000, "ids": _hexes(PIXEL, ["a", "b"]), "done": False})
     assert writes == 0 and store.records == first  # already in the ledger: nothing to write
 
 
@@ -396,19 +417,19 @@ def test_a_save_writes_only_what_changed_since_the_last_one() -> None:
         await earlier(ledger, PIXEL, "a")  # loaded (empty), unchanged
         await save()
         await not_delivered(ledger, [(PIXEL, "a")])
-        await save()  # the list of events to resend and the index
+        await save()  # the list of events to resend
         await save()  # nothing new
         await add(ledger, [(PIXEL, "b")])
-        await save()  # the index naming the new chunk, the chunk, the index; the list to resend is as saved
+        await save()  # the chunk; the list to resend is as saved
         await save()
         later = Ledger(store, today=20_000)
         await earlier(later, PIXEL, "b")
         before = store.writes
-        await later.save()  # a later run that only read
+        await later.save(last=True)  # a later run that only read
         writes.append(store.writes - before)
         return writes
 
-    assert asyncio.run(scenario()) == [0, 0, 2, 0, 3, 0, 0]
+    assert asyncio.run(scenario()) == [0, 0, 1, 0, 1, 0, 0]
 
 
 def test_events_are_kept_38_days_then_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -445,13 +466,12 @@ def test_a_record_without_a_day_counts_as_dated_the_epoch() -> None:
     assert asyncio.run(scenario(39)) == [None, None]
 
 
-def test_expired_chunks_leave_the_index_and_the_store_on_the_next_save(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 1)  # a chunk a run: each expires on its own
-
-    async def scenario() -> tuple[MemoryStore, int, Earlier]:
-        store = MemoryStore()
+def test_expired_chunks_are_deleted_on_the_next_save_without_being_read() -> None:
+    async def scenario() -> tuple[ReadCountingStore, int, Earlier]:
+        store = ReadCountingStore()
         await _accept(store, [(PIXEL, "old")], today=20_000)
         await _accept(store, [(PIXEL, "recent")], today=20_010)
+        store.read_keys.clear()
         later = Ledger(store, today=20_040)
         seen = await earlier(later, PIXEL, "recent")
         before = store.writes
@@ -460,9 +480,9 @@ def test_expired_chunks_leave_the_index_and_the_store_on_the_next_save(monkeypat
 
     store, writes, seen = asyncio.run(scenario())
     assert seen == "accepted"
-    assert writes == 1  # the index only
-    assert _index(store) == [{"n": 1, "day": 20_010, "count": 1, "since": 20_010}]
-    assert store.deletes == 1 and set(store.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-1"}
+    assert writes == 0 and store.deletes == 1  # a run that only read still deletes what expired
+    assert [record["day"] for _, record in _chunks(store)] == [20_010] and len(store.records) == 1
+    assert store.read_keys == [_key(store), f"{_prefix(PIXEL)}-retry"]
 
 
 def test_records_are_dated_by_the_clock_in_days_since_the_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -474,25 +494,28 @@ def test_records_are_dated_by_the_clock_in_days_since_the_epoch(monkeypatch: pyt
         return store
 
     store = asyncio.run(scenario())
-    assert _index(store) == [{"n": 0, "day": 20_000, "count": 1, "since": 20_000}]
-    assert _record(store, f"{_prefix(PIXEL)}-0")["day"] == 20_000
+    [(key, record)] = _chunks(store)
+    assert key.startswith(f"{_prefix(PIXEL)}-d20000-") and record["day"] == 20_000
 
 
-def test_the_oldest_chunks_beyond_a_million_entries_are_dropped() -> None:
-    """Counted by the index (each chunk's `count`), as written; a chunk without one counts for nothing."""
+def test_the_oldest_chunks_beyond_a_million_entries_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Newest day first, chunk by chunk, up to `MAX_ENTRIES` (a million; three here): older chunks are not read."""
+    monkeypatch.setattr(ledger_module, "MAX_ENTRIES", 3)
 
-    async def scenario(counts: list[int | None]) -> list[Earlier]:
-        store = MemoryStore()
-        chunks = [{"n": n, "day": 20_000} | ({} if c is None else {"count": c}) for n, c in enumerate(counts)]
-        _put(store, _prefix(PIXEL), {"chunks": chunks})
-        for n in range(len(counts)):
-            _put(store, f"{_prefix(PIXEL)}-{n}", {"day": 20_000, "ids": _hexes(PIXEL, [f"chunk-{n}"])})
-        later = Ledger(store, today=20_000)
-        return [await earlier(later, PIXEL, f"chunk-{n}") for n in range(len(counts))]
+    async def scenario(counts: list[int]) -> tuple[list[Earlier], int]:
+        store = ReadCountingStore()
+        for day, count in enumerate(counts):
+            ids = _hexes(PIXEL, [f"day-{day}-{i}" for i in range(count)])
+            record = {"day": 20_000 + day, "ids": ids, "done": False}
+            _put(store, f"{_prefix(PIXEL)}-d{20_000 + day}-{day:016x}-0", record)
+        later = Ledger(store, today=20_010)
+        return [await earlier(later, PIXEL, f"day-{day}-0") for day in range(len(counts))], store.reads
 
-    assert asyncio.run(scenario([1, 999_999])) == ["accepted", "accepted"]  # exactly a million
-    assert asyncio.run(scenario([1, 1_000_000])) == [None, "accepted"]
-    assert asyncio.run(scenario([1, 999_999, None])) == ["accepted", "accepted", "accepted"]
+    assert asyncio.run(scenario([1, 2])) == (["accepted", "accepted"], 3)  # exactly three; the retry list
+    assert asyncio.run(scenario([2, 2])) == ([None, "accepted"], 3)
+    assert asyncio.run(scenario([1, 1, 2, 1])) == ([None, None, "accepted", "accepted"], 5)  # one wave of 16 reads
+    monkeypatch.setattr(ledger_module, "READS_AT_ONCE", 1)
+    assert asyncio.run(scenario([1, 1, 2, 1])) == ([None, None, "accepted", "accepted"], 4)  # the third read ends it
 
 
 def test_an_event_to_resend_that_is_accepted_leaves_the_list() -> None:
@@ -538,24 +561,23 @@ def test_a_cut_short_entry_in_a_stored_record_is_ignored() -> None:
     assert asyncio.run(scenario()) == "".join(sorted([_hexes(PIXEL, ["a"]), _hexes(PIXEL, ["c"])]))
 
 
-def test_after_a_failed_chunk_write_the_index_never_counts_entries_the_chunk_does_not_hold() -> None:
+def test_after_a_failed_chunk_write_the_next_save_writes_its_entries() -> None:
     async def scenario() -> FailsOnce:
-        store = FailsOnce(f"{_prefix(PIXEL)}-0")
+        store = FailsOnce("-d20000-")
         ledger = Ledger(store, today=20_000)
         await add(ledger, [(PIXEL, "a")])
         with pytest.raises(OSError, match="unavailable"):
             await ledger.save()
+        assert not _chunks(store)
         await ledger.save()  # nothing new since: the entries the failed write held are written now
         return store
 
     store = asyncio.run(scenario())
-    for chunk in _index(store):
-        record = store.records.get(f"{_prefix(PIXEL)}-{chunk['n']}")
-        assert chunk["count"] == (0 if record is None else len(json.loads(record)["ids"]) // 16)
+    assert _sizes(store) == [1]
     assert asyncio.run(earlier(Ledger(store, today=20_000), PIXEL, "a")) == "accepted"  # never sent twice
 
 
-@pytest.mark.parametrize("during", ["chunk", "index", "retry"])
+@pytest.mark.parametrize("during", ["chunk", "retry"])
 def test_what_another_commit_adds_while_a_save_is_writing_is_saved_too(during: str) -> None:
     """Batches commit concurrently: an event accepted (or failed) while a save's write is in flight is written
     by that save, not dropped (the next run would send it again, and charge it again)."""
@@ -565,7 +587,7 @@ def test_what_another_commit_adds_while_a_save_is_writing_is_saved_too(during: s
         done = False
 
         async def set(self, key: str, value: Any) -> None:
-            writing = "retry" if key.endswith("-retry") else "index" if key == _prefix(PIXEL) else "chunk"
+            writing = "retry" if key.endswith("-retry") else "chunk"
             if writing == during and not self.done and self.ledger is not None:
                 self.done = True  # another batch's commit, while this write is in flight
                 await add(self.ledger, [(PIXEL, "late")])
@@ -610,7 +632,7 @@ def test_an_event_accepted_earlier_in_this_run_is_told_apart_from_one_of_an_earl
 def test_the_key_of_a_look_up_records_the_same_as_the_ids() -> None:
     """The pipeline hands back `look_up`'s keys (no second hash): stored exactly as `add` / `not_delivered` store."""
 
-    async def scenario(by_key: bool) -> dict[str, str]:
+    async def scenario(by_key: bool) -> list[Any]:
         store = MemoryStore()
         ledger = Ledger(store, today=20_000)
         if by_key:
@@ -621,9 +643,7 @@ def test_the_key_of_a_look_up_records_the_same_as_the_ids() -> None:
             await add(ledger, [(PIXEL, "a"), (PIXEL, "b")])
             await not_delivered(ledger, [(PIXEL, "c")])
         await ledger.save()
-        records = {key: json.loads(value) for key, value in store.records.items()}
-        assert records[_prefix(PIXEL)].pop("by")  # each run signs its index: the rest is the same
-        return records
+        return [record for _, record in _chunks(store)] + [_record(store, f"{_prefix(PIXEL)}-retry")]
 
     assert asyncio.run(scenario(by_key=True)) == asyncio.run(scenario(by_key=False))
 
@@ -637,6 +657,11 @@ def test_concurrent_look_ups_wait_for_one_load_of_the_asset() -> None:
             await asyncio.sleep(0)
             return await super().get(key)
 
+        async def keys(self, prefix: str) -> list[str]:
+            self.reads += 1
+            await asyncio.sleep(0)
+            return await super().keys(prefix)
+
     async def scenario() -> tuple[list[Earlier], int]:
         store = CountingStore()
         await _accept(store, [(PIXEL, "a")])
@@ -646,7 +671,7 @@ def test_concurrent_look_ups_wait_for_one_load_of_the_asset() -> None:
         found.append(await earlier(later, PIXEL, "a"))  # loaded: answered without reading again
         return list(found), store.reads
 
-    assert asyncio.run(scenario()) == (["accepted", None, "accepted", "accepted"], 3)  # index, chunk, retry list
+    assert asyncio.run(scenario()) == (["accepted", None, "accepted", "accepted"], 3)  # keys, chunk, retry list
 
 
 def test_this_runs_entry_set_holds_every_entry_through_its_growth() -> None:
@@ -661,7 +686,6 @@ def test_this_runs_entry_set_holds_every_entry_through_its_growth() -> None:
     assert all(key in entries for key in [0, *crowded, *spread])
     assert not any(key in entries for key in [7, 1 << 40, 60 << 40 | 7, *range(1, 100)])
     assert 0 not in ledger_module._EntrySet()
-    assert sorted(entries) == sorted([0, *crowded, *spread])  # what a run's last save checks the store against
 
 
 def test_this_runs_entries_take_at_most_32_bytes_each() -> None:
@@ -751,8 +775,8 @@ class ReadCountingStore(MemoryStore):
 
 
 def test_an_hourly_schedule_of_small_runs_keeps_a_chunk_a_day() -> None:
-    """38 days of hourly runs that accept 3 events each: the runs of a day append to its chunk (each of its own
-    chunk made 912 records, read one after another before the first look-up), and every entry expires with its day."""
+    """38 days of hourly runs that accept 3 events each: each run takes the day's chunk over into its own (a chunk a
+    run made 912 records, all read before the first look-up), and every entry expires with its day."""
 
     async def scenario() -> tuple[ReadCountingStore, list[Earlier]]:
         store = ReadCountingStore()
@@ -764,13 +788,15 @@ def test_an_hourly_schedule_of_small_runs_keeps_a_chunk_a_day() -> None:
 
     store, found = asyncio.run(scenario())
     assert found == ["accepted", "accepted", "accepted", None]
-    assert len(store.records) == 1 + 38  # the index and a chunk a day
-    assert _index(store) == [{"n": d, "day": 20_000 + d, "count": 24 * 3, "since": 20_000 + d} for d in range(38)]
-    assert store.reads == 1 + 38 + 1  # the index, the chunks, the list of events to resend
+    assert len(store.records) == 38  # a chunk a day
+    assert [(record["day"], len(record["ids"]) // 16) for _, record in _chunks(store)] == [
+        (20_000 + d, 24 * 3) for d in range(38)
+    ]
+    assert store.reads == 38 + 1  # the chunks, the list of events to resend
     assert store.most_in_flight == ledger_module.READS_AT_ONCE
 
 
-def test_the_runs_of_a_day_fill_its_chunk_then_start_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_runs_of_a_day_fill_a_chunk_then_start_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 10)
 
     async def scenario() -> tuple[MemoryStore, list[Earlier]]:
@@ -782,9 +808,9 @@ def test_the_runs_of_a_day_fill_its_chunk_then_start_the_next(monkeypatch: pytes
 
     store, found = asyncio.run(scenario())
     assert found == ["accepted"] * 18
-    assert _sizes(store) == [10, 5, 3]  # the fourth run filled chunk 0; the next day began its own with room left
-    assert [(c["n"], c["day"], c["count"], c["since"]) for c in _index(store)] == [
-        (0, 20_000, 10, 20_000), (1, 20_000, 5, 20_000), (2, 20_001, 3, 20_001)
+    # the fourth run filled a chunk and began the next; the fifth took that one over; the next day began its own
+    assert sorted((record["day"], len(record["ids"]) // 16) for _, record in _chunks(store)) == [
+        (20_000, 5), (20_000, 10), (20_001, 3)
     ]  # fmt: skip
 
 
@@ -800,79 +826,80 @@ def test_an_asset_loads_its_chunks_16_at_a_time(monkeypatch: pytest.MonkeyPatch)
 
     store, found = asyncio.run(scenario())
     assert found == ["accepted"] * 40 + [None]
-    assert store.reads == 42  # the index, 40 chunks, the list of events to resend
+    assert store.reads == 41  # 40 chunks, the list of events to resend
     assert store.most_in_flight == ledger_module.READS_AT_ONCE == 16
 
 
-def test_appending_to_an_earlier_runs_chunk_keeps_its_entries_through_failed_writes() -> None:
-    """A failed chunk write leaves the earlier run's record as it was and its entries in the queue; a chunk written
-    whose index was not is read whole all the same."""
+def test_a_chunk_taken_over_is_deleted_only_once_the_run_stored_its_entries() -> None:
+    """A failed write of the run's own chunk leaves the earlier run's chunk as it was (its entries are still in the
+    queue); once the run's chunk is stored, the earlier one is deleted, never before."""
 
     async def scenario() -> tuple[FailsOnce, list[Any]]:
         store = FailsOnce()
         await _accept(store, [(PIXEL, "first")], today=20_000)
-        seen: list[Any] = []
+        first_key = _key(store)
+        seen: list[Any] = [first_key]
         second = Ledger(store, today=20_000)
         await add(second, [(PIXEL, "second")])
-        store.failing = f"{_prefix(PIXEL)}-0"
+        store.failing = "-d20000-"
         with pytest.raises(OSError, match="unavailable"):
             await second.save()
-        seen.append(_record(store, f"{_prefix(PIXEL)}-0"))  # as the first run wrote it
-        await second.save()
-        third = Ledger(store, today=20_000)
-        await add(third, [(PIXEL, "third")])
-        store.failing = _prefix(PIXEL)
-        with pytest.raises(OSError, match="unavailable"):
-            await third.save()  # the chunk holds the third entry; the index still counts two
+        seen.append((sorted(store.records), store.deletes))  # the first run's chunk only, as it wrote it
+        await second.save(last=True)
+        seen.append(first_key in store.records)
         later = Ledger(store, today=20_030)
-        seen.append([await earlier(later, PIXEL, e) for e in ("first", "second", "third")])
-        await later.save()
+        seen.append([await earlier(later, PIXEL, e) for e in ("first", "second")])
         return store, seen
 
-    store, seen = asyncio.run(scenario())
-    assert seen[0] == {"day": 20_000, "ids": _hexes(PIXEL, ["first"])}
-    assert seen[1] == ["accepted"] * 3
-    assert _index(store) == [{"n": 0, "day": 20_000, "count": 2, "since": 20_000}]  # the count as last indexed
-    assert _record(store, f"{_prefix(PIXEL)}-0") == {"day": 20_000, "ids": _hexes(PIXEL, ["first", "second", "third"])}
-    assert store.deletes == 0
+    store, (first_key, *seen) = asyncio.run(scenario())
+    assert seen[0] == ([first_key], 0)
+    assert seen[1] is False
+    assert seen[2] == ["accepted"] * 2
+    assert [record for _, record in _chunks(store)] == [
+        {"day": 20_000, "ids": _hexes(PIXEL, ["first", "second"]), "done": True}
+    ]
+    assert store.deletes == 1
 
 
-def test_a_run_appends_after_the_whole_entries_of_a_cut_short_chunk() -> None:
-    async def scenario() -> tuple[Any, list[Earlier]]:
+def test_a_run_takes_over_the_whole_entries_of_a_cut_short_chunk() -> None:
+    async def scenario() -> tuple[MemoryStore, list[Earlier]]:
         store = MemoryStore()
-        _put(store, _prefix(PIXEL), {"chunks": [{"n": 0, "day": 20_000, "count": 1, "since": 20_000}]})
-        _put(store, f"{_prefix(PIXEL)}-0", {"day": 20_000, "ids": _hexes(PIXEL, ["a", "b"])[:-1]})
+        key = f"{_prefix(PIXEL)}-d20000-{0:016x}-0"
+        _put(store, key, {"day": 20_000, "ids": _hexes(PIXEL, ["a", "b"])[:-1], "done": True})
         await _accept(store, [(PIXEL, "c")], today=20_000)
         later = Ledger(store, today=20_001)
-        return _record(store, f"{_prefix(PIXEL)}-0"), [await earlier(later, PIXEL, e) for e in "abc"]
+        return store, [await earlier(later, PIXEL, e) for e in "abc"]
 
-    record, found = asyncio.run(scenario())
-    assert record == {"day": 20_000, "ids": _hexes(PIXEL, ["a", "c"])}
+    store, found = asyncio.run(scenario())
+    assert [record["ids"] for _, record in _chunks(store)] == [_hexes(PIXEL, ["a", "c"])]
     assert found == ["accepted", None, "accepted"]
 
 
-def test_the_records_of_dropped_chunks_are_deleted_and_their_numbers_never_reused(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_done_chunks_of_an_earlier_day_are_merged_into_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs of a day that ran at once leave two chunks of it: the next run that writes merges them into one of
+    its own, of that day (so they expire with it), and deletes them once it is stored."""
     monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 10)
-    monkeypatch.setattr(ledger_module, "MAX_ENTRIES", 20)
 
-    async def scenario() -> tuple[MemoryStore, int, list[Earlier]]:
+    async def scenario() -> tuple[MemoryStore, list[Earlier]]:
         store = MemoryStore()
-        for run in range(4):  # four full chunks: the fourth run finds the oldest beyond 20 entries
-            await _accept(store, [(PIXEL, f"r{run}-{i}") for i in range(10)], today=20_000)
-        deleted_capped = store.deletes
-        # 60 days later every chunk expired: the new one is numbered past them, and survives their deletion
-        await _accept(store, [(PIXEL, "new")], today=20_060)
-        later = Ledger(store, today=20_060)
-        return store, deleted_capped, [await earlier(later, PIXEL, e) for e in ("r1-0", "r3-0", "new")]
+        one, two = Ledger(store, today=20_000), Ledger(store, today=20_000)
+        await add(one, [(PIXEL, "one")])
+        await add(two, [(PIXEL, "two")])
+        await one.save(last=True)
+        await two.save(last=True)
+        await _accept(store, [(PIXEL, "a")], today=20_001)
+        assert len(_chunks(store)) == 2
+        await _accept(store, [(PIXEL, "b")], today=20_002)  # a day of one chunk: left as it is
+        later = Ledger(store, today=20_000 + 38)
+        return store, [await earlier(later, PIXEL, e) for e in ("one", "two", "a", "b")]
 
-    store, deleted_capped, found = asyncio.run(scenario())
-    assert deleted_capped == 1  # chunk 0, by the fourth run
-    assert found == [None, None, "accepted"]
-    assert store.deletes == 4
-    assert set(store.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-4"}
-    assert _index(store) == [{"n": 4, "day": 20_060, "count": 1, "since": 20_060}]
+    store, found = asyncio.run(scenario())
+    assert [(record["day"], record["ids"], record["done"]) for _, record in _chunks(store)] == [
+        (20_000, "".join(sorted(_hexes(PIXEL, [e]) for e in ("one", "two"))), True),
+        (20_001, _hexes(PIXEL, ["a"]), True),
+        (20_002, _hexes(PIXEL, ["b"]), True),
+    ]
+    assert found == ["accepted"] * 4  # the merged chunk is dated its day: it expires with it
 
 
 def test_a_record_that_cannot_be_deleted_is_left_and_the_save_goes_on(caplog: pytest.LogCaptureFixture) -> None:
@@ -888,83 +915,63 @@ def test_a_record_that_cannot_be_deleted_is_left_and_the_save_goes_on(caplog: py
 
     store, found = asyncio.run(scenario())
     assert found == "accepted"
-    assert _index(store) == [{"n": 1, "day": 20_060, "count": 1, "since": 20_060}]
-    assert f"{_prefix(PIXEL)}-0" in store.records
-    assert "Could not delete the expired ledger record" in caplog.text
+    assert [record["day"] for _, record in _chunks(store)] == [20_000, 20_060]
+    assert "Could not delete the ledger record" in caplog.text
 
 
 def test_records_that_are_not_what_the_ledger_writes_are_left_out_and_never_fail_the_run() -> None:
-    """Edited by hand or damaged: the index's malformed entries, and a chunk or list of events to resend holding
-    anything but hex digits (a negative number, `0x`), are left out, since nothing in them can be trusted; the run
-    looks events up and saves as usual."""
+    """Edited by hand or damaged: a chunk or list of events to resend holding anything but hex digits (a negative
+    number, `0x`), a `done` or day that is not one, and keys the ledger does not write are left out, since nothing in
+    them can be trusted; the run looks events up and saves as usual."""
     store = MemoryStore()
-    chunks = [{"n": 0, "day": 20_000, "count": 1}, {"n": "1"}, "junk", {"day": 20_000}, {"n": 2, "day": "soon"},
-              {"n": 3, "day": 20_000, "count": 1}]  # fmt: skip
-    _put(store, _prefix(PIXEL), {"chunks": chunks})
-    _put(store, f"{_prefix(PIXEL)}-0", {"day": 20_000, "ids": "-" + _hexes(PIXEL, ["a"])[1:]})
-    _put(store, f"{_prefix(PIXEL)}-3", {"day": 20_000, "ids": _hexes(PIXEL, ["b"])})
-    _put(store, f"{_prefix(PIXEL)}-retry", {"day": 20_000, "ids": "-" + _hexes(PIXEL, ["c"])[1:] + "0x" + "f" * 14})
+    prefix = _prefix(PIXEL)
+    _put(store, f"{prefix}-d20000-{1:016x}-0", {"day": 20_000, "ids": "-" + _hexes(PIXEL, ["a"])[1:], "done": True})
+    _put(store, f"{prefix}-d20000-{2:016x}-0", {"day": 20_000, "ids": _hexes(PIXEL, ["b"]), "done": True})
+    _put(store, f"{prefix}-d20000-{3:016x}-0", {"day": 20_000, "ids": _hexes(PIXEL, ["f"]), "done": "yes"})
+    _put(store, f"{prefix}-d20000-{4:016x}-0", {"day": "soon", "ids": _hexes(PIXEL, ["g"])})
+    _put(store, f"{prefix}-d20000-junk", {"day": 20_000, "ids": _hexes(PIXEL, ["h"])})
+    _put(store, f"{prefix}-retry", {"day": 20_000, "ids": "-" + _hexes(PIXEL, ["c"])[1:] + "0x" + "f" * 14})
 
     async def scenario() -> list[Earlier]:
         ledger = Ledger(store, today=20_000)
-        found = [await earlier(ledger, PIXEL, e) for e in "abc"]
+        found = [await earlier(ledger, PIXEL, e) for e in "abcfgh"]
         await add(ledger, [(PIXEL, "d")])
         await not_delivered(ledger, [(PIXEL, "e")])
         await ledger.save()
         later = Ledger(store, today=20_000)
         return found + [await earlier(later, PIXEL, e) for e in "bde"]
 
-    assert asyncio.run(scenario()) == [None, "accepted", None, "accepted", "accepted", "not delivered"]
-    assert [c["n"] for c in _index(store)] == [0, 3, 4]  # the new chunk numbered past every one named
-    assert _record(store, f"{_prefix(PIXEL)}-retry")["ids"] == _hexes(PIXEL, ["e"])
+    assert asyncio.run(scenario()) == [None, "accepted", *[None] * 4, "accepted", "accepted", "not delivered"]
+    assert _record(store, f"{prefix}-retry")["ids"] == _hexes(PIXEL, ["e"])
+    assert f"{prefix}-d20000-{1:016x}-0" in store.records and f"{prefix}-d20000-junk" in store.records  # left
+    assert f"{prefix}-d20000-{2:016x}-0" not in store.records  # taken over: its entry is in the run's chunk
 
 
-def test_a_failed_read_of_todays_chunk_never_has_the_run_overwrite_it() -> None:
-    """The index counts two entries in today's chunk but its record reads empty (a failed or damaged read): the run
-    starts the next chunk instead of rewriting today's with its own entries alone, so the earlier runs' entries
-    are still there once the record reads again."""
+def test_a_failed_read_of_todays_chunk_never_has_the_run_delete_it() -> None:
+    """Today's chunk of an earlier run reads empty (a failed or damaged read): the run neither takes it over nor
+    deletes it, so the earlier run's entries are still there once the record reads again."""
 
     class MissesOnce(MemoryStore):
-        missed = False
+        missing: str | None = None
 
         async def get(self, key: str) -> Any:
-            if key == f"{_prefix(PIXEL)}-0" and not self.missed:
-                self.missed = True
+            if key == self.missing:
+                self.missing = None
                 return None
             return await super().get(key)
 
     async def scenario() -> tuple[MissesOnce, list[Earlier]]:
         store = MissesOnce()
         await _accept(store, [(PIXEL, "a"), (PIXEL, "b")], today=20_000)
-        store.missed = False
+        store.missing = _key(store)
         await _accept(store, [(PIXEL, "c")], today=20_000)
         later = Ledger(store, today=20_000)
         return store, [await earlier(later, PIXEL, e) for e in "abc"]
 
     store, found = asyncio.run(scenario())
     assert found == ["accepted"] * 3
-    assert [(c["n"], c["count"]) for c in _index(store)] == [(0, 2), (1, 1)]
+    assert sorted(_sizes(store)) == [1, 2]
 
-
-def test_a_new_chunk_is_named_in_the_index_before_its_record_is_written() -> None:
-    """The index write after a new chunk's record fails (the run then dies): the next run still reads the chunk."""
-
-    class IndexFailsAfterChunk(MemoryStore):
-        async def set(self, key: str, value: Any) -> None:
-            if key == _prefix(PIXEL) and f"{_prefix(PIXEL)}-0" in self.records:
-                raise OSError("the store is unavailable")
-            await super().set(key, value)
-
-    async def scenario() -> list[Earlier]:
-        store = IndexFailsAfterChunk()
-        ledger = Ledger(store, today=20_000)
-        await add(ledger, [(PIXEL, "a")])
-        with pytest.raises(OSError, match="unavailable"):
-            await ledger.save()
-        later = Ledger(store, today=20_000)
-        return [await earlier(later, PIXEL, "a")]
-
-    assert asyncio.run(scenario()) == ["accepted"]
 
 
 def test_a_ledger_store_that_fails_for_good_fails_the_run_with_output_saying_what_was_sent(snap: FakeSnap) -> None:
@@ -985,100 +992,70 @@ def test_a_ledger_store_that_fails_for_good_fails_the_run_with_output_saying_wha
     assert "apify_api_SECRET" not in run.everything_written()
 
 
-@pytest.mark.parametrize("last_to_save", ["first", "second"])
-def test_two_runs_at_once_keep_each_others_entries_once_each_has_made_its_last_save(
-    monkeypatch: pytest.MonkeyPatch, last_to_save: str
-) -> None:
+@pytest.mark.parametrize("order", ["one first", "two first", "interleaved"])
+def test_two_runs_at_once_never_write_the_same_record(monkeypatch: pytest.MonkeyPatch, order: str) -> None:
     """Two runs of one pixel at the same time (a schedule whose run outlasts its interval) load the same ledger and
-    rewrite the same chunk and index, the last writer's version standing. Each run's last save reads them again
-    and keeps both: whichever saves last, every event either accepted is known to the next run, none twice."""
-    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 4)  # the second chunk is opened by both, numbered alike
+    save as they go, in any order: each writes only chunks named with its own mark, so whichever saves last,
+    every event either accepted is known to the next run, each stored once."""
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 4)
 
     async def scenario() -> tuple[MemoryStore, list[Earlier]]:
         store = MemoryStore()
         await _accept(store, [(PIXEL, "old")], today=20_000)
         one, two = Ledger(store, today=20_000), Ledger(store, today=20_000)
-        await add(one, [(PIXEL, f"one-{i}") for i in range(3)])
-        await add(two, [(PIXEL, f"two-{i}") for i in range(9)])  # three chunks: the first run knows two of them
-        await one.save()
-        await two.save()  # overwrites the first run's chunks and index
-        await add(one, [(PIXEL, "one-late")])
-        await one.save()
-        first, second = (two, one) if last_to_save == "first" else (one, two)
-        await first.save(merge=True)
-        await second.save(merge=True)
+        await earlier(one, PIXEL, "load")
+        await earlier(two, PIXEL, "load")  # both took over the first run's chunk
+        steps = [(one, [f"one-{i}" for i in range(3)]), (two, [f"two-{i}" for i in range(9)]), (one, ["one-late"])]
+        if order == "two first":
+            steps = [steps[1], steps[0], steps[2]]
+        for ledger, names in steps:
+            await add(ledger, [(PIXEL, name) for name in names])
+            await ledger.save()
+            if order == "interleaved" and ledger is two:
+                await one.save(last=True)  # finished while the other goes on
+        await one.save(last=True)
+        await add(two, [(PIXEL, "two-late")])
+        await two.save(last=True)
         later = Ledger(store, today=20_000)
-        names = ["old", *(f"one-{i}" for i in range(3)), "one-late", *(f"two-{i}" for i in range(9)), "never"]
-        return store, [await earlier(later, PIXEL, name) for name in names]
+        names = ["old", *(f"one-{i}" for i in range(3)), "one-late", *(f"two-{i}" for i in range(9)), "two-late"]
+        return store, [await earlier(later, PIXEL, name) for name in [*names, "never"]]
 
     store, found = asyncio.run(scenario())
-    assert found == ["accepted"] * 14 + [None]
-    records = [_record(store, f"{_prefix(PIXEL)}-{c['n']}")["ids"] for c in _index(store)]
-    stored = [ids[i : i + 16] for ids in records for i in range(0, len(ids), 16)]
-    assert len(stored) == len(set(stored)) == 14  # each entry once
+    assert found == ["accepted"] * 15 + [None]
+    stored = [record["ids"][i : i + 16] for _, record in _chunks(store) for i in range(0, len(record["ids"]), 16)]
+    assert len(set(stored)) == 15 and len(stored) == 15 + 1  # "old": both runs took it over (a later run merges)
 
 
-def test_a_run_alone_reads_its_records_back_at_its_last_save_and_rewrites_nothing() -> None:
-    async def scenario() -> int:
-        store = MemoryStore()
-        ledger = Ledger(store, today=20_000)
-        await add(ledger, [(PIXEL, "a"), (PIXEL, "b")])
-        await ledger.save()
-        before = store.writes
-        await ledger.save(merge=True)
-        return store.writes - before
-
-    assert asyncio.run(scenario()) == 0
 
 
-def test_a_run_whose_chunk_another_run_rewrote_and_finished_keeps_that_runs_entries() -> None:
-    """The other run made its last save first (nothing of its own lost then): this run's last save rewrites the
-    shared chunk from what it holds now, with this run's lost entry added, not from this run's own copy."""
 
-    async def scenario() -> list[Earlier]:
-        store = MemoryStore()
-        await _accept(store, [(PIXEL, "old")], today=20_000)
-        one, two = Ledger(store, today=20_000), Ledger(store, today=20_000)
-        await add(one, [(PIXEL, "one")])
-        await add(two, [(PIXEL, "two")])
-        await one.save()
-        await two.save()  # the shared chunk: old and two; one's entry overwritten
-        await two.save(merge=True)  # two's records read as it wrote them: nothing to do
-        await one.save(merge=True)
-        later = Ledger(store, today=20_000)
-        return [await earlier(later, PIXEL, name) for name in ("old", "one", "two")]
+def test_a_chunk_another_run_takes_over_while_this_one_loads_is_found_in_that_runs_chunk() -> None:
+    """The other run stores the chunk's entries in one of its own, then deletes it, between this run's listing of
+    the store and its read of that chunk: the chunk reads as gone, so the store is listed again."""
 
-    assert asyncio.run(scenario()) == ["accepted"] * 3
+    class TakenOverWhileRead(MemoryStore):
+        taker: Ledger | None = None
 
+        async def get(self, key: str) -> Any:
+            if self.taker is not None and key.startswith(f"{_prefix(PIXEL)}-d"):
+                taker, self.taker = self.taker, None
+                await add(taker, [(PIXEL, "taker")])
+                await taker.save()  # its chunk: "first" and "taker"; the first run's deleted
+            return await super().get(key)
 
-def test_entries_a_run_queues_again_go_to_a_chunk_numbered_past_the_other_runs_chunks(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The other run opened chunks this run never saw: this run's lost entries go to a new chunk numbered past
-    them, never over one of theirs."""
-    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 4)
+    async def scenario() -> tuple[list[Earlier], int]:
+        store = TakenOverWhileRead()
+        await _accept(store, [(PIXEL, "first")], today=20_000)
+        taker = Ledger(store, today=20_000)
+        await earlier(taker, PIXEL, "load")
+        store.taker = taker
+        reading = Ledger(store, today=20_000)
+        return [await earlier(reading, PIXEL, e) for e in ("first", "taker")], store.deletes
 
-    async def scenario() -> list[Earlier]:
-        store = MemoryStore()
-        await _accept(store, [(PIXEL, "old")], today=20_000)
-        one, two = Ledger(store, today=20_000), Ledger(store, today=20_000)
-        await add(one, [(PIXEL, f"one-{i}") for i in range(3)])  # fills chunk 0
-        await add(two, [(PIXEL, f"two-{i}") for i in range(9)])  # chunk 0 (over one's), then chunks 1 and 2
-        await one.save()
-        await two.save()
-        await two.save(merge=True)
-        await one.save(merge=True)  # its three entries, lost from chunk 0, go to chunk 3
-        later = Ledger(store, today=20_000)
-        names = ["old", *(f"one-{i}" for i in range(3)), *(f"two-{i}" for i in range(9))]
-        return [await earlier(later, PIXEL, name) for name in names]
-
-    assert asyncio.run(scenario()) == ["accepted"] * 13
+    assert asyncio.run(scenario()) == (["accepted", "accepted"], 1)
 
 
-def test_a_run_alone_reads_only_the_index_before_each_save_that_writes() -> None:
-    """A save that is not the run's last reads the index (has another run written since?) and, alone, nothing more;
-    a save with nothing to write reads nothing."""
-
+def test_a_run_reads_nothing_when_it_saves() -> None:
     async def scenario() -> list[str]:
         store = ReadCountingStore()
         ledger = Ledger(store, today=20_000)
@@ -1087,15 +1064,15 @@ def test_a_run_alone_reads_only_the_index_before_each_save_that_writes() -> None
         await ledger.save()
         await add(ledger, [(PIXEL, "b")])
         await ledger.save()
-        await ledger.save()
+        await ledger.save(last=True)
         return store.read_keys
 
-    assert asyncio.run(scenario()) == [_prefix(PIXEL)] * 2
+    assert asyncio.run(scenario()) == []
 
 
 def test_a_run_still_going_keeps_the_entries_of_a_run_that_finished_while_it_went_on() -> None:
-    """Two runs of one pixel at once: the short one makes its last save, then the long one saves again. It sees the
-    index another run signed, reads back today's chunk it shares with that run and keeps its entries."""
+    """Two runs of one pixel at once: the short one makes its last save, then the long one saves again; neither
+    ever rewrites a record of the other's, so the short one's entry is kept."""
 
     async def scenario() -> list[Earlier]:
         store = MemoryStore()
@@ -1104,21 +1081,18 @@ def test_a_run_still_going_keeps_the_entries_of_a_run_that_finished_while_it_wen
         await add(long, [(PIXEL, "long-0")])
         await long.save()
         await add(short, [(PIXEL, "short")])
-        await short.save(merge=True)  # finished: its entry added to the shared chunk
+        await short.save(last=True)  # finished
         await add(long, [(PIXEL, "long-1")])
-        await long.save()  # from its own copy it would write old, long-0, long-1: short's entry gone
+        await long.save()
         await add(long, [(PIXEL, "long-2")])
-        await long.save(merge=True)
+        await long.save(last=True)
         later = Ledger(store, today=20_000)
         return [await earlier(later, PIXEL, name) for name in ("old", "long-0", "short", "long-1", "long-2", "never")]
 
     assert asyncio.run(scenario()) == ["accepted"] * 5 + [None]
 
 
-def test_a_run_on_the_next_day_keeps_its_chunk_when_a_run_of_the_day_before_rewrites_the_index() -> None:
-    """Across midnight the two runs write different chunks, but the older run's saves rewrite the index without the
-    newer run's chunk: the newer run's last save finds its chunk unnamed and names it again."""
-
+def test_a_run_on_the_next_day_keeps_its_chunk_while_a_run_of_the_day_before_goes_on() -> None:
     async def scenario() -> list[Earlier]:
         store = MemoryStore()
         a, b = Ledger(store, today=20_000), Ledger(store, today=20_001)
@@ -1127,10 +1101,10 @@ def test_a_run_on_the_next_day_keeps_its_chunk_when_a_run_of_the_day_before_rewr
         await add(b, [(PIXEL, "b-0"), (PIXEL, "b-1")])
         await b.save()
         await add(a, [(PIXEL, "a-1")])
-        await a.save()  # the index as the first run knows it: without the second run's chunk
-        await b.save(merge=True)
+        await a.save()
+        await b.save(last=True)
         await add(a, [(PIXEL, "a-2")])
-        await a.save(merge=True)
+        await a.save(last=True)
         later = Ledger(store, today=20_001)
         return [await earlier(later, PIXEL, name) for name in ("a-0", "a-1", "a-2", "b-0", "b-1")]
 

@@ -419,26 +419,26 @@ def test_a_scheduled_rerun_on_the_platform_sends_and_charges_nothing(
 def test_an_expired_ledger_chunk_is_deleted_from_the_platforms_store(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:
-    """The SDK's delete reaches the platform: the record of a chunk the index dropped is gone after the run."""
+    """The ledger finds its chunks by listing the platform's store, and the SDK's delete reaches it: the record of a
+    chunk 40 days old is gone after the next run, never read."""
     first = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap)
     assert first.returncode == 0, first.stderr[-3000:]
     ledger_id = apify.store_id_by_name(LEDGER_STORE)
-    index_key = next(k for k in apify.records(ledger_id) if k.count("-") == 1)
-    index, chunk = apify.record_json(index_key, ledger_id), apify.record_json(f"{index_key}-0", ledger_id)
-    aged = {  # as if the first run was 40 days ago
-        index_key: {"chunks": [c | {"day": c["day"] - 40} for c in index["chunks"]]},
-        f"{index_key}-0": chunk | {"day": chunk["day"] - 40},
-    }
-    for key, value in aged.items():
-        apify.put_record(key, json.dumps(value).encode(), "application/json", ledger_id)
+    [key] = apify.records(ledger_id)
+    prefix, day, mark, number = key.rsplit("-", 3)
+    aged = f"{prefix}-d{int(day[1:]) - 40}-{mark}-{number}"  # as if the first run was 40 days ago
+    chunk = apify.record_json(key, ledger_id)
+    apify.put_record(aged, json.dumps(chunk | {"day": chunk["day"] - 40}).encode(), "application/json", ledger_id)
+    apify.delete_record(key, ledger_id)
 
     apify.run_id = "fake-run-2"
     second = run_on_platform(tmp_path, None, apify=apify, snap=snap)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.charged_conversions == 10  # the account's total: forgotten, so sent again
-    assert [c.path.rsplit("/", 1)[-1] for c in apify.calls("record.delete")] == [f"{index_key}-0"]
-    assert set(apify.records(ledger_id)) == {index_key, f"{index_key}-1"}
-    assert [c["n"] for c in apify.record_json(index_key, ledger_id)["chunks"]] == [1]
+    assert [c.path.rsplit("/", 1)[-1] for c in apify.calls("record.delete")] == [aged]
+    assert aged not in [c.path.rsplit("/", 1)[-1] for c in apify.calls("record.get")]
+    [kept] = apify.records(ledger_id)
+    assert kept.startswith(f"{prefix}-{day}-") and apify.record_json(kept, ledger_id)["done"] is True
 
 
 def test_after_start_up_the_collector_leaves_start_ups_objects_alone() -> None:

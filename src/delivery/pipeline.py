@@ -279,9 +279,8 @@ class Pipeline:
             raise
         if self._ledger is not None:
             self._ledger.accept(accepted)
-            # Writes only what changed: accepted events and those to resend; the run's last commit also takes in what
-            # another run sending to the same pixel at the same time wrote over this one's records.
-            await self._ledger.save(merge=last)
+            # Writes only what changed; the run's last commit also marks its chunks done (later runs take them over).
+            await self._ledger.save(last=last)
 
     async def _tick(self) -> None:
         """The status line moves every few seconds even while a batch waits on retries."""
