@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..billing import Billing, charged_flags
@@ -145,46 +145,39 @@ class Pipeline:
             raise source_error
 
     async def _read(self, source: AsyncIterator[SourceEvent], pending: dict[str, list[PreparedEvent]]) -> None:
-        """Build every event; full batches are dispatched, the rest stays in `pending`."""
-        build = self._builder.build
-        async with contextlib.aclosing(self._unfinished(source)) as events:
-            async for item in events:
-                self._sink.summary.read += 1
-                await self._take(build(item), pending)
-
-    async def _unfinished(self, source: AsyncIterator[SourceEvent]) -> AsyncGenerator[SourceEvent, None]:
-        """The source's events an earlier attempt did not finish; reading stops once the run is stopped."""
-        checkpoint = self._checkpoint
+        """Build every event an earlier attempt did not finish; full batches are dispatched, the rest stays in
+        `pending`. Reading stops once the run is stopped. One loop straight over the source: an async generator or
+        a coroutine between the source and the batch would be one more step for every event; only a row or a
+        full batch is awaited."""
+        build, checkpoint, ledger = self._builder.build, self._checkpoint, self._ledger
+        task, batch_size, summary = self._settings.task, self._settings.batch_size, self._sink.summary
         async for item in source:
-            if not self.started.is_set():
-                self.started.set()
+            self.started.set()
             if self._interrupted is not None:
                 return
-            if checkpoint is None or not checkpoint.is_done(item.index):
-                yield item
-
-    async def _take(self, built: PreparedEvent | RejectedEvent, pending: dict[str, list[PreparedEvent]]) -> None:
-        """A built event's row now (rejected, not sent, a duplicate), or its place in a batch."""
-        task = self._settings.task
-        if isinstance(built, RejectedEvent):
-            await self._add_rows([rejected_row(task, built)])
-            return
-        if self.stopped_by is not None:
-            await self._not_sent([built])
-            return
-        if self._ledger is not None and built.lasting_id:  # a repeat purchase without id or time is a new one
-            earlier, key = await self._ledger.look_up(built.asset_id, built.event_id)
-            if (repeated := _REPEATED.get(earlier)) is not None:
-                reason = f"{repeated} (event_id {built.event_id})"
-                await self._add_rows([event_row(task, built, DUPLICATE, reason)])
-                return
-            if earlier == "not delivered":
-                built = built._replace(warnings=(*built.warnings, RETRY_WARNING))
-            self._ledger_keys[built.index] = key
-        batch = pending.setdefault(built.asset_id, [])
-        batch.append(built)
-        if len(batch) >= self._settings.batch_size:
-            await self._dispatch(pending.pop(built.asset_id))
+            if checkpoint is not None and checkpoint.is_done(item.index):
+                continue
+            summary.read += 1
+            built = build(item)
+            if isinstance(built, RejectedEvent):
+                await self._add_rows([rejected_row(task, built)])
+                continue
+            if self.stopped_by is not None:
+                await self._not_sent([built])
+                continue
+            if ledger is not None and built.lasting_id:  # a repeat purchase without id or time is a new one
+                earlier, key = await ledger.look_up(built.asset_id, built.event_id)
+                if (repeated := _REPEATED.get(earlier)) is not None:
+                    reason = f"{repeated} (event_id {built.event_id})"
+                    await self._add_rows([event_row(task, built, DUPLICATE, reason)])
+                    continue
+                if earlier == "not delivered":
+                    built = built._replace(warnings=(*built.warnings, RETRY_WARNING))
+                self._ledger_keys[built.index] = key
+            batch = pending.setdefault(built.asset_id, [])
+            batch.append(built)
+            if len(batch) >= batch_size:
+                await self._dispatch(pending.pop(built.asset_id))
 
     async def _dispatch(self, batch: list[PreparedEvent]) -> None:
         while True:
