@@ -13,6 +13,7 @@ import gc
 import logging
 import os
 import signal
+import traceback
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -131,7 +132,7 @@ async def run(actor_input: ActorInput, edge: RunEdge) -> Verdict:
     except Exception as error:  # unforeseen (a bug, a store failing for good): the run fails, OUTPUT says what was done
         detail = redact(str(error)).split("\n", 1)[0][:300]
         failure = f"Stopped by an unexpected error ({type(error).__name__}{': ' + detail if detail else ''})"
-        _log.error(f"{failure}. What was sent and charged is recorded in OUTPUT")
+        _log.error(f"{failure} at {_where(error)}. What was sent and charged is recorded in OUTPUT")
     finally:
         with contextlib.suppress(DatasetUnavailableError):
             await sink.flush()
@@ -271,6 +272,17 @@ class DatasetWriter:
         except Exception:
             return fallback
         return int(meta.item_count or 0)
+
+
+def _where(error: BaseException, depth: int = 4) -> str:
+    """The innermost frames an error came through, as `file:line in function`, for whoever reads the log to find the
+    code (no values: a message or a local could hold a token or an email)."""
+    def file(path: str) -> str:  # the project's files from its root; a library's by its last two parts
+        relative = os.path.relpath(path)
+        return relative if not relative.startswith("..") else os.path.join(*path.split(os.sep)[-2:])
+
+    frames = reversed(traceback.extract_tb(error.__traceback__)[-depth:])
+    return " <- ".join(f"{file(frame.filename)}:{frame.lineno} in {frame.name}" for frame in frames)
 
 
 class _Store:

@@ -14,7 +14,9 @@ import pytest
 from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap
 from in_process import run_in_process
+from memory_platform import MemoryStore
 
+from src.main import _where
 from src.results.summary import Summary
 from src.results.verdict import Verdict, conversion_verdict, lookup_verdict
 
@@ -85,6 +87,36 @@ def test_an_aborted_run_says_so_even_after_some_were_sent() -> None:
 def test_a_task_error_after_some_events_keeps_their_counts() -> None:
     verdict = conversion_verdict(summary(sent=3, failed=2), validate=False, failure="Snap refused the access token")
     assert verdict == Verdict(False, "Snap refused the access token (3 of 5 sent: 2 failed; 0 charged)")
+
+
+def test_an_unexpected_error_is_logged_with_where_it_came_from_and_no_secret(snap: FakeSnap) -> None:
+    """A bug or a store failing for good: the log names the code it came through (file, line, function) for a
+    developer to find it, and neither the error's token nor an event's email."""
+
+    class Broken(MemoryStore):
+        async def set(self, key: str, value: Any) -> None:
+            raise OSError("PUT https://api.apify.com/v2/key-value-stores/x/records/y?token=apify_api_SECRET refused")
+
+    events = [{"eventType": "PURCHASE", "email": "buyer@example.com", "price": 10, "currency": "USD",
+               "transactionId": "order-1", "eventTime": int(time.time()) - 600}]  # fmt: skip
+    actor_input = {"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": "pixel-1", "events": events,
+                   "eventSourceUrl": "https://shop.example.com/thanks"}  # fmt: skip
+    run = run_in_process(actor_input, snap=snap, ppe=True, ledger=Broken())
+    assert run.returncode != 0
+    [logged] = [line for line in run.stderr.splitlines() if "Stopped by an unexpected error" in line]
+    assert " in set <- src/ledger.py:" in logged and " in _write <- src/ledger.py:" in logged
+    assert " in save <- src/delivery/pipeline.py:" in logged
+    assert "apify_api_SECRET" not in run.stderr and "buyer@example.com" not in run.stderr
+
+
+def test_where_an_error_came_from_names_a_librarys_file_by_its_last_two_parts() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile("def boom():\n    raise ValueError('x')\n", "/elsewhere/site-packages/lib/mod.py", "exec"), namespace)
+    try:
+        namespace["boom"]()
+    except ValueError as error:
+        where = _where(error)
+    assert where.startswith("lib/mod.py:2 in boom <- tests/test_outcome.py:")
 
 
 def test_demo_says_nothing_was_sent_and_how_to_send() -> None:
