@@ -101,14 +101,18 @@ def run_in_process(
     datasets: dict[str, list[Any]] | None = None,
     events: MemoryEvents | None = None,
     ledger: MemoryStore | None = None,
+    store: MemoryStore | None = None,
+    charging: MemoryCharging | None = None,
 ) -> InProcessRun:
     """`ledger`: the named store of events Snap accepted; pass the same `MemoryStore` to two runs to have the
-    later one see what the earlier one sent (a fresh, empty one otherwise)."""
+    later one see what the earlier one sent (a fresh, empty one otherwise). `store` (the run's key-value store,
+    where the checkpoint lives) and `charging`: pass the same ones to two runs to have the later one be another
+    attempt of the same run (a migration, a resurrection); a `charging` given overrides `max_charge_usd`."""
     rows: list[dict[str, Any]] = []
     records: dict[str, Any] = {}
     statuses: list[str] = []
     limit = int(max_charge_usd / PRICE_USD + 1e-9) if ppe and max_charge_usd is not None else None
-    charging = MemoryCharging(limit=limit)
+    charging = charging if charging is not None else MemoryCharging(limit=limit)
 
     async def push(batch: list[dict[str, Any]]) -> None:
         rows.extend(json.loads(json.dumps(batch)))
@@ -124,7 +128,11 @@ def run_in_process(
 
     edge = RunEdge(
         platform=memory_platform(
-            datasets, ledger=ledger if ledger is not None else MemoryStore(), charging=charging, events=events
+            datasets,
+            store=store,
+            ledger=ledger if ledger is not None else MemoryStore(),
+            charging=charging,
+            events=events,
         ),
         run_id="local",
         push_rows=push,

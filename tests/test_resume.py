@@ -4,10 +4,12 @@ none charged twice and none lost; the checkpoint's range bookkeeping; the rate l
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,12 +17,15 @@ import pytest
 from bulk_support import FileServer, conversions, write_jsonl
 from conftest import CAPI_TOKEN, run_actor, start_actor
 from fake_snap import FakeSnap, Fault
-from in_process import run_in_process
+from in_process import InProcessRun, run_in_process
+from memory_platform import MemoryCharging, MemoryEvents, MemoryStore
 
-from src.delivery.checkpoint import Checkpoint
+from src.delivery.checkpoint import STATE_KEY, Checkpoint
+from src.delivery.pipeline import PipelineSettings
 from src.net import transport
 from src.net.transport import RateLimiter
 from src.results.summary import Summary
+from src.tasks import send as send_task
 
 PIXEL = "pixel-resume-1"
 
@@ -144,6 +149,89 @@ async def _resumed_for_the_same_input() -> None:
 
 async def _no_save(key: str, value: dict[str, Any]) -> None:
     return None
+
+
+class MigratedAfterFirstCheckpoint(MemoryStore):
+    """The run's key-value store; the first checkpoint saved brings the platform's MIGRATING event, and the
+    old container is then gone (an abort stands for the kill: nothing more is read or sent)."""
+
+    def __init__(self, events: MemoryEvents) -> None:
+        super().__init__()
+        self._events = events
+        self.migrated = False
+
+    async def set(self, key: str, value: Any) -> None:
+        await super().set(key, value)
+        if key == STATE_KEY and not self.migrated:
+            self.migrated = True
+            self._events.migrate()
+            asyncio.get_running_loop().call_later(0.05, self._events.abort)
+
+
+def migrated_run(
+    snap: FakeSnap, monkeypatch: pytest.MonkeyPatch, between: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[InProcessRun, InProcessRun, MemoryStore, list[tuple[str, int]]]:
+    """12 events in batches of 4 with one event Snap refuses in each: every batch spends a validate ask and a
+    resend (2 isolation requests). The first attempt finishes one batch and migrates; the second resumes from
+    its checkpoint (first given to `between`, as saved). Both attempts, the store and Snap's requests."""
+    monkeypatch.setattr(send_task, "PipelineSettings", functools.partial(PipelineSettings, batch_size=4))
+    snap.answer_with_index = False  # as real Snap: the bad event is found by asking validate
+    snap.reject_event_ids({f"order-{i}": "Bad value" for i in (1, 6, 11)})
+    now = int(time.time())
+    events = [
+        {"eventType": "PURCHASE", "email": f"buyer{i}@example.com", "price": 10 + i, "currency": "USD",
+         "transactionId": f"order-{i}", "eventTime": now - 60}
+        for i in range(12)
+    ]  # fmt: skip
+    actor_input = {
+        "task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+        "eventSourceUrl": "https://shop.example.com/thanks", "events": events, "maxConcurrency": 1,
+    }  # fmt: skip
+    signals, ledger, charging = MemoryEvents(), MemoryStore(), MemoryCharging()
+    store = MigratedAfterFirstCheckpoint(signals)
+    first = run_in_process(actor_input, snap=snap, events=signals, ledger=ledger, store=store, charging=charging)
+    assert store.migrated and first.output["counts"] == {"sent": 3, "invalid": 1}  # one batch, then the move
+    assert first.output["isolationRequests"] == 2
+    if between is not None:
+        state = json.loads(store.records[STATE_KEY])
+        between(state)
+        store.records[STATE_KEY] = json.dumps(state)
+    second = run_in_process(actor_input, snap=snap, ledger=ledger, store=store, charging=charging)
+    assert second.returncode == 0, second.stderr
+    assert "Resuming" in second.stderr
+    assert sorted(row["eventIndex"] for row in first.rows + second.rows) == list(range(12))
+    assert snap.duplicates() == []
+    output = second.output
+    assert output["counts"] == {"sent": 9, "invalid": 3}
+    assert output["charged"] == charging.get_charged_event_count("conversion-sent") == 9
+    assert [error["count"] for error in output["topErrors"]] == [3]
+    requests = [(r.kind, r.status) for r in snap.requests if r.kind in ("events", "validate")]
+    assert requests == [("events", 400), ("validate", 200), ("events", 200)] * 3
+    return first, second, store, requests
+
+
+def test_a_migrated_run_output_counts_every_attempts_isolation_and_validate_requests(
+    snap: FakeSnap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OUTPUT counts the whole run's requests, not only the second attempt's."""
+    _, second, store, requests = migrated_run(snap, monkeypatch)
+    assert second.output["isolationRequests"] == 6 == len(requests) - 3  # every request beyond each batch's first
+    state = json.loads(store.records[STATE_KEY])["summary"]
+    assert (state["isolationRequests"], state["validateRequests"]) == (6, 3)  # what a third attempt would start from
+
+
+def test_a_checkpoint_saved_without_request_counts_resumes_from_none(
+    snap: FakeSnap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint an earlier version wrote, without the request counts: they read as 0, the rest as saved."""
+
+    def without_request_counts(state: dict[str, Any]) -> None:
+        del state["summary"]["isolationRequests"], state["summary"]["validateRequests"]
+
+    _, second, store, _ = migrated_run(snap, monkeypatch, without_request_counts)
+    assert second.output["isolationRequests"] == 4  # the second attempt's own
+    state = json.loads(store.records[STATE_KEY])["summary"]
+    assert (state["isolationRequests"], state["validateRequests"]) == (4, 2)
 
 
 class RecordingLimiter(RateLimiter):

@@ -82,7 +82,9 @@ class Pipeline:
         self.stopped_by: SnapAuthError | None = None
         self._checkpoint = checkpoint
         summary = sink.summary
-        self._committed = Summary(summary.task, summary.demo)
+        #: What the checkpoint saves: the counts of the committed rows, and the requests spent isolating refused events,
+        #: which the delivery counts on the run's summary as it makes them: one `DeliveryStats`, shared.
+        self._committed = Summary(summary.task, summary.demo, delivery=summary.delivery)
         if checkpoint is not None and checkpoint.restored is not None:
             summary.restore(checkpoint.restored)
             self._committed.restore(checkpoint.restored)
