@@ -264,11 +264,14 @@ class Ledger:
     async def _chunks(self, asset: _Asset) -> list[tuple[str, _Chunk]]:
         """The asset's chunks: an earlier version's (read whatever their day), then this version's, newest first, up
         to `MAX_ENTRIES` (the older ones are not read). A chunk listed but gone when read was taken over by another
-        run, which stored its entries in a chunk of its own first: the store is listed again for that one."""
+        run, which stored its entries in a chunk of its own first: the store is listed again for that one, as long
+        as a read finds one gone (each listing reads only chunks not listed before, and a chunk goes only once
+        another run stored its entries: a bound would lose the entries of a chunk taken over once more)."""
         chunks: list[tuple[str, _Chunk]] = []
         seen: set[str] = set()
         held = 0
-        for _ in range(3):
+        gone = True
+        while gone:
             gone = False
             async for key, record in self._in_waves(await self._unseen(asset, seen)):
                 chunk = _whole(record)
@@ -280,8 +283,6 @@ class Ledger:
                 if (held := held + len(chunk.ids) // _HEX) > MAX_ENTRIES and _CHUNK.fullmatch(key, len(asset.prefix)):
                     return chunks
                 chunks.append((key, chunk))
-            if not gone:
-                break
         return chunks
 
     async def _unseen(self, asset: _Asset, seen: set[str]) -> list[str]:
@@ -343,7 +344,11 @@ class Ledger:
         longer needs. `last` (the run's last save) also marks its open chunk done, for later runs to take over."""
         async with self._saving:
             for loading in list(self._assets.values()):
-                asset = await loading
+                if not loading.done():
+                    await asyncio.wait([loading])  # a failed load must not fail the save of the other assets
+                if loading.cancelled() or loading.exception() is not None:
+                    continue  # never loaded: nothing of it was looked up, so nothing accepted to write
+                asset = loading.result()
                 if last and asset.open_k is not None and not asset.sealed:
                     asset.dirty = True
                 # Commits run concurrently: `accept` or `retry_later` may come while a write is in flight. The flags
