@@ -5,12 +5,15 @@ an earlier save stored. Prints figures only. From the repository root:
     python bench/ledger_faults.py 3000 --faults    # writes and deletes that fail (before the store, or after it:
                                                    # the answer lost), runs that crash and resume (a new Ledger)
 
-Every run checks, once its asset loaded, that it knows every entry whose save returned before its load began
-(a run loading then would otherwise send and charge it again); a fresh run at the end checks them all. Listings,
-reads, writes and deletes of the runs are interleaved at random (`InterleavingStore`).
+Every run, and a few runs that only read (starting at random moments), checks once its asset loaded that it
+knows every entry whose save returned before its load began (a run loading then would otherwise send and charge it
+again); a fresh run at the end checks them all. Listings, reads, writes and deletes of the runs are interleaved at
+random.
 """
 
 import asyncio
+import contextlib
+import logging
 import random
 import sys
 import traceback
@@ -25,6 +28,7 @@ from src import ledger as L  # noqa: E402
 from src.ledger import Ledger  # noqa: E402
 
 P = "pixel"
+logging.getLogger("src.ledger").setLevel(logging.ERROR)  # "Could not delete ...": expected here
 
 
 class Crash(BaseException):
@@ -113,7 +117,7 @@ async def trial(rng: random.Random, faults: bool) -> tuple[list[str], dict]:
         return True
 
     async def run(name: str, today: int) -> None:
-        for _ in range(rng.randrange(0, 3)):
+        for _ in range(rng.randrange(0, 40)):
             await asyncio.sleep(0)
         ops = rng.randrange(1, 5)
         crash_at = rng.randrange(0, ops + 1) if faults and rng.random() < 0.3 else None
@@ -126,7 +130,17 @@ async def trial(rng: random.Random, faults: bool) -> tuple[list[str], dict]:
     for day in (d - 1, d):
         for _ in range(rng.randrange(0, 3)):
             await run(f"p{day}", day)
-    await asyncio.gather(*(run(f"r{i}", days[i]) for i in range(nruns)))
+
+    async def reader(name: str, today: int) -> None:
+        """A run starting at some point while the others go on: it must know what they saved before it loads."""
+        for _ in range(rng.randrange(0, 120)):
+            await asyncio.sleep(0)
+        led = Ledger(store, today=today)
+        with contextlib.suppress(OSError):
+            await check(led, list(saved), f"{name}(day {today}) at load")
+
+    readers = [reader(f"q{i}", rng.choice(days)) for i in range(rng.randrange(0, 4))]
+    await asyncio.gather(*(run(f"r{i}", days[i]) for i in range(nruns)), *readers)
     store.faults = False
     final = Ledger(store, today=max(days))
     await check(final, list(saved), "a later run")
@@ -152,8 +166,10 @@ def main(trials: int, faults: bool, seed: int = 1) -> None:
             if shown < 3:
                 shown += 1
                 print(f"trial {t}: {problems[:4]} {info}")
-    print(f"faults={faults}: {trials} trials, {lossy} with an entry a run did not know, {crashes} crashes; "
-          f"{records / max(1, trials - crashes):.1f} records at the end on average")
+    print(
+        f"faults={faults}: {trials} trials, {lossy} with an entry a run did not know, {crashes} crashes; "
+        f"{records / max(1, trials - crashes):.1f} records at the end on average"
+    )
 
 
 if __name__ == "__main__":

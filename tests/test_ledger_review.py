@@ -75,7 +75,8 @@ def test_a_chunk_taken_over_again_and_again_while_a_run_loads_is_still_known() -
         reading = False
 
         async def get(self, key: str) -> Any:
-            if not self.reading and self.takeovers < 3 and key.startswith(f"{_prefix(PIXEL)}-d") and key in self.records:
+            chunk = key.startswith(f"{_prefix(PIXEL)}-d") and key in self.records
+            if chunk and not self.reading and self.takeovers < 3:
                 self.reading, self.takeovers = True, self.takeovers + 1
                 try:  # another run takes this chunk over (stores it in one of its own, done), then deletes it
                     taker = Ledger(self, today=DAY)
