@@ -64,6 +64,31 @@ def test_an_event_accepted_for_one_pixel_is_remembered_when_another_pixels_ledge
     assert asyncio.run(scenario()) == "accepted"
 
 
+def test_an_event_accepted_for_one_pixel_is_remembered_when_the_write_of_another_pixels_chunk_failed() -> None:
+    """A run sends to two pixels; the store refuses the writes of the first pixel's records (after the SDK's
+    retries). The run's last save raised at that pixel and never wrote the second one's: the next run sent and
+    charged the second pixel's events again. Now the save writes every asset it can, then raises the first error."""
+    other = "pixel-review-2"
+
+    class RefusesOnePixel(MemoryStore):
+        async def set(self, key: str, value: Any) -> None:
+            if key.startswith(_prefix(other)):
+                raise OSError("the store refused the write")
+            await super().set(key, value)
+
+    async def scenario() -> list[Earlier]:
+        store = RefusesOnePixel()
+        run = Ledger(store, today=DAY)
+        await _add(run, other, ["o-1"])  # loaded first: saved first
+        await _add(run, PIXEL, ["order-1"])
+        with pytest.raises(OSError, match="refused"):
+            await run.save(last=True)
+        later = Ledger(store, today=DAY)
+        return [await _earlier(later, PIXEL, "order-1"), await _earlier(later, other, "o-1")]
+
+    assert asyncio.run(scenario()) == ["accepted", None]
+
+
 def test_a_chunk_taken_over_again_and_again_while_a_run_loads_is_still_known() -> None:
     """While a run loads (a big ledger is read in waves, each an HTTP call), the chunk holding an entry is taken
     over by another run each time the run comes to read it: it reads as gone, the store is listed again, and the
