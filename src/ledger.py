@@ -341,7 +341,9 @@ class Ledger:
 
     async def save(self, *, last: bool = False) -> None:
         """Write each changed asset's open chunk (and the chunks it takes over), then delete the records it no
-        longer needs. `last` (the run's last save) also marks its open chunk done, for later runs to take over."""
+        longer needs. `last` (the run's last save) also marks its open chunk done, for later runs to take over.
+        An asset whose write fails does not keep the others from being written: the first error is raised after."""
+        failed: Exception | None = None
         async with self._saving:
             for loading in list(self._assets.values()):
                 if not loading.done():
@@ -359,11 +361,17 @@ class Ledger:
                     retry_dirty, asset.retry_dirty = asset.retry_dirty, False
                     try:
                         await self._write(asset, retry_dirty, last)
-                    except BaseException:
+                    except BaseException as error:
                         asset.dirty = True
                         asset.retry_dirty = asset.retry_dirty or retry_dirty
-                        raise
-                await self._delete(asset.expired)  # by a run that only read, too
+                        if not isinstance(error, Exception):
+                            raise
+                        failed = failed or error
+                        break
+                else:
+                    await self._delete(asset.expired)  # by a run that only read, too
+        if failed is not None:
+            raise failed
 
     async def _write(self, asset: _Asset, retry_dirty: bool, last: bool) -> None:
         for day in list(asset.merged):  # an earlier day's done chunks, merged into chunks of this run's
