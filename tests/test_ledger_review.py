@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from memory_platform import MemoryStore
 
+from src import ledger as ledger_module
 from src.ledger import Earlier, Ledger, entry
 from src.main import _Store
 
@@ -190,6 +191,46 @@ def test_a_run_of_the_earlier_version_that_starts_after_a_new_one_does_not_send_
     store = asyncio.run(scenario())
     assert _the_earlier_version_knows(store, PIXEL, "yesterday")
     assert _the_earlier_version_knows(store, PIXEL, "today")
+
+
+def _the_earlier_version_saves(store: MemoryStore, asset_id: str, event_ids: list[str]) -> None:
+    """What a run of the earlier version (10c88ac) that accepted these writes: a new chunk numbered past those its
+    index names (0 without an index), named in the index, then its record."""
+    prefix = _prefix(asset_id)
+    index = json.loads(store.records.get(prefix, "null")) or {"chunks": []}
+    n = max((chunk["n"] for chunk in index["chunks"]), default=-1) + 1
+    index["chunks"].append({"n": n, "day": DAY, "count": len(event_ids), "since": DAY})
+    _put(store, prefix, index)
+    _put(store, f"{prefix}-{n}", {"day": DAY, "ids": _hexes(asset_id, event_ids)})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="design: this version deletes the earlier version's index, so a run of the earlier version numbers its "
+    "chunks from 0 again and overwrites the earlier chunks this version still reads; proposed: leave an earlier "
+    "version's index and chunks until they expire",
+)
+def test_a_run_of_the_earlier_version_after_a_new_one_never_overwrites_what_the_new_runs_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The earlier version's full chunk `asset-<h>-0` (not taken over: full) is read by new runs; a new run's save
+    deletes the index; a run of the earlier version then finds no index, writes its chunk as `asset-<h>-0`, and the
+    entries of the full chunk are gone for every later run, new ones too: sent and charged again."""
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 2)
+
+    async def scenario() -> list[Earlier]:
+        store = MemoryStore()
+        prefix = _prefix(PIXEL)
+        _put(store, prefix, {"chunks": [{"n": 0, "day": DAY, "count": 2, "since": DAY}]})
+        _put(store, f"{prefix}-0", {"day": DAY, "ids": _hexes(PIXEL, ["old-1", "old-2"])})
+        new = Ledger(store, today=DAY)
+        await _add(new, PIXEL, ["new-1"])
+        await new.save(last=True)
+        _the_earlier_version_saves(store, PIXEL, ["old-3"])
+        later = Ledger(store, today=DAY)
+        return [await _earlier(later, PIXEL, e) for e in ("old-1", "old-2", "new-1", "old-3")]
+
+    assert asyncio.run(scenario()) == ["accepted"] * 4
 
 
 @pytest.mark.xfail(
