@@ -4,6 +4,8 @@ an earlier save stored. Prints figures only. From the repository root:
     python bench/ledger_faults.py 3000             # 2-4 runs at once, any of them across midnight
     python bench/ledger_faults.py 3000 --faults    # writes and deletes that fail (before the store, or after it:
                                                    # the answer lost), runs that crash and resume (a new Ledger)
+    python bench/ledger_faults.py 3000 --faults --trim  # MAX_ENTRIES 4 to 12 while the runs go: the oldest chunks
+                                                   # not read, by design; at the end all read: none may be gone
 
 Every run, and a few runs that only read (starting at random moments), checks once its asset loaded that it
 knows every entry whose save returned before its load began (a run loading then would otherwise send and charge it
@@ -72,8 +74,9 @@ class FaultyStore(MemoryStore):
             raise OSError("deleted, answer lost")
 
 
-async def trial(rng: random.Random, faults: bool) -> tuple[list[str], dict]:
+async def trial(rng: random.Random, faults: bool, trim: bool = False) -> tuple[list[str], dict]:
     L.CHUNK_ENTRIES = rng.choice([2, 3, 4, 6])
+    L.MAX_ENTRIES = rng.choice([4, 8, 12]) if trim else 1_000_000
     store = FaultyStore(rng, faults)
     d = 20_000
     saved: list[str] = []  # entries whose save returned, in order
@@ -81,6 +84,9 @@ async def trial(rng: random.Random, faults: bool) -> tuple[list[str], dict]:
     counter = [0]
 
     async def check(led: Ledger, known: list[str], who: str) -> None:
+        if L.MAX_ENTRIES < 1_000_000:  # trimmed: the oldest entries are not read, by design
+            await led.look_up(P, "probe")
+            return
         for e in known:
             got, key = await led.look_up(P, e)
             if got != "accepted":
@@ -142,19 +148,20 @@ async def trial(rng: random.Random, faults: bool) -> tuple[list[str], dict]:
     readers = [reader(f"q{i}", rng.choice(days)) for i in range(rng.randrange(0, 4))]
     await asyncio.gather(*(run(f"r{i}", days[i]) for i in range(nruns)), *readers)
     store.faults = False
+    L.MAX_ENTRIES = 1_000_000  # every record read: none of them may have been lost (deleted unread, say)
     final = Ledger(store, today=max(days))
     await check(final, list(saved), "a later run")
     return problems, {"records": len(store.records), "failed": store.failed, "lost": store.lost_answers}
 
 
-def main(trials: int, faults: bool, seed: int = 1) -> None:
+def main(trials: int, faults: bool, trim: bool, seed: int = 1) -> None:
     lossy = crashes = 0
     shown = 0
     records = 0
     for t in range(trials):
         rng = random.Random(seed * 1_000_003 + t)
         try:
-            problems, info = asyncio.run(trial(rng, faults))
+            problems, info = asyncio.run(trial(rng, faults, trim))
         except Exception:
             crashes += 1
             if crashes <= 3:
@@ -167,10 +174,10 @@ def main(trials: int, faults: bool, seed: int = 1) -> None:
                 shown += 1
                 print(f"trial {t}: {problems[:4]} {info}")
     print(
-        f"faults={faults}: {trials} trials, {lossy} with an entry a run did not know, {crashes} crashes; "
+        f"faults={faults} trim={trim}: {trials} trials, {lossy} with an entry a run did not know, {crashes} crashes; "
         f"{records / max(1, trials - crashes):.1f} records at the end on average"
     )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), "--faults" in sys.argv)
+    main(int(sys.argv[1]), "--faults" in sys.argv, "--trim" in sys.argv)

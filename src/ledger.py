@@ -14,7 +14,7 @@ its own and deletes them once its own are stored, so a schedule of small runs (h
 not one a run. Two runs taking the same chunk at once both keep its entries: nothing is lost, an entry is
 stored twice until a later run merges them. Bounded: chunks older than `RETENTION_DAYS` (Snap rejects events
 older than 37 days, so an event that old can no longer be sent twice) are deleted (the day is in the name: not
-read), and beyond `MAX_ENTRIES` per asset the oldest chunks are not read (their size in the listing tells).
+read), and beyond `MAX_ENTRIES` per asset the oldest chunks are not read (counted as read, newest first).
 Earlier versions' records (an index `asset-<h>` and chunks `asset-<h>-<n>`) are read the same way and taken
 over or left to expire; the index is deleted. The core sees only `KeyValueStore` (get/set/delete/keys).
 
