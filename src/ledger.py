@@ -14,7 +14,7 @@ its own and deletes them once its own are stored, so a schedule of small runs (h
 not one a run. Two runs taking the same chunk at once both keep its entries: nothing is lost, an entry is
 stored twice until a later run merges them. Bounded: chunks older than `RETENTION_DAYS` (Snap rejects events
 older than 37 days, so an event that old can no longer be sent twice) are deleted (the day is in the name: not
-read), and beyond `MAX_ENTRIES` per asset the oldest chunks are not read (their size in the listing tells).
+read), and beyond `MAX_ENTRIES` per asset the oldest chunks are not read (counted as read, newest first).
 Earlier versions' records (an index `asset-<h>` and chunks `asset-<h>-<n>`) are read the same way and taken
 over or left to expire; the index is deleted. The core sees only `KeyValueStore` (get/set/delete/keys).
 
@@ -264,11 +264,14 @@ class Ledger:
     async def _chunks(self, asset: _Asset) -> list[tuple[str, _Chunk]]:
         """The asset's chunks: an earlier version's (read whatever their day), then this version's, newest first, up
         to `MAX_ENTRIES` (the older ones are not read). A chunk listed but gone when read was taken over by another
-        run, which stored its entries in a chunk of its own first: the store is listed again for that one."""
+        run, which stored its entries in a chunk of its own first: the store is listed again for that one, as long
+        as a read finds one gone (each listing reads only chunks not listed before, and a chunk goes only once
+        another run stored its entries: a bound would lose the entries of a chunk taken over once more)."""
         chunks: list[tuple[str, _Chunk]] = []
         seen: set[str] = set()
         held = 0
-        for _ in range(3):
+        gone = True
+        while gone:
             gone = False
             async for key, record in self._in_waves(await self._unseen(asset, seen)):
                 chunk = _whole(record)
@@ -280,8 +283,6 @@ class Ledger:
                 if (held := held + len(chunk.ids) // _HEX) > MAX_ENTRIES and _CHUNK.fullmatch(key, len(asset.prefix)):
                     return chunks
                 chunks.append((key, chunk))
-            if not gone:
-                break
         return chunks
 
     async def _unseen(self, asset: _Asset, seen: set[str]) -> list[str]:
@@ -340,10 +341,16 @@ class Ledger:
 
     async def save(self, *, last: bool = False) -> None:
         """Write each changed asset's open chunk (and the chunks it takes over), then delete the records it no
-        longer needs. `last` (the run's last save) also marks its open chunk done, for later runs to take over."""
+        longer needs. `last` (the run's last save) also marks its open chunk done, for later runs to take over.
+        An asset whose write fails does not keep the others from being written: the first error is raised after."""
+        failed: Exception | None = None
         async with self._saving:
             for loading in list(self._assets.values()):
-                asset = await loading
+                if not loading.done():
+                    await asyncio.wait([loading])  # a failed load must not fail the save of the other assets
+                if loading.cancelled() or loading.exception() is not None:
+                    continue  # never loaded: nothing of it was looked up, so nothing accepted to write
+                asset = loading.result()
                 if last and asset.open_k is not None and not asset.sealed:
                     asset.dirty = True
                 # Commits run concurrently: `accept` or `retry_later` may come while a write is in flight. The flags
@@ -354,11 +361,17 @@ class Ledger:
                     retry_dirty, asset.retry_dirty = asset.retry_dirty, False
                     try:
                         await self._write(asset, retry_dirty, last)
-                    except BaseException:
+                    except BaseException as error:
                         asset.dirty = True
                         asset.retry_dirty = asset.retry_dirty or retry_dirty
-                        raise
-                await self._delete(asset.expired)  # by a run that only read, too
+                        if not isinstance(error, Exception):
+                            raise
+                        failed = failed or error
+                        break
+                else:
+                    await self._delete(asset.expired)  # by a run that only read, too
+        if failed is not None:
+            raise failed
 
     async def _write(self, asset: _Asset, retry_dirty: bool, last: bool) -> None:
         for day in list(asset.merged):  # an earlier day's done chunks, merged into chunks of this run's
