@@ -15,8 +15,10 @@ not one a run. Two runs taking the same chunk at once both keep its entries: not
 stored twice until a later run merges them. Bounded: chunks older than `RETENTION_DAYS` (Snap rejects events
 older than 37 days, so an event that old can no longer be sent twice) are deleted (the day is in the name: not
 read), and beyond `MAX_ENTRIES` per asset the oldest chunks are not read (counted as read, newest first).
-Earlier versions' records (an index `asset-<h>` and chunks `asset-<h>-<n>`) are read the same way and taken
-over or left to expire; the index is deleted. The core sees only `KeyValueStore` (get/set/delete/keys).
+Earlier versions' records (an index `asset-<h>` and chunks `asset-<h>-<n>`) are read the same way and left as
+they are until they expire: a run of an earlier version may still be going (a deploy does not stop it) or start
+later (a task pinned to an older build), and it keeps writing them. The core sees only `KeyValueStore`
+(get/set/delete/keys).
 
 Only events whose id names them in any run are kept (`PreparedEvent.lasting_id`): an id made from an event's
 content without its time would match the same customer's next identical purchase.
@@ -90,12 +92,12 @@ class _Chunk(NamedTuple):
 
 def _whole(record: Any) -> _Chunk:
     """A stored chunk: its day, its entries in hex without a cut-short last one (an entry appended after it would be
-    misread), and whether its run is done with it (an earlier version's chunk: always). Day 0 and no entries if it
-    is missing, or is not what this ledger writes (edited by hand, or damaged): nothing in it can be trusted, and
-    one bad value must not fail the run."""
+    misread), and whether its run is done with it (never, for an earlier version's chunk: it is not taken over).
+    Day 0 and no entries if it is missing, or is not what this ledger writes (edited by hand, or damaged): nothing
+    in it can be trusted, and one bad value must not fail the run."""
     if not isinstance(record, dict):
         return _Chunk(0, "", False)
-    day, ids, done = record.get("day", 0), record.get("ids", ""), record.get("done", True)
+    day, ids, done = record.get("day", 0), record.get("ids", ""), record.get("done", False)
     if type(day) is not int or not isinstance(ids, str) or _HEX_TEXT.fullmatch(ids) is None or type(done) is not bool:
         return _Chunk(0, "", False)
     return _Chunk(day, ids[: len(ids) - len(ids) % _HEX], done)
@@ -182,7 +184,7 @@ class _Asset:
         #: Older days' done chunks this run merges into one of its own (a day that has several), by day.
         self.merged: dict[int, set[int]] = {}
         #: Records whose entries this run's chunks take over, deleted once those are stored; and records no
-        #: longer needed (expired, an earlier version's index), deleted on the first write.
+        #: longer needed (expired), deleted on the first write.
         self.taken: list[str] = []
         self.expired: list[str] = []
         self.dirty = False
@@ -287,7 +289,7 @@ class Ledger:
 
     async def _unseen(self, asset: _Asset, seen: set[str]) -> list[str]:
         """The asset's chunks listed in the store and not in `seen` (added to it), in the order `_chunks` reads them;
-        the records it no longer needs (expired, an earlier version's index) go to `asset.expired`."""
+        the records it no longer needs (expired) go to `asset.expired`."""
         named: list[tuple[int, str]] = []  # (day, key) of this version's chunks
         old: list[str] = []  # an earlier version's chunks: their day is inside
         for key in await self._store.keys(asset.prefix):
@@ -295,9 +297,7 @@ class Ledger:
                 continue
             seen.add(key)
             rest = key[len(asset.prefix) :]
-            if not rest:
-                asset.expired.append(key)  # an earlier version's index: chunks are found by their names now
-            elif name := _CHUNK.fullmatch(rest):
+            if name := _CHUNK.fullmatch(rest):
                 if self._today - int(name[1]) > RETENTION_DAYS:
                     asset.expired.append(key)
                 else:

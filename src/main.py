@@ -301,8 +301,14 @@ class _Store:
         await self._store.delete_value(key)  # SDK 4: `set_value(key, None)` would store an empty record instead
 
     async def keys(self, prefix: str) -> list[str]:
-        # The SDK lists a store's keys without a prefix: a page of 1,000 a call.
-        return [meta.key async for meta in self._store.iterate_keys() if meta.key.startswith(prefix)]
+        # The SDK lists a store's keys in order, a page of 1,000 a call, with no prefix: from just before it to past it.
+        found: list[str] = []
+        async for meta in self._store.iterate_keys(exclusive_start_key=prefix[:-1]):
+            if meta.key.startswith(prefix):
+                found.append(meta.key)
+            elif meta.key > prefix:
+                break
+        return found
 
 
 async def _ledger_store() -> _Store:

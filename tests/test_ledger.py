@@ -326,7 +326,10 @@ def test_the_records_of_earlier_versions_are_read() -> None:
     assert kept.writes == 0  # read, nothing changed: nothing rewritten
 
 
-def test_a_run_that_writes_takes_over_the_chunk_an_earlier_version_wrote_today_and_drops_its_index() -> None:
+def test_a_run_that_writes_leaves_an_earlier_versions_records_as_they_are() -> None:
+    """A run of the earlier version may still be going, or start later: its index and chunks stay until they
+    expire, read by this version and never taken over."""
+
     async def scenario() -> tuple[MemoryStore, list[Any]]:
         store = MemoryStore()
         old = [{"n": 3, "day": 20_000, "count": 1}, {"n": 4, "day": 20_001, "count": 1, "since": 20_001}]
@@ -339,8 +342,10 @@ def test_a_run_that_writes_takes_over_the_chunk_an_earlier_version_wrote_today_a
 
     store, known = asyncio.run(scenario())
     assert known == ["accepted"] * 3
-    assert set(store.records) == {f"{_prefix(PIXEL)}-3", _key(store)}  # yesterday's left to expire
-    assert _chunks(store)[0][1] == {"day": 20_001, "ids": _hexes(PIXEL, ["today", "new"]), "done": True}
+    prefix = _prefix(PIXEL)
+    assert set(store.records) == {prefix, f"{prefix}-3", f"{prefix}-4", _key(store)}
+    assert _record(store, f"{prefix}-4") == {"day": 20_001, "ids": _hexes(PIXEL, ["today"])}  # as it was
+    assert _chunks(store)[0][1] == {"day": 20_001, "ids": _hexes(PIXEL, ["new"]), "done": True}
 
 
 def test_a_chunk_holds_10_000_entries_and_the_next_starts_after() -> None:

@@ -125,12 +125,6 @@ def test_a_chunk_taken_over_again_and_again_while_a_run_loads_is_still_known() -
     assert asyncio.run(scenario()) == (3, "accepted")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design: a run that writes takes over an earlier version's chunk of today and deletes it while a run of "
-    "the earlier version may still be appending to it; proposed: read earlier versions' records, never take them over "
-    "or delete them until they expire",
-)
 def test_what_a_run_of_the_earlier_version_still_going_adds_to_its_chunk_is_not_sent_again() -> None:
     """A run of the earlier version (a build still running while the new one rolls out, or a task pinned to it) has
     today's chunk `asset-<h>-4`; a new run loads it (to take it over), the earlier run then rewrites it with one more
@@ -166,12 +160,6 @@ def _the_earlier_version_knows(store: MemoryStore, asset_id: str, event_id: str)
     return any(held[i : i + 16] == wanted for i in range(0, len(held), 16))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design: any run of this version deletes an earlier version's index (and takes its chunk of today over), "
-    "so a run of the earlier version that loads afterwards knows nothing; proposed: leave an earlier version's "
-    "index and chunks until they expire",
-)
 def test_a_run_of_the_earlier_version_that_starts_after_a_new_one_does_not_send_everything_again() -> None:
     """A task pinned to the earlier build, or a run of it still starting while the new build rolls out, loads the
     ledger through its index: once a run of this version saved, the index is gone and every event of the last 38 days
@@ -204,12 +192,6 @@ def _the_earlier_version_saves(store: MemoryStore, asset_id: str, event_ids: lis
     _put(store, f"{prefix}-{n}", {"day": DAY, "ids": _hexes(asset_id, event_ids)})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design: this version deletes the earlier version's index, so a run of the earlier version numbers its "
-    "chunks from 0 again and overwrites the earlier chunks this version still reads; proposed: leave an earlier "
-    "version's index and chunks until they expire",
-)
 def test_a_run_of_the_earlier_version_after_a_new_one_never_overwrites_what_the_new_runs_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -233,12 +215,6 @@ def test_a_run_of_the_earlier_version_after_a_new_one_never_overwrites_what_the_
     assert asyncio.run(scenario()) == ["accepted"] * 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cost: `_Store.keys` lists the whole ledger store (every pixel's records, 1,000 keys a call) for each "
-    "pixel it loads; proposed: the API's `prefix` (apify-client `iterate_keys(prefix=...)`), or start the listing at "
-    "the prefix (`exclusive_start_key`) and stop past it",
-)
 def test_loading_one_pixels_ledger_lists_only_that_pixels_records() -> None:
     """A user's ledger store holds the records of every pixel and app it ever sent to (an abandoned one's for good:
     only loading an asset deletes its expired records). With 200 assets of 40 records each, loading one pixel listed
