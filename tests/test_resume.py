@@ -234,6 +234,45 @@ def test_a_checkpoint_saved_without_request_counts_resumes_from_none(
     assert (state["isolationRequests"], state["validateRequests"]) == (4, 2)
 
 
+def test_a_run_whose_ledger_write_failed_after_sending_never_has_a_later_run_send_again(snap: FakeSnap) -> None:
+    """A commit's ledger write fails (as if the run died there): the checkpoint does not count the batch finished
+    yet, so the resumed attempt sends it again (Snap deduplicates by event_id; the charge repeats the first one's key)
+    and records it; a later run then sends and charges nothing. The other way round (checkpoint first), the resumed
+    attempt skipped the batch, the ledger never learned it, and the later run sent and charged it again."""
+
+    class Unavailable(MemoryStore):
+        broken = True  # for the whole first attempt
+
+        async def set(self, key: str, value: Any) -> None:
+            if self.broken:
+                raise OSError("the store is unavailable")
+            await super().set(key, value)
+
+    now = int(time.time())
+    events = [
+        {"eventType": "PURCHASE", "email": f"buyer{i}@example.com", "price": 10, "currency": "USD",
+         "transactionId": f"order-{i}", "eventTime": now - 60}
+        for i in range(3)
+    ]  # fmt: skip
+    actor_input = {
+        "task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+        "eventSourceUrl": "https://shop.example.com/thanks", "events": events,
+    }  # fmt: skip
+    ledger, store, charging = Unavailable(), MemoryStore(), MemoryCharging()
+    died = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging)
+    assert died.returncode != 0 and died.output["error"].startswith("Stopped by an unexpected error (OSError")
+    ledger.broken = False
+    resumed = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging)
+    assert resumed.returncode == 0, resumed.stderr
+    # No checkpoint, so no credit: the resumed attempt charges the batch again, under the first attempt's key, which
+    # the platform counts once (tests/test_platform.py checks its idempotency keys)
+    assert [(count, key) for _, count, key in charging.charges] == [(3, f"local:{PIXEL}:0-2")] * 2
+    later = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger)
+    assert later.returncode == 0, later.stderr
+    assert later.output["counts"] == {"duplicate": 3} and later.charged_conversions == 0
+    assert sorted(snap.accepted_event_ids()) == sorted([f"order-{i}" for i in range(3)] * 2)  # the resent batch only
+
+
 class RecordingLimiter(RateLimiter):
     """The run's rate limiter on a clock that stands still, its waits recorded instead of slept: the pace it
     sets, without the test waiting it out (the limiter's own timing is pinned in test_transport.py)."""

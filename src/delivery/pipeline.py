@@ -253,9 +253,12 @@ class Pipeline:
         await self._sink.add(rows)
 
     async def _commit(self, *, last: bool = False) -> None:
-        """Rows, then the checkpoint, then the ledger: an event is marked finished once its row is stored, or,
-        when the dataset refuses rows, kept in the checkpoint with them (the record of what was sent and
-        charged never depends on the dataset); the ledger never knows an event the checkpoint does not."""
+        """Rows, then the ledger, then the checkpoint: an event is marked finished once its row is stored, or,
+        when the dataset refuses rows, kept in the checkpoint with them (the record of what was sent and charged
+        never depends on the dataset); and once the ledger knows it, if Snap accepted it. The other way round, a
+        run that died between the two (or whose ledger write failed) left events its resumed attempt skips and the
+        ledger never learns: the next run sent and charged them again. This way such an event is looked up again
+        by the resumed attempt, and is a duplicate (an extra row, nothing sent or charged)."""
         rows, self._uncommitted = self._uncommitted, []
         accepted, self._accepted = self._accepted, []
         try:
@@ -265,17 +268,17 @@ class Pipeline:
                 if self.dataset_down is None:
                     self.dataset_down = error
                     self.stop(f"{error}; no new events were taken while rows could not be stored")
+            if self._ledger is not None:
+                self._ledger.accept(accepted)
+                # Writes only what changed; the run's last commit also marks its chunks done (for later runs).
+                await self._ledger.save(last=last)
             if self._checkpoint is not None and rows:
                 self._checkpoint.mark(row["eventIndex"] for row in rows)
                 self._committed.add(rows)
                 await self._checkpoint.save(self._committed, self._sink.unstored())
         except BaseException:
-            self._accepted = [*accepted, *self._accepted]  # for the next commit (the run's last): still known
+            self._accepted = [*accepted, *self._accepted]  # for the next commit (the run's last): written again
             raise
-        if self._ledger is not None:
-            self._ledger.accept(accepted)
-            # Writes only what changed; the run's last commit also marks its chunks done (later runs take them over).
-            await self._ledger.save(last=last)
 
     async def _tick(self) -> None:
         """The status line moves every few seconds even while a batch waits on retries."""
