@@ -978,7 +978,6 @@ def test_a_failed_read_of_todays_chunk_never_has_the_run_delete_it() -> None:
     assert sorted(_sizes(store)) == [1, 2]
 
 
-
 def test_a_ledger_store_that_fails_for_good_fails_the_run_with_output_saying_what_was_sent(snap: FakeSnap) -> None:
     """An error nothing foresaw (here the named store refusing every write, its message carrying a token) stops
     the run: it fails with a status message that says so, and OUTPUT still counts what Snap accepted and what was
@@ -1029,9 +1028,6 @@ def test_two_runs_at_once_never_write_the_same_record(monkeypatch: pytest.Monkey
     assert found == ["accepted"] * 15 + [None]
     stored = [record["ids"][i : i + 16] for _, record in _chunks(store) for i in range(0, len(record["ids"]), 16)]
     assert len(set(stored)) == 15 and len(stored) == 15 + 1  # "old": both runs took it over (a later run merges)
-
-
-
 
 
 def test_a_chunk_another_run_takes_over_while_this_one_loads_is_found_in_that_runs_chunk() -> None:
@@ -1114,3 +1110,199 @@ def test_a_run_on_the_next_day_keeps_its_chunk_while_a_run_of_the_day_before_goe
         return [await earlier(later, PIXEL, name) for name in ("a-0", "a-1", "a-2", "b-0", "b-1")]
 
     assert asyncio.run(scenario()) == ["accepted"] * 5
+
+
+# ----- from the mutation run of the rewritten module (docs/mutation/kill-f.md) -----
+
+
+def test_a_million_entries_are_read_and_no_more() -> None:
+    """The documented bound itself (the other tests lower it): chunks newest day first up to 1,000,000 entries; a
+    chunk that would take the count past it, and those older, are left out (read in the same wave of 16 or not)."""
+
+    async def scenario() -> list[Earlier]:
+        store = MemoryStore()
+        prefix = _prefix(PIXEL)
+        _put(store, f"{prefix}-d20009-{1:016x}-0", {"day": 20_009, "ids": "0" * 16 * 999_999, "done": False})
+        _put(store, f"{prefix}-d20008-{2:016x}-0", {"day": 20_008, "ids": _hexes(PIXEL, ["b"]), "done": False})
+        _put(store, f"{prefix}-d20007-{3:016x}-0", {"day": 20_007, "ids": _hexes(PIXEL, ["c"]), "done": False})
+        later = Ledger(store, today=20_010)
+        return [await earlier(later, PIXEL, e) for e in "bc"]
+
+    # 999,999 + 1 entries: all kept; the next chunk's would be the 1,000,001st
+    assert asyncio.run(scenario()) == ["accepted", None]
+
+
+def test_a_run_that_accepts_nothing_writes_and_deletes_nothing() -> None:
+    """Today's done chunks of earlier runs are taken over only by a run that writes: one that only looks events up
+    leaves them as they are, whichever saves it makes."""
+
+    async def scenario() -> tuple[MemoryStore, dict[str, str], Earlier]:
+        store = MemoryStore()
+        await _accept(store, [(PIXEL, "one")], today=20_000)
+        await _accept(store, [(PIXEL, "two")], today=20_000)  # took the first over: one chunk
+        _put(store, f"{_prefix(PIXEL)}-d20000-{0:016x}-0", {"day": 20_000, "ids": _hexes(PIXEL, ["x"]), "done": True})
+        stored, writes = dict(store.records), store.writes
+        reading = Ledger(store, today=20_000)
+        found = await earlier(reading, PIXEL, "one")
+        await reading.save()
+        await reading.save(last=True)
+        assert store.writes == writes and store.deletes == 1  # the first run's chunk, by the second run
+        return store, stored, found
+
+    store, stored, found = asyncio.run(scenario())
+    assert found == "accepted" and store.records == stored
+
+
+def test_the_merged_chunks_of_an_earlier_day_are_written_once_whatever_the_saves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run that merges an earlier day's chunks writes the merged chunk on its first save only; its later saves
+    write only its open chunk (no copy of the merged one a save)."""
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 10)
+
+    async def scenario() -> tuple[MemoryStore, list[int], list[Earlier]]:
+        store = MemoryStore()
+        one, two = Ledger(store, today=20_000), Ledger(store, today=20_000)
+        await add(one, [(PIXEL, "one")])
+        await add(two, [(PIXEL, "two")])
+        await one.save(last=True)
+        await two.save(last=True)
+        ledger = Ledger(store, today=20_001)
+        writes = []
+        for name in ("a", "b", "c"):
+            await add(ledger, [(PIXEL, name)])
+            before = store.writes
+            await ledger.save(last=name == "c")
+            writes.append(store.writes - before)
+        later = Ledger(store, today=20_001)
+        return store, writes, [await earlier(later, PIXEL, e) for e in ("one", "two", "a", "b", "c")]
+
+    store, writes, found = asyncio.run(scenario())
+    assert found == ["accepted"] * 5
+    assert writes == [2, 1, 1]  # the merged chunk and the open one; then the open one
+    assert [(record["day"], record["ids"]) for _, record in _chunks(store)] == [
+        (20_000, "".join(sorted(_hexes(PIXEL, [e]) for e in ("one", "two")))),
+        (20_001, _hexes(PIXEL, ["a", "b", "c"])),
+    ]
+
+
+def test_an_earlier_days_chunks_merged_beyond_a_chunks_size_fill_several_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three runs of a day at once leave three chunks of 3 (chunks of 4 here): merged, their 9 entries fill chunks
+    of 4, 4 and 1 of that day, each under its own name (none overwrites another)."""
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 4)
+    names = [f"r{run}-{i}" for run in range(3) for i in range(3)]
+
+    async def scenario() -> tuple[MemoryStore, list[Earlier]]:
+        store = MemoryStore()
+        runs = [Ledger(store, today=20_000) for _ in range(3)]
+        for run, ledger in enumerate(runs):
+            await add(ledger, [(PIXEL, f"r{run}-{i}") for i in range(3)])
+        for ledger in runs:
+            await ledger.save(last=True)
+        await _accept(store, [(PIXEL, "next-day")], today=20_001)
+        later = Ledger(store, today=20_001)
+        return store, [await earlier(later, PIXEL, e) for e in [*names, "next-day"]]
+
+    store, found = asyncio.run(scenario())
+    assert found == ["accepted"] * 10
+    assert sorted((record["day"], len(record["ids"]) // 16) for _, record in _chunks(store)) == [
+        (20_000, 1), (20_000, 4), (20_000, 4), (20_001, 1)
+    ]  # fmt: skip
+    assert len(store.records) == 4
+    # the merging run's chunks are numbered in order: the merged ones first, then its open chunk
+    assert [(record["day"], int(key.rsplit("-", 1)[1])) for key, record in _chunks(store)] == [
+        (20_000, 0), (20_000, 1), (20_000, 2), (20_001, 3)
+    ]  # fmt: skip
+
+
+def test_a_run_takes_over_neither_a_chunk_its_run_still_writes_nor_a_full_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a done chunk with room is taken over: one whose run is still going (not done) is its run's to write,
+    and a full one stays as it is (taking it would only copy it)."""
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 2)
+
+    async def scenario() -> tuple[MemoryStore, dict[str, str], list[Earlier]]:
+        store = MemoryStore()
+        going = Ledger(store, today=20_000)
+        await add(going, [(PIXEL, "going")])
+        await going.save()  # not its last: not done
+        await _accept(store, [(PIXEL, "full-0"), (PIXEL, "full-1")], today=20_000)
+        others = dict(store.records)
+        await _accept(store, [(PIXEL, "new")], today=20_000)
+        later = Ledger(store, today=20_000)
+        return store, others, [await earlier(later, PIXEL, e) for e in ("going", "full-0", "full-1", "new")]
+
+    store, others, found = asyncio.run(scenario())
+    assert found == ["accepted"] * 4
+    assert store.deletes == 0 and all(store.records[key] == record for key, record in others.items())
+    assert sorted(len(record["ids"]) // 16 for _, record in _chunks(store)) == [1, 1, 2]  # "new" alone in its own
+
+
+def test_an_earlier_versions_expired_chunk_is_deleted_by_the_next_save() -> None:
+    """An earlier version's chunk (its day inside, not in its name) older than 38 days is read once, left out and
+    deleted on the next save, with the index; the one still in the window is kept."""
+
+    async def scenario() -> tuple[MemoryStore, list[Earlier]]:
+        store = MemoryStore()
+        prefix = _prefix(PIXEL)
+        _put(store, prefix, {"chunks": [{"n": 3, "day": 20_000, "count": 1}, {"n": 4, "day": 20_030, "count": 1}]})
+        _put(store, f"{prefix}-3", {"day": 20_000, "ids": _hexes(PIXEL, ["old"])})
+        _put(store, f"{prefix}-4", {"day": 20_030, "ids": _hexes(PIXEL, ["recent"])})
+        reading = Ledger(store, today=20_040)
+        found = [await earlier(reading, PIXEL, e) for e in ("old", "recent")]
+        await reading.save(last=True)  # a run that only read
+        return store, found
+
+    store, found = asyncio.run(scenario())
+    assert found == [None, "accepted"]
+    assert set(store.records) == {f"{_prefix(PIXEL)}-4"} and store.writes == 0
+
+
+def test_a_load_lists_the_store_at_most_three_times() -> None:
+    """A store whose every listing shows a chunk that is gone once read (other runs taking chunks over as fast as
+    this one lists them, or a listing that lags): the load stops after the third listing and answers from what it
+    read."""
+
+    class Lagging(MemoryStore):
+        listings = 0
+
+        async def keys(self, prefix: str) -> list[str]:
+            self.listings += 1
+            return [*await super().keys(prefix), f"{prefix}-d20000-{self.listings:016x}-0"]  # never there
+
+    async def scenario() -> tuple[list[Earlier], int]:
+        store = Lagging()
+        await _accept(store, [(PIXEL, "a")], today=20_000)
+        store.listings = 0
+        later = Ledger(store, today=20_000)
+        return [await earlier(later, PIXEL, e) for e in "ab"], store.listings
+
+    assert asyncio.run(scenario()) == (["accepted", None], 3)
+
+
+def test_a_chunk_write_that_failed_after_it_landed_is_retried_under_the_same_name() -> None:
+    """A write can fail on the way back (a timeout) though the store kept it: the next save writes the chunk again
+    under the same name, so the store holds one copy of its entries, not two."""
+
+    class LandsThenFails(MemoryStore):
+        failing = True
+
+        async def set(self, key: str, value: Any) -> None:
+            await super().set(key, value)
+            if self.failing:
+                self.failing = False
+                raise OSError("the store did not answer")
+
+    async def scenario() -> LandsThenFails:
+        store = LandsThenFails()
+        ledger = Ledger(store, today=20_000)
+        await add(ledger, [(PIXEL, "a")])
+        with pytest.raises(OSError, match="did not answer"):
+            await ledger.save()
+        await add(ledger, [(PIXEL, "b")])
+        await ledger.save(last=True)
+        return store
+
+    store = asyncio.run(scenario())
+    assert [record for _, record in _chunks(store)] == [{"day": 20_000, "ids": _hexes(PIXEL, ["a", "b"]), "done": True}]
