@@ -5,6 +5,7 @@
 - transport: `ServiceUnavailableError` -- a host (Snap, or a user's `eventsUrl` / `webhookUrl`) did not answer
   usefully after every retry. It is no `SnapError`: the layer that called decides what it means.
 - Snap: `SnapError` and its kinds -- Snap answered with an error, or (`SnapUnavailableError`) could not be reached.
+- ledger: `LedgerError` -- the record of events accepted in earlier runs could not be read as a whole.
 
 None of their messages may carry a token or a raw identifier.
 """
@@ -81,6 +82,11 @@ class ServiceUnavailableError(Exception):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class LedgerError(Exception):
+    """The ledger of events Snap accepted in earlier runs could not be read as a whole: the run sends no more,
+    since it could not tell what was sent before (sent again, it would be charged again). Run it again."""
 
 
 class SourceError(Exception):

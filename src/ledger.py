@@ -50,6 +50,7 @@ from array import array
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Literal, NamedTuple
 
+from .errors import LedgerError
 from .platform import KeyValueStore
 
 LEDGER_STORE = "snapchat-capi-ledger"
@@ -60,6 +61,9 @@ MAX_RETRY = 100_000
 #: Records read at once while an asset loads: on the platform each read is an HTTP call, and every one of them
 #: comes before the asset's first look-up is answered.
 READS_AT_ONCE = 16
+#: Listings of an asset's chunks while some read as gone (taken over by another run meanwhile), before the load
+#: gives up (`Ledger._chunks`).
+MAX_LISTINGS = 10
 _HEX = 16
 _HEX_TEXT = re.compile("[0-9a-f]*")
 #: After an asset's prefix: a chunk (its day, the mark of the run that wrote it, its number), or an earlier
@@ -266,14 +270,13 @@ class Ledger:
     async def _chunks(self, asset: _Asset) -> list[tuple[str, _Chunk]]:
         """The asset's chunks: an earlier version's (read whatever their day), then this version's, newest first, up
         to `MAX_ENTRIES` (the older ones are not read). A chunk listed but gone when read was taken over by another
-        run, which stored its entries in a chunk of its own first: the store is listed again for that one, as long
-        as a read finds one gone (each listing reads only chunks not listed before, and a chunk goes only once
-        another run stored its entries: a bound would lose the entries of a chunk taken over once more)."""
+        run, which stored its entries in a chunk of its own first: the store is listed again for that one (each
+        listing reads only chunks not listed before), at most `MAX_LISTINGS` times: a store still changing then
+        fails the load (`LedgerError`) rather than have the run answer without a chunk's entries."""
         chunks: list[tuple[str, _Chunk]] = []
         seen: set[str] = set()
         held = 0
-        gone = True
-        while gone:
+        for _ in range(MAX_LISTINGS):
             gone = False
             async for key, record in self._in_waves(await self._unseen(asset, seen)):
                 chunk = _whole(record)
@@ -285,7 +288,13 @@ class Ledger:
                 if (held := held + len(chunk.ids) // _HEX) > MAX_ENTRIES and _CHUNK.fullmatch(key, len(asset.prefix)):
                     return chunks
                 chunks.append((key, chunk))
-        return chunks
+            if not gone:
+                return chunks
+        raise LedgerError(
+            f"The record of events sent before ({LEDGER_STORE}) kept changing while this run read it: other runs "
+            f"sending to the same pixel or app took its records over {MAX_LISTINGS} times in a row. Nothing more was "
+            "sent; run again."
+        )
 
     async def _unseen(self, asset: _Asset, seen: set[str]) -> list[str]:
         """The asset's chunks listed in the store and not in `seen` (added to it), in the order `_chunks` reads them;

@@ -24,7 +24,7 @@ from apify.storages import KeyValueStore
 from apify_client import ApifyClientAsync
 from apify_client.http_compressors import GzipHttpCompressor
 
-from .errors import ActorInputError, ServiceUnavailableError, SnapError, SourceError
+from .errors import ActorInputError, LedgerError, ServiceUnavailableError, SnapError, SourceError
 from .input import ActorInput, parse_input
 from .ledger import LEDGER_STORE
 from .net.transport import redact
@@ -123,7 +123,7 @@ async def run(actor_input: ActorInput, edge: RunEdge) -> Verdict:
     try:
         with _stop_on_sigterm(ctx):
             await TASKS[task](ctx)
-    except (ActorInputError, SnapError, SourceError, ServiceUnavailableError) as error:
+    except (ActorInputError, LedgerError, SnapError, SourceError, ServiceUnavailableError) as error:
         failure = str(error)
         _log.error(failure)
     except DatasetUnavailableError as error:

@@ -22,6 +22,7 @@ from in_process import run_in_process
 from memory_platform import MemoryStore
 
 from src import ledger as ledger_module
+from src.errors import LedgerError
 from src.ledger import LEDGER_STORE, Earlier, Ledger, entry
 
 PIXEL = "pixel-ledger-1"
@@ -1241,7 +1242,8 @@ def test_a_run_takes_over_neither_a_chunk_its_run_still_writes_nor_a_full_one(mo
 
 def test_an_earlier_versions_expired_chunk_is_deleted_by_the_next_save() -> None:
     """An earlier version's chunk (its day inside, not in its name) older than 38 days is read once, left out and
-    deleted on the next save, with the index; the one still in the window is kept."""
+    deleted on the next save; the one still in the window is kept, and so is the index (an earlier version's run may
+    still read it)."""
 
     async def scenario() -> tuple[MemoryStore, list[Earlier]]:
         store = MemoryStore()
@@ -1256,29 +1258,38 @@ def test_an_earlier_versions_expired_chunk_is_deleted_by_the_next_save() -> None
 
     store, found = asyncio.run(scenario())
     assert found == [None, "accepted"]
-    assert set(store.records) == {f"{_prefix(PIXEL)}-4"} and store.writes == 0
+    assert set(store.records) == {_prefix(PIXEL), f"{_prefix(PIXEL)}-4"} and store.writes == 0
 
 
-def test_a_load_lists_the_store_at_most_three_times() -> None:
+def test_a_load_that_finds_chunks_gone_at_every_listing_gives_up_with_a_clear_error() -> None:
     """A store whose every listing shows a chunk that is gone once read (other runs taking chunks over as fast as
-    this one lists them, or a listing that lags): the load stops after the third listing and answers from what it
-    read."""
+    this one lists them, or a listing that lags): after `MAX_LISTINGS` listings the load fails, rather than answer
+    without that chunk's entries (their events would be sent and charged again); the save goes on without it."""
 
     class Lagging(MemoryStore):
-        listings = 0
+        listings: int | None = None  # counted once the test begins
 
         async def keys(self, prefix: str) -> list[str]:
+            if self.listings is None:
+                return await super().keys(prefix)
             self.listings += 1
             return [*await super().keys(prefix), f"{prefix}-d20000-{self.listings:016x}-0"]  # never there
 
-    async def scenario() -> tuple[list[Earlier], int]:
+    async def scenario() -> tuple[str, int | None, int]:
         store = Lagging()
         await _accept(store, [(PIXEL, "a")], today=20_000)
         store.listings = 0
         later = Ledger(store, today=20_000)
-        return [await earlier(later, PIXEL, e) for e in "ab"], store.listings
+        with pytest.raises(LedgerError) as failed:
+            await earlier(later, PIXEL, "a")
+        writes = store.writes
+        await later.save(last=True)
+        return str(failed.value), store.listings, store.writes - writes
 
-    assert asyncio.run(scenario()) == (["accepted", None], 3)
+    message, listings, writes = asyncio.run(scenario())
+    assert listings == ledger_module.MAX_LISTINGS == 10 and writes == 0
+    assert message.startswith(f"The record of events sent before ({LEDGER_STORE}) kept changing while this run read")
+    assert message.endswith("Nothing more was sent; run again.")
 
 
 def test_a_chunk_write_that_failed_after_it_landed_is_retried_under_the_same_name() -> None:
