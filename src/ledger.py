@@ -355,8 +355,7 @@ class Ledger:
         failed: Exception | None = None
         async with self._saving:
             for loading in list(self._assets.values()):
-                if not loading.done():
-                    await asyncio.wait([loading])  # a failed load must not fail the save of the other assets
+                await asyncio.wait([loading])  # a load in flight, or failed: it must not fail the others' save
                 if loading.cancelled() or loading.exception() is not None:
                     continue  # never loaded: nothing of it was looked up, so nothing accepted to write
                 asset = loading.result()
@@ -386,7 +385,7 @@ class Ledger:
         for day in list(asset.merged):  # an earlier day's done chunks, merged into chunks of this run's
             merged = sorted(asset.merged[day])
             for start in range(0, len(merged), CHUNK_ENTRIES):
-                await self._put(asset, day, _hex(merged[start : start + CHUNK_ENTRIES]), done=True)
+                await self._put(asset, day, _hex(merged[start : start + CHUNK_ENTRIES]))
             del asset.merged[day]
         while asset.open or (last and asset.open_k is not None and not asset.sealed):
             if asset.open_k is None or asset.sealed:  # a sealed chunk: accepted after the last save
@@ -416,9 +415,9 @@ class Ledger:
             except Exception as error:  # left in the store: it costs storage (and a read), never an entry
                 _log.warning(f"Could not delete the ledger record {key} ({type(error).__name__}: {error})")
 
-    async def _put(self, asset: _Asset, day: int, ids: str, *, done: bool) -> None:
-        """A new chunk of this run's, numbered past its others."""
-        await self._store.set(self._name(asset, day, asset.next_k), {"day": day, "ids": ids, "done": done})
+    async def _put(self, asset: _Asset, day: int, ids: str) -> None:
+        """A new chunk of this run's, numbered past its others, done as written (an earlier day's, merged)."""
+        await self._store.set(self._name(asset, day, asset.next_k), {"day": day, "ids": ids, "done": True})
         asset.next_k += 1
 
     def _name(self, asset: _Asset, day: int, k: int) -> str:

@@ -240,3 +240,66 @@ def test_loading_one_pixels_ledger_lists_only_that_pixels_records() -> None:
     found = asyncio.run(_Store(sdk).keys(prefix))  # type: ignore[arg-type]
     assert sorted(found) == [k for k in keys if k.startswith(prefix)]
     assert sdk.listed <= 2 * len(found)
+
+
+def test_a_save_while_another_pixels_ledger_is_still_loading_waits_for_it_and_writes_both() -> None:
+    """Batches of two pixels commit concurrently: one's save can come while the other's ledger is still being read.
+    The save waits for that load, then writes what was accepted for either."""
+
+    class SlowForOnePixel(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def keys(self, prefix: str) -> list[str]:
+            if prefix == _prefix("pixel-slow"):
+                await self.release.wait()
+            return await super().keys(prefix)
+
+    async def scenario() -> list[Earlier]:
+        store = SlowForOnePixel()
+        ledger = Ledger(store, today=DAY)
+        await _add(ledger, PIXEL, ["fast-1"])
+        slow = asyncio.ensure_future(_add(ledger, "pixel-slow", ["slow-1"]))
+        await asyncio.sleep(0)  # its load has begun, and waits
+        saving = asyncio.ensure_future(ledger.save())
+        await asyncio.sleep(0)
+        store.release.set()
+        await slow
+        await saving
+        await ledger.save()
+        later = Ledger(store, today=DAY)
+        return [await _earlier(later, PIXEL, "fast-1"), await _earlier(later, "pixel-slow", "slow-1")]
+
+    assert asyncio.run(scenario()) == ["accepted", "accepted"]
+
+
+def test_a_save_cancelled_while_writing_one_pixels_chunk_writes_no_other() -> None:
+    """A cancelled save (the run stopping) stops at once: it does not go on to the next pixel's writes."""
+
+    class Hangs(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writing = asyncio.Event()
+            self.keys_written: list[str] = []
+
+        async def set(self, key: str, value: Any) -> None:
+            if key.startswith(_prefix(PIXEL)):
+                self.writing.set()
+                await asyncio.Event().wait()  # never answers
+            self.keys_written.append(key)
+            await super().set(key, value)
+
+    async def scenario() -> list[str]:
+        store = Hangs()
+        ledger = Ledger(store, today=DAY)
+        await _add(ledger, PIXEL, ["a"])
+        await _add(ledger, "pixel-other", ["b"])
+        saving = asyncio.ensure_future(ledger.save())
+        await store.writing.wait()
+        saving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await saving
+        return store.keys_written
+
+    assert asyncio.run(scenario()) == []
