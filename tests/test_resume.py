@@ -273,6 +273,43 @@ def test_a_run_whose_ledger_write_failed_after_sending_never_has_a_later_run_sen
     assert sorted(snap.accepted_event_ids()) == sorted([f"order-{i}" for i in range(3)] * 2)  # the resent batch only
 
 
+def test_a_batch_whose_ledger_write_failed_once_is_counted_finished_once_a_later_commit_wrote_it(
+    snap: FakeSnap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit's ledger write fails once (the store hiccups), the run's last commit writes it: the checkpoint then
+    counts that batch finished with it. Resumed (resurrected), the run neither sends its events again nor calls them
+    duplicates, and OUTPUT counts them as sent and charged, as they were."""
+    monkeypatch.setattr(send_task, "PipelineSettings", functools.partial(PipelineSettings, batch_size=2))
+
+    class FailsOnce(MemoryStore):
+        failed = False
+
+        async def set(self, key: str, value: Any) -> None:
+            if not self.failed:
+                self.failed = True
+                raise OSError("the store is unavailable")
+            await super().set(key, value)
+
+    now = int(time.time())
+    events = [
+        {"eventType": "PURCHASE", "email": f"buyer{i}@example.com", "price": 10, "currency": "USD",
+         "transactionId": f"order-{i}", "eventTime": now - 60}
+        for i in range(4)
+    ]  # fmt: skip
+    actor_input = {
+        "task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+        "eventSourceUrl": "https://shop.example.com/thanks", "events": events, "maxConcurrency": 1,
+    }  # fmt: skip
+    ledger, store, charging = FailsOnce(), MemoryStore(), MemoryCharging()
+    failed = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging)
+    assert failed.returncode != 0 and failed.output["counts"] == {"sent": 2}
+    resumed = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(row["eventIndex"] for row in resumed.rows) == [2, 3]
+    assert resumed.output["counts"] == {"sent": 4} and resumed.output["charged"] == 4 == resumed.charged_conversions
+    assert sorted(snap.accepted_event_ids()) == [f"order-{i}" for i in range(4)]
+
+
 class RecordingLimiter(RateLimiter):
     """The run's rate limiter on a clock that stands still, its waits recorded instead of slept: the pace it
     sets, without the test waiting it out (the limiter's own timing is pinned in test_transport.py)."""

@@ -261,6 +261,7 @@ class Pipeline:
         by the resumed attempt, and is a duplicate (an extra row, nothing sent or charged)."""
         rows, self._uncommitted = self._uncommitted, []
         accepted, self._accepted = self._accepted, []
+        marked = False
         try:
             try:
                 await self._sink.flush()
@@ -275,9 +276,12 @@ class Pipeline:
             if self._checkpoint is not None and rows:
                 self._checkpoint.mark(row["eventIndex"] for row in rows)
                 self._committed.add(rows)
+                marked = True
                 await self._checkpoint.save(self._committed, self._sink.unstored())
         except BaseException:
             self._accepted = [*accepted, *self._accepted]  # for the next commit (the run's last): written again
+            if not marked:  # nor are these rows counted finished yet: the next commit does, once the ledger is written
+                self._uncommitted = [*rows, *self._uncommitted]
             raise
 
     async def _tick(self) -> None:
