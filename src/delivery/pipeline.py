@@ -6,9 +6,10 @@ source (async iterator) -> build (normalize, hash, preflight) -> batches of up t
 It streams: memory holds the batches in flight, not the run. Reading waits while
 `max_concurrency` batches are out, so a fast source cannot outrun Snap.
 
-With a `Checkpoint`, every finished batch is committed (rows pushed, then the finished indexes
-saved), events an earlier attempt finished are skipped, and the run can be stopped (abort: finish
-what is in flight and end) or paused (migration: the same, then wait to be moved) cleanly.
+With a `Checkpoint`, every finished batch is committed (rows pushed, then what Snap accepted written
+to the ledger, then the finished indexes saved), events an earlier attempt finished are skipped, and
+the run can be stopped (abort: finish what is in flight and end) or paused (migration: the same, then
+wait to be moved) cleanly.
 """
 
 from __future__ import annotations
