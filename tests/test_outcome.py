@@ -109,6 +109,28 @@ def test_an_unexpected_error_is_logged_with_where_it_came_from_and_no_secret(sna
     assert "apify_api_SECRET" not in run.stderr and "buyer@example.com" not in run.stderr
 
 
+def test_a_ledger_that_keeps_changing_fails_the_run_with_what_to_do_and_sends_nothing(snap: FakeSnap) -> None:
+    """The ledger's records keep being taken over while the run reads them (`LedgerError`): the run fails with the
+    ledger's own message (not as an unexpected error), and nothing is sent or charged."""
+
+    class Ghost(MemoryStore):
+        listings = 0
+
+        async def keys(self, prefix: str) -> list[str]:  # a new chunk at every listing, gone when read
+            self.listings += 1
+            return [*await super().keys(prefix), f"{prefix}-d{int(time.time() // 86_400)}-{self.listings:016x}-0"]
+
+    events = [{"eventType": "PURCHASE", "email": "buyer@example.com", "price": 10, "currency": "USD",
+               "transactionId": "order-1", "eventTime": int(time.time()) - 600}]  # fmt: skip
+    actor_input = {"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": "pixel-1", "events": events,
+                   "eventSourceUrl": "https://shop.example.com/thanks"}  # fmt: skip
+    run = run_in_process(actor_input, snap=snap, ppe=True, ledger=Ghost())
+    assert run.returncode != 0
+    assert run.output["error"].startswith("The record of events sent before (snapchat-capi-ledger) kept changing")
+    assert run.output["error"].endswith("Nothing more was sent; run again.")
+    assert snap.accepted_event_ids() == [] and run.charged_conversions == 0 and run.rows == []
+
+
 def test_where_an_error_came_from_names_a_librarys_file_by_its_last_two_parts() -> None:
     namespace: dict[str, Any] = {}
     exec(compile("def boom():\n    raise ValueError('x')\n", "/elsewhere/site-packages/lib/mod.py", "exec"), namespace)
