@@ -89,6 +89,13 @@ def test_a_task_error_after_some_events_keeps_their_counts() -> None:
     assert verdict == Verdict(False, "Snap refused the access token (3 of 5 sent: 2 failed; 0 charged)")
 
 
+def one_purchase() -> dict[str, Any]:
+    """The input of a run that sends one purchase with an order id (the ledger remembers it), and an email."""
+    event = {"eventType": "PURCHASE", "email": "buyer@example.com", "price": 10, "currency": "USD",
+             "transactionId": "order-1", "eventTime": int(time.time()) - 600}  # fmt: skip
+    return REAL | {"task": "send_batch_events", "pixelId": "pixel-1", "events": [event]}
+
+
 def test_an_unexpected_error_is_logged_with_where_it_came_from_and_no_secret(snap: FakeSnap) -> None:
     """A bug or a store failing for good: the log names the code it came through (file, line, function) for a
     developer to find it, and neither the error's token nor an event's email."""
@@ -97,11 +104,7 @@ def test_an_unexpected_error_is_logged_with_where_it_came_from_and_no_secret(sna
         async def set(self, key: str, value: Any) -> None:
             raise OSError("PUT https://api.apify.com/v2/key-value-stores/x/records/y?token=apify_api_SECRET refused")
 
-    events = [{"eventType": "PURCHASE", "email": "buyer@example.com", "price": 10, "currency": "USD",
-               "transactionId": "order-1", "eventTime": int(time.time()) - 600}]  # fmt: skip
-    actor_input = {"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": "pixel-1", "events": events,
-                   "eventSourceUrl": "https://shop.example.com/thanks"}  # fmt: skip
-    run = run_in_process(actor_input, snap=snap, ppe=True, ledger=Broken())
+    run = run_in_process(one_purchase(), snap=snap, ppe=True, ledger=Broken())
     assert run.returncode != 0
     [logged] = [line for line in run.stderr.splitlines() if "Stopped by an unexpected error" in line]
     assert " at tests/test_outcome.py:" in logged
@@ -120,11 +123,7 @@ def test_a_ledger_that_keeps_changing_fails_the_run_with_what_to_do_and_sends_no
             self.listings += 1
             return [*await super().keys(prefix), f"{prefix}-d{int(time.time() // 86_400)}-{self.listings:016x}-0"]
 
-    events = [{"eventType": "PURCHASE", "email": "buyer@example.com", "price": 10, "currency": "USD",
-               "transactionId": "order-1", "eventTime": int(time.time()) - 600}]  # fmt: skip
-    actor_input = {"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": "pixel-1", "events": events,
-                   "eventSourceUrl": "https://shop.example.com/thanks"}  # fmt: skip
-    run = run_in_process(actor_input, snap=snap, ppe=True, ledger=Ghost())
+    run = run_in_process(one_purchase(), snap=snap, ppe=True, ledger=Ghost())
     assert run.returncode != 0
     assert run.output["error"].startswith("The record of events sent before (snapchat-capi-ledger) kept changing")
     assert run.output["error"].endswith("Nothing more was sent; run again.")

@@ -234,6 +234,19 @@ def test_a_checkpoint_saved_without_request_counts_resumes_from_none(
     assert (state["isolationRequests"], state["validateRequests"]) == (4, 2)
 
 
+def purchases(count: int) -> dict[str, Any]:
+    """The input of a run that sends `count` purchases with an order id each (the ledger remembers them)."""
+    events = [
+        {"eventType": "PURCHASE", "email": f"buyer{i}@example.com", "price": 10, "currency": "USD",
+         "transactionId": f"order-{i}", "eventTime": int(time.time()) - 60}
+        for i in range(count)
+    ]  # fmt: skip
+    return {
+        "task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+        "eventSourceUrl": "https://shop.example.com/thanks", "events": events,
+    }  # fmt: skip
+
+
 def test_a_run_whose_ledger_write_failed_after_sending_never_has_a_later_run_send_again(snap: FakeSnap) -> None:
     """A commit's ledger write fails (as if the run died there): the checkpoint does not count the batch finished
     yet, so the resumed attempt sends it again (Snap deduplicates by event_id; the charge repeats the first one's key)
@@ -248,16 +261,7 @@ def test_a_run_whose_ledger_write_failed_after_sending_never_has_a_later_run_sen
                 raise OSError("the store is unavailable")
             await super().set(key, value)
 
-    now = int(time.time())
-    events = [
-        {"eventType": "PURCHASE", "email": f"buyer{i}@example.com", "price": 10, "currency": "USD",
-         "transactionId": f"order-{i}", "eventTime": now - 60}
-        for i in range(3)
-    ]  # fmt: skip
-    actor_input = {
-        "task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
-        "eventSourceUrl": "https://shop.example.com/thanks", "events": events,
-    }  # fmt: skip
+    actor_input = purchases(3)
     ledger, store, charging = Unavailable(), MemoryStore(), MemoryCharging()
     died = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging)
     assert died.returncode != 0 and died.output["error"].startswith("Stopped by an unexpected error (OSError")
@@ -290,16 +294,7 @@ def test_a_batch_whose_ledger_write_failed_once_is_counted_finished_once_a_later
                 raise OSError("the store is unavailable")
             await super().set(key, value)
 
-    now = int(time.time())
-    events = [
-        {"eventType": "PURCHASE", "email": f"buyer{i}@example.com", "price": 10, "currency": "USD",
-         "transactionId": f"order-{i}", "eventTime": now - 60}
-        for i in range(4)
-    ]  # fmt: skip
-    actor_input = {
-        "task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
-        "eventSourceUrl": "https://shop.example.com/thanks", "events": events, "maxConcurrency": 1,
-    }  # fmt: skip
+    actor_input = purchases(4) | {"maxConcurrency": 1}
     ledger, store, charging = FailsOnce(), MemoryStore(), MemoryCharging()
     failed = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging)
     assert failed.returncode != 0 and failed.output["counts"] == {"sent": 2}
