@@ -114,7 +114,8 @@ def test_an_unexpected_error_is_logged_with_where_it_came_from_and_no_secret(sna
 
 def test_a_ledger_that_keeps_changing_fails_the_run_with_what_to_do_and_sends_nothing(snap: FakeSnap) -> None:
     """The ledger's records keep being taken over while the run reads them (`LedgerError`): the run fails with the
-    ledger's own message (not as an unexpected error), and nothing is sent or charged."""
+    ledger's own message (not as an unexpected error), nothing is sent or charged, and every event has a row that
+    says why it was not sent."""
 
     class Ghost(MemoryStore):
         listings = 0
@@ -123,11 +124,17 @@ def test_a_ledger_that_keeps_changing_fails_the_run_with_what_to_do_and_sends_no
             self.listings += 1
             return [*await super().keys(prefix), f"{prefix}-d{int(time.time() // 86_400)}-{self.listings:016x}-0"]
 
-    run = run_in_process(one_purchase(), snap=snap, ppe=True, ledger=Ghost())
+    actor_input = one_purchase()
+    actor_input["events"] = [actor_input["events"][0] | {"transactionId": f"order-{i}"} for i in range(3)]
+    run = run_in_process(actor_input, snap=snap, ppe=True, ledger=Ghost())
     assert run.returncode != 0
     assert run.output["error"].startswith("The record of events sent before (snapchat-capi-ledger) kept changing")
     assert run.output["error"].endswith("Nothing more was sent; run again.")
-    assert snap.accepted_event_ids() == [] and run.charged_conversions == 0 and run.rows == []
+    assert snap.accepted_event_ids() == [] and run.charged_conversions == 0
+    assert [(row["eventIndex"], row["status"]) for row in run.rows] == [(i, "failed") for i in range(3)]
+    assert {row["error"] for row in run.rows} == {f"not sent: {run.output['error']}"}
+    assert run.output["counts"] == {"failed": 3}
+    assert run.final_message.startswith(run.output["error"]) and run.final_message.endswith("; 0 charged)")
 
 
 def test_where_an_error_came_from_names_a_librarys_file_by_its_last_two_parts() -> None:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..billing import Billing, charged_flags
-from ..errors import SnapAuthError, SourceError
+from ..errors import LedgerError, SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
 from ..ledger import Earlier, Ledger, LedgerKey
@@ -80,7 +80,9 @@ class Pipeline:
         self._tasks: set[asyncio.Task[None]] = set()
         #: The first batch that raised (`_fail`): reading stops, the run raises it.
         self._broken: Exception | None = None
-        self.stopped_by: SnapAuthError | None = None
+        #: Why nothing more is sent (Snap refused the token, or the ledger could not be read): each event left gets a
+        #: row that says so, and the run raises it.
+        self.stopped_by: SnapAuthError | LedgerError | None = None
         self._checkpoint = checkpoint
         summary = sink.summary
         #: What the checkpoint saves: the counts of the committed rows, and the requests spent isolating refused events,
@@ -169,7 +171,12 @@ class Pipeline:
                 await self._not_sent([built])
                 continue
             if ledger is not None and built.lasting_id:  # a repeat purchase without id or time is a new one
-                earlier, key = await ledger.look_up(built.asset_id, built.event_id)
+                try:
+                    earlier, key = await ledger.look_up(built.asset_id, built.event_id)
+                except LedgerError as error:  # it cannot tell what was sent before: nothing more is
+                    self.stopped_by = error
+                    await self._not_sent([built])
+                    continue
                 if (repeated := _REPEATED.get(earlier)) is not None:
                     reason = f"{repeated} (event_id {built.event_id})"
                     await self._add_rows([event_row(task, built, DUPLICATE, reason)])
