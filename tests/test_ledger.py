@@ -881,18 +881,24 @@ def test_a_run_takes_over_the_whole_entries_of_a_cut_short_chunk() -> None:
     assert found == ["accepted", None, "accepted"]
 
 
+async def _two_runs_of_one_day(day: int) -> MemoryStore:
+    """A store where two runs of `day` ran at once: a done chunk each, with the entries "one" and "two"."""
+    store = MemoryStore()
+    one, two = Ledger(store, today=day), Ledger(store, today=day)
+    await add(one, [(PIXEL, "one")])
+    await add(two, [(PIXEL, "two")])
+    await one.save(last=True)
+    await two.save(last=True)
+    return store
+
+
 def test_the_done_chunks_of_an_earlier_day_are_merged_into_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two runs of a day that ran at once leave two chunks of it: the next run that writes merges them into one of
     its own, of that day (so they expire with it), and deletes them once it is stored."""
     monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 10)
 
     async def scenario() -> tuple[MemoryStore, list[Earlier]]:
-        store = MemoryStore()
-        one, two = Ledger(store, today=20_000), Ledger(store, today=20_000)
-        await add(one, [(PIXEL, "one")])
-        await add(two, [(PIXEL, "two")])
-        await one.save(last=True)
-        await two.save(last=True)
+        store = await _two_runs_of_one_day(20_000)
         await _accept(store, [(PIXEL, "a")], today=20_001)
         assert len(_chunks(store)) == 2
         await _accept(store, [(PIXEL, "b")], today=20_002)  # a day of one chunk: left as it is
@@ -1162,12 +1168,7 @@ def test_the_merged_chunks_of_an_earlier_day_are_written_once_whatever_the_saves
     monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 10)
 
     async def scenario() -> tuple[MemoryStore, list[int], list[Earlier]]:
-        store = MemoryStore()
-        one, two = Ledger(store, today=20_000), Ledger(store, today=20_000)
-        await add(one, [(PIXEL, "one")])
-        await add(two, [(PIXEL, "two")])
-        await one.save(last=True)
-        await two.save(last=True)
+        store = await _two_runs_of_one_day(20_000)
         ledger = Ledger(store, today=20_001)
         writes = []
         for name in ("a", "b", "c"):
