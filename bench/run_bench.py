@@ -235,8 +235,12 @@ def run_actor(workdir: Path, url: str, snap_url: str, concurrency: int, result_r
                    "resultRows": result_rows}  # fmt: skip
     (store / "INPUT.json").write_text(json.dumps(actor_input))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APIFY_", "ACTOR_", "SNAP_", "CRAWLEE_"))}
-    env |= {"APIFY_LOCAL_STORAGE_DIR": str(storage), "PYTHONPATH": str(ROOT), "SNAP_CAPI_BASE_URL": snap_url,
-            "SNAP_ADS_API_BASE_URL": snap_url}
+    env |= {
+        "APIFY_LOCAL_STORAGE_DIR": str(storage),
+        "PYTHONPATH": str(ROOT),
+        "SNAP_CAPI_BASE_URL": snap_url,
+        "SNAP_ADS_API_BASE_URL": snap_url,
+    }
     timings = watch_actor(workdir, [sys.executable, "-m", "src"], env, int(snap_url.rsplit(":", 1)[1]), "actor.log")
     output = json.loads((store / "OUTPUT").read_text())
     return timings | {"sent": output["counts"].get("sent", 0)}

@@ -147,9 +147,7 @@ SECTIONS: tuple[Section, ...] = ("user_data", "custom_data", "app_data")
 # Derived tables: each consumer reads the one it needs; none is written out anywhere else.
 
 #: Flat input name -> (section of the Snap event or None for the top level, Snap's key).
-FLAT_FIELDS: Mapping[str, tuple[str | None, str]] = {
-    f.input: (f.section, f.key) for f in FIELDS if f.section != FLAG
-}
+FLAT_FIELDS: Mapping[str, tuple[str | None, str]] = {f.input: (f.section, f.key) for f in FIELDS if f.section != FLAG}
 #: Per-event switches that are not part of Snap's event.
 FLAG_FIELDS = frozenset(f.input for f in FIELDS if f.section == FLAG)
 #: Keys of Snap's own layout an event object may carry at its top level.

@@ -155,7 +155,9 @@ async def run(actor_input: ActorInput, edge: RunEdge) -> Verdict:
         output |= {"reportKey": REPORT_KEY, "reportUrl": edge.record_url(REPORT_KEY)}
     if actor_input.webhook_url:
         output["webhook"] = await post_results(
-            actor_input.webhook_url, _webhook_body(output, sink, edge), max_retries=actor_input.max_retries,
+            actor_input.webhook_url,
+            _webhook_body(output, sink, edge),
+            max_retries=actor_input.max_retries,
             url_guard=url_guard,
         )
         if not output["webhook"]["delivered"]:
@@ -277,6 +279,7 @@ class DatasetWriter:
 def _where(error: BaseException, depth: int = 4) -> str:
     """The innermost frames an error came through, as `file:line in function`, for whoever reads the log to find the
     code (no values: a message or a local could hold a token or an email)."""
+
     def file(path: str) -> str:  # the project's files from its root; a library's by its last two parts
         relative = os.path.relpath(path)
         return relative if not relative.startswith("..") else os.path.join(*path.split(os.sep)[-2:])

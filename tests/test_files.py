@@ -23,7 +23,6 @@ from src.sources.mapping import FieldMapping
 OPEN = UrlGuard(allow_private=True)
 
 
-
 def decode(*chunks: bytes) -> str:
     decoder = _Decoder()
     return "".join(text for chunk in chunks for text in decoder.feed(chunk)) + decoder.end()

@@ -55,7 +55,6 @@ def files() -> Iterator[FileServer]:
         yield server
 
 
-
 def jsonl(start: int, count: int) -> bytes:
     return b"".join(b'{"eventType": "SIGN_UP", "email": "u%d@example.com"}\n' % i for i in range(start, start + count))
 

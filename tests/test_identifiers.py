@@ -60,8 +60,6 @@ def test_a_64_character_value_that_is_not_hex_is_hashed_not_passed_through() -> 
     assert normalized({"external_id": already})[0] == {"external_id": already.lower()}
 
 
-
-
 def test_an_identifier_with_control_characters_is_left_out() -> None:
     user, warnings = normalized({"em": "a\x01b@example.com", "external_id": "x\x00", "ph": "+1 415 555 0100"})
     assert set(user) == {"ph"}

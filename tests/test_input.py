@@ -314,7 +314,9 @@ def test_ready_inputs_pass(raw: dict[str, Any]) -> None:
 
 def test_two_batch_sources_are_refused_naming_both() -> None:
     with pytest.raises(ActorInputError, match="'eventsUrl' cannot be combined with events"):
-        parse_input({"task": "send_batch_events", **REAL, "events": EVENTS, "eventsUrl": "https://x.example/a"}).check_ready()
+        parse_input(
+            {"task": "send_batch_events", **REAL, "events": EVENTS, "eventsUrl": "https://x.example/a"}
+        ).check_ready()
 
 
 @pytest.mark.parametrize(

@@ -46,12 +46,20 @@ def test_the_rows_of_a_batch_carry_what_billing_charged() -> None:
     assert all(row["error"] is None and row["warnings"] == [] for row in rows)  # no reason given: none stored
 
 
-
 def test_snaps_test_event_logs_and_stats_become_rows_whatever_fields_snap_left_out() -> None:
     from src.results.rows import log_row, stats_row
 
-    full = log_row("get_test_event_logs", "px", {"status": "VALID", "event_metadata": {
-        "event_name": "PURCHASE", "action_source": "WEB"}, "event_type": "X", "event_conversion_type": "Y"}, demo=False)
+    full = log_row(
+        "get_test_event_logs",
+        "px",
+        {
+            "status": "VALID",
+            "event_metadata": {"event_name": "PURCHASE", "action_source": "WEB"},
+            "event_type": "X",
+            "event_conversion_type": "Y",
+        },
+        demo=False,
+    )
     bare = log_row("get_test_event_logs", "px", {"event_type": "SIGN_UP", "event_conversion_type": "OFFLINE"},
                    demo=False)  # fmt: skip
     assert (full["eventName"], full["actionSource"]) == ("PURCHASE", "WEB")  # the event's own metadata first

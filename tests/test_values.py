@@ -131,8 +131,10 @@ def test_extinfo_that_snap_would_refuse_is_refused(items: object, error: str) ->
         ({"value": 2e12, "currency": "IDR"}, "price must be between 0 and 1,000,000,000,000 in IDR"),
         ({"value": 1e300, "currency": "USD"}, "price must be between 0 and 1,000,000,000 in USD"),
         ({"value": -5, "currency": "USD"}, "price must be 0 or more (a refund is not a conversion)"),
-        ({"contents": [{"id": "car", "item_price": 5e9}], "currency": "EUR"},
-         "contents[0].item_price must be between 0 and 1,000,000,000 in EUR"),
+        (
+            {"contents": [{"id": "car", "item_price": 5e9}], "currency": "EUR"},
+            "contents[0].item_price must be between 0 and 1,000,000,000 in EUR",
+        ),
         ({"contents": [{"id": "flat", "item_price": 5e9}], "currency": "KRW"}, None),
     ],
 )

@@ -94,4 +94,3 @@ def _as_text(value: object) -> str:
     if not (value.isascii() and value.isprintable()) and (problem := broken_text(value.strip())) is not None:
         raise IdentifierError(problem)
     return value
-

@@ -97,7 +97,6 @@ class RateLimiter:
             await self._sleep(start - now)
 
 
-
 @functools.cache
 def tls_context() -> ssl.SSLContext:
     """The run's one TLS context, as httpx would make it (certifi's CA bundle, `SSL_CERT_FILE` honoured): making
@@ -107,13 +106,20 @@ def tls_context() -> ssl.SSLContext:
 
 #: httpcore's errors as the httpx ones callers catch, the most specific first (the pairs httpx's own transport maps).
 _HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException), (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError), (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError), (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol), (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError), (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
 )
 
 
@@ -283,7 +289,6 @@ class Transport:
             attempt += 1
             _log.warning(f"{what}: {problem}; retry {attempt} of {self.retry.max_retries} in {delay:.1f} s")
             await self._sleep(delay)
-
 
 
 def _new_client(timeout: float, max_connections: int, url_guard: UrlGuard | None) -> httpx.AsyncClient:
