@@ -31,6 +31,14 @@ pipeline hashes each event once: `look_up` gives it a key, which it hands back t
 batches of 2,000 and four in flight, a repeat within some 8,000 events would otherwise be sent and charged
 again). Figures: `python bench/ledger_bench.py` (docs/performance.md, "Ledger memory and look-ups").
 
+Two runs of one export at once (a schedule whose run outlasts its interval) would both send, and be charged for,
+every event neither had sent when the later one started: the later one loaded the ledger before the earlier one
+recorded them. So a run reading an export (`Lease`: its URL or dataset, and the run's id) holds a lease on each
+asset it sends to, `asset-<h>-lease-<export's hash>`, `{"run", "until"}`: taken at the asset's load, renewed by
+its saves, dropped at its last save, left to expire (`LEASE_S`) by a run that died. A run finding another run's
+lease still held stops (`LedgerError`) before sending anything to that asset; a resumed attempt of the same run
+takes its lease back. Runs of different exports, or of events given in the input, go on side by side.
+
 Events a run could not deliver for a transient reason (failed after the retries, or skipped at the
 run's maximum charge) are remembered in `asset-<h>-retry` (same hashes, at most `MAX_RETRY`; shared by the runs,
 the last writer's version standing: it only adds a warning to a resent event's row): they are not in the ledger,
@@ -47,7 +55,7 @@ import secrets
 import sys
 import time
 from array import array
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Literal, NamedTuple
 
 from .errors import LedgerError
@@ -64,6 +72,8 @@ READS_AT_ONCE = 16
 #: Listings of an asset's chunks while some read as gone (taken over by another run meanwhile), before the load
 #: gives up (`Ledger._chunks`).
 MAX_LISTINGS = 10
+#: How long a run's lease on an asset holds without a save renewing it (a run that died leaves it to expire).
+LEASE_S = 15 * 60
 _HEX = 16
 _HEX_TEXT = re.compile("[0-9a-f]*")
 #: After an asset's prefix: a chunk (its day, the mark of the run that wrote it, its number), or an earlier
@@ -117,6 +127,14 @@ def _hex(entries: Iterable[int]) -> str:
 
 def _today() -> int:
     return int(time.time() // 86_400)
+
+
+class Lease(NamedTuple):
+    """What a run holds a lease on an asset for: the export it reads (its URL or dataset id, only hashed into a
+    record's name) and the run's id (a resumed attempt of the run takes the lease back)."""
+
+    source: str
+    run: str
 
 
 class _EntrySet:
@@ -198,6 +216,9 @@ class _Asset:
         self.retry_now: set[int] = set()
         #: Looked up and not known, so being sent, until Snap answered for it (`accept`, `retry_later`, `release`).
         self.sending: set[int] = set()
+        #: This run's lease on the asset (`Lease`): its record ("": none, or released), and until when it holds.
+        self.lease_key = ""
+        self.lease_until = 0.0
 
 
 #: An event's place in the ledger: made once, when it is looked up, and handed back once Snap answered.
@@ -210,11 +231,22 @@ class Ledger:
     The pipeline looks each event up once (`look_up`, which hashes its id) and hands the key it got back to
     `accept` or `retry_later`."""
 
-    def __init__(self, store: KeyValueStore, *, skip: bool = True, today: int | None = None) -> None:
-        """`skip` False (input `skipAlreadySent`): nothing is reported as seen, accepted events are still added."""
+    def __init__(
+        self,
+        store: KeyValueStore,
+        *,
+        skip: bool = True,
+        today: int | None = None,
+        lease: Lease | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`skip` False (input `skipAlreadySent`): nothing is reported as seen, accepted events are still added.
+        `lease`: the run reads an export, and holds a lease on each asset it sends to for it."""
         self._store = store
         self._skip = skip
         self._today = _today() if today is None else today
+        self._lease = lease
+        self._clock = clock
         self._mark = secrets.token_hex(8)  # in the name of every chunk this run writes: no other run writes them
         self._assets: dict[str, asyncio.Future[_Asset]] = {}
         self._loaded: dict[str, _Asset] = {}  # those whose load is done: looked up without a wait, once per event
@@ -247,6 +279,8 @@ class Ledger:
 
     async def _load(self, asset_id: str) -> _Asset:
         asset = _Asset(asset_id)
+        if self._lease is not None:
+            await self._take_lease(asset, self._lease)
         chunks = await self._chunks(asset)
         asset.before.update(*(_entries(chunk.ids) for _, chunk in chunks))
         kept: dict[int, list[tuple[str, _Chunk]]] = {}  # done chunks with room, by day: this run may take them over
@@ -266,6 +300,25 @@ class Ledger:
             asset.retry_before = set(_entries(retried.ids))
         self._loaded[asset_id] = asset
         return asset
+
+    async def _take_lease(self, asset: _Asset, lease: Lease) -> None:
+        """The asset's lease for this export, unless another run holds it (then `LedgerError`: nothing is sent)."""
+        key = f"{asset.prefix}-lease-{hashlib.sha256(lease.source.encode()).hexdigest()[:16]}"
+        held = await self._store.get(key)
+        holder, until = (held.get("run"), held.get("until")) if isinstance(held, dict) else (None, 0)
+        if holder != lease.run and isinstance(until, (int, float)) and until > self._clock():
+            raise LedgerError(
+                f"Another run ({str(holder)[:40]}) is sending the same export to this pixel or app: this run sent "
+                "nothing to it, so that no event is sent and charged twice. Its events are sent by the next run once "
+                "that one is done: give the schedule an interval its runs finish within."
+            )
+        asset.lease_key = key
+        await self._renew(asset, lease)
+
+    async def _renew(self, asset: _Asset, lease: Lease) -> None:
+        until = self._clock() + LEASE_S
+        await self._store.set(asset.lease_key, {"run": lease.run, "until": until})
+        asset.lease_until = until
 
     async def _chunks(self, asset: _Asset) -> list[tuple[str, _Chunk]]:
         """The asset's chunks: an earlier version's (read whatever their day), then this version's, newest first, up
@@ -378,8 +431,21 @@ class Ledger:
                         break
                 else:
                     await self._delete(asset.expired)  # by a run that only read, too
+                if asset.lease_key and self._lease is not None:
+                    await self._keep_lease(asset, self._lease, last)
         if failed is not None:
             raise failed
+
+    async def _keep_lease(self, asset: _Asset, lease: Lease, last: bool) -> None:
+        """Renewed once a third of it has passed; dropped at the run's last save, while it still holds (past it,
+        another run may hold it now)."""
+        now = self._clock()
+        if last:
+            if now < asset.lease_until:
+                await self._delete([asset.lease_key])
+            asset.lease_key = ""  # released: a save after the last one does not take it again
+        elif now > asset.lease_until - LEASE_S * 2 / 3:
+            await self._renew(asset, lease)
 
     async def _write(self, asset: _Asset, retry_dirty: bool, last: bool) -> None:
         for day in list(asset.merged):  # an earlier day's done chunks, merged into chunks of this run's

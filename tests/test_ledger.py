@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from bulk_support import FileServer, conversion
 from conftest import CAPI_TOKEN, run_actor
 from fake_snap import FakeSnap
 from in_process import run_in_process
@@ -23,7 +24,7 @@ from memory_platform import MemoryStore
 
 from src import ledger as ledger_module
 from src.errors import LedgerError
-from src.ledger import LEDGER_STORE, Earlier, Ledger, entry
+from src.ledger import LEDGER_STORE, Earlier, Lease, Ledger, entry
 
 PIXEL = "pixel-ledger-1"
 
@@ -1318,3 +1319,103 @@ def test_a_chunk_write_that_failed_after_it_landed_is_retried_under_the_same_nam
 
     store = asyncio.run(scenario())
     assert [record for _, record in _chunks(store)] == [{"day": 20_000, "ids": _hexes(PIXEL, ["a", "b"]), "done": True}]
+
+
+# ----- one run of an export at a time: a lease per asset and export -----
+
+EXPORT = "https://shop.example.com/export.jsonl?token=secret-in-url"
+
+
+def _lease_key(source: str = EXPORT, asset_id: str = PIXEL) -> str:
+    return f"{_prefix(asset_id)}-lease-{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+
+
+def test_a_second_run_of_an_export_sends_nothing_while_the_first_holds_its_lease() -> None:
+    """The later run stops at the asset's load, before any event is sent; a run of another export, or of events
+    given in the input, goes on beside it."""
+
+    async def scenario() -> tuple[MemoryStore, str, list[Earlier]]:
+        store = MemoryStore()
+        first = Ledger(store, today=20_000, lease=Lease(EXPORT, "run-1"), clock=lambda: 1_000.0)
+        await earlier(first, PIXEL, "a")
+        second = Ledger(store, today=20_000, lease=Lease(EXPORT, "run-2"), clock=lambda: 1_000.0 + 60)
+        with pytest.raises(LedgerError) as refused:
+            await earlier(second, PIXEL, "a")
+        other_export = Ledger(store, today=20_000, lease=Lease("dataset-7", "run-3"), clock=lambda: 1_060.0)
+        inline = Ledger(store, today=20_000)
+        return store, str(refused.value), [await earlier(other_export, PIXEL, "a"), await earlier(inline, PIXEL, "a")]
+
+    store, message, others = asyncio.run(scenario())
+    assert message.startswith("Another run (run-1) is sending the same export to this pixel or app: this run sent")
+    assert others == [None, None]
+    assert _record(store, _lease_key()) == {"run": "run-1", "until": 1_000.0 + ledger_module.LEASE_S}
+    assert "secret-in-url" not in "".join(store.records) + "".join(store.records.values())
+
+
+def test_a_lease_left_by_a_run_that_died_expires_and_a_resumed_attempt_takes_its_own_back() -> None:
+    async def scenario(holder: str, now: float) -> Earlier:
+        store = MemoryStore()
+        _put(store, _lease_key(), {"run": holder, "until": 1_000.0})
+        later = Ledger(store, today=20_000, lease=Lease(EXPORT, "run-2"), clock=lambda: now)
+        return await earlier(later, PIXEL, "a")
+
+    assert asyncio.run(scenario("run-1", 1_000.5)) is None  # expired: the run goes on
+    assert asyncio.run(scenario("run-2", 10.0)) is None  # its own run's lease: a resumed attempt
+    with pytest.raises(LedgerError):
+        asyncio.run(scenario("run-1", 999.5))
+
+
+def test_a_lease_is_renewed_by_saves_and_dropped_by_the_last_while_it_holds() -> None:
+    """Renewed once a third of `LEASE_S` (15 minutes) has passed; the last save deletes it, unless it had expired
+    (another run may hold it by then)."""
+    clock = [0.0]
+
+    async def scenario(last_at: float) -> list[Any]:
+        store = MemoryStore()
+        clock[0] = 0.0
+        ledger = Ledger(store, today=20_000, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0])
+        await earlier(ledger, PIXEL, "load")  # taken at 0: until 900
+        seen = []
+        for now in (100.0, 301.0):
+            clock[0] = now
+            await add(ledger, [(PIXEL, f"at-{now}")])
+            await ledger.save()
+            seen.append(_record(store, _lease_key())["until"])
+        clock[0] = last_at
+        await ledger.save(last=True)
+        seen.append(store.records.get(_lease_key()) is not None)
+        store.records.pop(_lease_key(), None)
+        clock[0] = last_at + 1_000  # a save after the last one (accepted late) does not take the lease again
+        await add(ledger, [(PIXEL, "late")])
+        await ledger.save()
+        seen.append([key for key in store.records if "-lease-" in key or not key.startswith(_prefix(PIXEL))])
+        return seen
+
+    assert asyncio.run(scenario(400.0)) == [900.0, 1_201.0, False, []]
+    assert asyncio.run(scenario(1_300.0)) == [900.0, 1_201.0, True, []]  # expired: left for whoever holds it
+
+
+def test_two_runs_of_one_export_at_once_never_send_or_charge_an_event_twice(snap: FakeSnap) -> None:
+    """A schedule whose run outlasts its interval: while the first run holds the export's lease, the next one
+    sends and charges nothing, and each of its events has a row that says why; once the first is done, the next
+    run goes on and its lease is gone when it ends."""
+    ledger = MemoryStore()
+    with FileServer() as files:
+        url = files.add("/export.jsonl", write_jsonl_text(3), "application/x-ndjson")
+        _put(ledger, _lease_key(url), {"run": "run-still-going", "until": time.time() + 600})
+        actor_input = {"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+                       "eventSourceUrl": "https://shop.example.com/thanks", "eventsUrl": url}  # fmt: skip
+        second = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger)
+        assert second.returncode != 0 and snap.accepted_event_ids() == [] and second.charged_conversions == 0
+        assert second.output["error"].startswith("Another run (run-still-going) is sending the same export")
+        assert [row["status"] for row in second.rows] == ["failed"] * 3
+        assert {row["error"] for row in second.rows} == {f"not sent: {second.output['error']}"}
+        del ledger.records[_lease_key(url)]  # the first run ended
+        third = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger)
+    assert third.returncode == 0, third.stderr
+    assert third.charged_conversions == 3 and sorted(snap.accepted_event_ids()) == [f"order-{i}" for i in range(3)]
+    assert not [key for key in ledger.records if "-lease-" in key]
+
+
+def write_jsonl_text(n: int) -> str:
+    return "".join(json.dumps(conversion(i)) + "\n" for i in range(n))

@@ -17,7 +17,7 @@ from ..billing import CONVERSION_EVENT, Billing
 from ..delivery.checkpoint import STATE_KEY, Checkpoint
 from ..delivery.send import Delivery, DemoDelivery, SnapDelivery
 from ..events.build import Destinations
-from ..ledger import Ledger
+from ..ledger import Lease, Ledger
 from ..net.transport import RetryPolicy, Transport
 from ..snap.conversions import ConversionsApi
 from ..snap.marketing import MarketingApi, OAuthCredentials
@@ -190,7 +190,9 @@ class LiveSnap:
         store = self._ctx.platform.ledger_store
         if validate or store is None:
             return None
-        return Ledger(await store(), skip=self._input.skip_already_sent)
+        source = self._input.events_url or self._input.events_dataset_id  # an export: one run of it at a time
+        lease = Lease(source, self._ctx.run_id) if source else None
+        return Ledger(await store(), skip=self._input.skip_already_sent, lease=lease)
 
     async def snap_quality(self, pixel_id: str | None) -> SnapQuality | None:
         """Snap's own score for the report, beside our per-event grades; a refusal is shown, never fatal."""
