@@ -13,7 +13,8 @@ import pytest
 from memory_platform import MemoryStore
 
 from src import ledger as ledger_module
-from src.ledger import Earlier, Ledger, entry
+from src.errors import LedgerError
+from src.ledger import Earlier, Lease, Ledger, entry
 from src.main import _Store
 
 PIXEL = "pixel-review-1"
@@ -303,3 +304,88 @@ def test_a_save_cancelled_while_writing_one_pixels_chunk_writes_no_other() -> No
         return store.keys_written
 
     assert asyncio.run(scenario()) == []
+
+
+# ----- one run of an export at a time: the lease (review of 40c2229) -----
+
+EXPORT = "https://shop.example.com/export.jsonl?token=secret-in-url"
+
+
+def _lease_key(asset_id: str = PIXEL, source: str = EXPORT) -> str:
+    return f"{_prefix(asset_id)}-lease-{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+
+
+def test_a_run_whose_ledger_could_not_be_read_leaves_no_lease_that_blocks_the_next_run() -> None:
+    """The run took the export's lease, then listing the pixel's records failed (the run fails: it cannot tell
+    what was sent). Its last save skipped the pixel (never loaded), so the lease stayed: the user's next run of the
+    export, started at once, sent nothing and failed with 'Another run (run-1) is sending the same export'."""
+
+    class ListingFails(MemoryStore):
+        async def keys(self, prefix: str) -> list[str]:
+            raise OSError("the store is unavailable")
+
+    async def scenario() -> Earlier:
+        store = ListingFails()
+        first = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-1"), clock=lambda: 1_000.0)
+        with pytest.raises(OSError, match="unavailable"):
+            await first.look_up(PIXEL, "a")
+        await first.save(last=True)
+        healthy = MemoryStore()
+        healthy.records = store.records
+        second = Ledger(healthy, today=DAY, lease=Lease(EXPORT, "run-2"), clock=lambda: 1_010.0)
+        return await _earlier(second, PIXEL, "a")
+
+    assert asyncio.run(scenario()) is None
+
+
+def test_a_run_whose_lease_lapsed_and_was_taken_by_another_stops_rather_than_sending_beside_it() -> None:
+    """No save renewed run-1's lease for 15 minutes (its batches waited on Snap's Retry-After), so run-2 took it.
+    Run-1's next save renewed it over run-2's, and both went on sending (and charging) what neither had recorded;
+    run-1's last save then deleted the lease run-2 still held. Now run-1's save finds the lease gone and stops."""
+    clock = [0.0]
+
+    async def scenario() -> tuple[str, Any]:
+        store = MemoryStore()
+        first = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0])
+        await _earlier(first, PIXEL, "a")  # taken at 0: until 900
+        clock[0] = 950.0
+        second = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-2"), clock=lambda: clock[0])
+        await _earlier(second, PIXEL, "a")  # lapsed: run-2 takes it, until 1850
+        clock[0] = 1_000.0
+        await _add(first, PIXEL, ["b"])
+        with pytest.raises(LedgerError) as stopped:
+            await first.save()
+        await first.save(last=True)
+        return str(stopped.value), json.loads(store.records[_lease_key()])
+
+    message, lease = asyncio.run(scenario())
+    assert message.startswith("Another run (run-2) took over the same export")
+    assert lease == {"run": "run-2", "until": 1_850.0}
+
+
+def test_a_lease_renewal_the_store_refused_does_not_keep_another_pixels_entries_from_being_saved() -> None:
+    """A run sends one export to two pixels; the store refuses the renewal of the first pixel's lease. The save
+    raised there and never wrote the second pixel's chunk: the next run sent and charged its events again."""
+    other = "pixel-review-2"
+    clock = [0.0]
+
+    class RefusesTheLease(MemoryStore):
+        refuse = False
+
+        async def set(self, key: str, value: Any) -> None:
+            if self.refuse and key == _lease_key(PIXEL):
+                raise OSError("the store refused the write")
+            await super().set(key, value)
+
+    async def scenario() -> Earlier:
+        store = RefusesTheLease()
+        run = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0])
+        await _earlier(run, PIXEL, "p-0")
+        await _earlier(run, other, "o-0")
+        clock[0], store.refuse = 400.0, True  # both leases due for renewal
+        await _add(run, other, ["o-1"])
+        with pytest.raises(OSError, match="refused"):
+            await run.save()
+        return await _earlier(Ledger(store, today=DAY), other, "o-1")
+
+    assert asyncio.run(scenario()) == "accepted"
