@@ -137,6 +137,15 @@ class Lease(NamedTuple):
     run: str
 
 
+def _other_holder(record: Any, lease: Lease, now: float) -> str | None:
+    """The run holding a stored lease record (its id, cut short for a message), if it is another run's and holds
+    at `now`; None if it is this run's (a resumed attempt), expired, missing or not what the ledger writes."""
+    holder, until = (record.get("run"), record.get("until")) if isinstance(record, dict) else (None, 0)
+    if holder == lease.run or not isinstance(until, (int, float)) or until <= now:
+        return None
+    return str(holder)[:40]
+
+
 class _EntrySet:
     """A set of entries in one array of 8-byte slots, at most half full: 16 to 32 bytes an entry, where a set of
     ints takes about 70 (an int object and a slot each). This run's accepted events, a million in a big export.
@@ -281,6 +290,16 @@ class Ledger:
         asset = _Asset(asset_id)
         if self._lease is not None:
             await self._take_lease(asset, self._lease)
+        try:
+            await self._read(asset)
+        except Exception:  # the run fails; its saves skip an asset never loaded, so they would not drop the lease
+            await self._delete([asset.lease_key] if asset.lease_key else [])
+            raise
+        self._loaded[asset_id] = asset
+        return asset
+
+    async def _read(self, asset: _Asset) -> None:
+        """The asset's entries from earlier runs, the chunks this run takes over, and its events to resend."""
         chunks = await self._chunks(asset)
         asset.before.update(*(_entries(chunk.ids) for _, chunk in chunks))
         kept: dict[int, list[tuple[str, _Chunk]]] = {}  # done chunks with room, by day: this run may take them over
@@ -298,17 +317,13 @@ class Ledger:
         retried = _whole(await self._store.get(f"{asset.prefix}-retry"))
         if self._today - retried.day <= RETENTION_DAYS:
             asset.retry_before = set(_entries(retried.ids))
-        self._loaded[asset_id] = asset
-        return asset
 
     async def _take_lease(self, asset: _Asset, lease: Lease) -> None:
         """The asset's lease for this export, unless another run holds it (then `LedgerError`: nothing is sent)."""
         key = f"{asset.prefix}-lease-{hashlib.sha256(lease.source.encode()).hexdigest()[:16]}"
-        held = await self._store.get(key)
-        holder, until = (held.get("run"), held.get("until")) if isinstance(held, dict) else (None, 0)
-        if holder != lease.run and isinstance(until, (int, float)) and until > self._clock():
+        if (holder := _other_holder(await self._store.get(key), lease, self._clock())) is not None:
             raise LedgerError(
-                f"Another run ({str(holder)[:40]}) is sending the same export to this pixel or app: this run sent "
+                f"Another run ({holder}) is sending the same export to this pixel or app: this run sent "
                 "nothing to it, so that no event is sent and charged twice. Its events are sent by the next run once "
                 "that one is done: give the schedule an interval its runs finish within."
             )
@@ -432,7 +447,10 @@ class Ledger:
                 else:
                     await self._delete(asset.expired)  # by a run that only read, too
                 if asset.lease_key and self._lease is not None:
-                    await self._keep_lease(asset, self._lease, last)
+                    try:  # like a write: a lease the store refused does not keep the other assets from being saved
+                        await self._keep_lease(asset, self._lease, last)
+                    except Exception as error:
+                        failed = failed or error
         if failed is not None:
             raise failed
 
@@ -445,6 +463,16 @@ class Ledger:
                 await self._delete([asset.lease_key])
             asset.lease_key = ""  # released: a save after the last one does not take it again
         elif now > asset.lease_until - LEASE_S * 2 / 3:
+            # Lapsed (no save for `LEASE_S`): another run may have taken it meanwhile, and is sending the export.
+            lapsed = now >= asset.lease_until
+            if lapsed and (holder := _other_holder(await self._store.get(asset.lease_key), lease, now)) is not None:
+                asset.lease_key = ""  # the other run's now: never renewed nor deleted by this one
+                raise LedgerError(
+                    f"Another run ({holder}) took over the same export to this pixel or app: no save of this run "
+                    f"renewed its hold on it for {LEASE_S // 60} minutes (Snap kept it waiting), so this run stopped "
+                    "sending rather than send and charge an event twice. The events it did not reach are sent by a "
+                    "later run."
+                )
             await self._renew(asset, lease)
 
     async def _write(self, asset: _Asset, retry_dirty: bool, last: bool) -> None:
