@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,9 +14,18 @@ import pytest
 from memory_platform import MemoryStore
 
 from src import ledger as ledger_module
+from src.billing import Billing
+from src.delivery.pipeline import Pipeline, PipelineSettings
 from src.errors import LedgerError
+from src.events.build import ConversionBuilder, Destinations, PreparedEvent
+from src.events.names import EventNameResolver
+from src.events.shape import SourceEvent
+from src.events.user_data import UserDataNormalizer
 from src.ledger import Earlier, Lease, Ledger, entry
 from src.main import _Store
+from src.results.rows import Outcome, Row
+from src.results.sink import Progress, ResultSink
+from src.results.summary import Summary
 
 PIXEL = "pixel-review-1"
 DAY = 20_000
@@ -389,3 +399,53 @@ def test_a_lease_renewal_the_store_refused_does_not_keep_another_pixels_entries_
         return await _earlier(Ledger(store, today=DAY), other, "o-1")
 
     assert asyncio.run(scenario()) == "accepted"
+
+
+def test_a_run_whose_batch_snap_keeps_waiting_for_15_minutes_keeps_its_lease() -> None:
+    """Only saves renewed the lease, and a save comes when a batch is done: a batch Snap keeps waiting (Retry-After up
+    to 120 s, up to 10 retries: 20 minutes) or a slow export renewed nothing, the lease lapsed while the run still
+    sent, and the next run of the export sent and charged the same events beside it. Now the pipeline's ticker
+    renews what is due between saves."""
+    clock = [0.0]
+    store = MemoryStore()
+    seen: list[Any] = []
+
+    async def waited(asset_id: str, events: Sequence[PreparedEvent]) -> list[Outcome]:
+        clock[0] = 400.0  # a third of the lease has passed; Snap keeps the batch waiting
+        await asyncio.sleep(0.2)  # many ticks of the status line
+        seen.append(json.loads(store.records[_lease_key("pixel-1")])["until"])
+        return [Outcome(event, "sent") for event in events]
+
+    async def events() -> AsyncIterator[SourceEvent]:
+        for index in range(3):
+            yield SourceEvent(index, {"eventType": "PURCHASE", "email": f"buyer{index}@example.com", "price": 5,
+                                      "currency": "USD", "transactionId": f"order-{index}",
+                                      "eventTime": 1_700_000_000 - 60,
+                                      "eventSourceUrl": "https://shop.example.com/thanks"})  # fmt: skip
+
+    async def scenario() -> None:
+        summary = Summary(task="send_batch_events", demo=False)
+
+        async def push(rows: list[Row]) -> None:
+            pass
+
+        async def status(message: str) -> None:
+            pass
+
+        async def charge(count: int, key: str) -> int:
+            return count
+
+        pipeline = Pipeline(
+            PipelineSettings(task="send_batch_events"),
+            builder=ConversionBuilder(destinations=Destinations("pixel-1", None), normalizer=UserDataNormalizer(),
+                                      names=EventNameResolver(None), now=lambda: 1_700_000_000.0),
+            delivery=waited,
+            billing=Billing(limit=lambda: None, charge=charge, run_id="run-1"),
+            sink=ResultSink(push, summary),
+            progress=Progress(status, summary, interval=0.01),
+            ledger=Ledger(store, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0]),
+        )  # fmt: skip
+        await pipeline.run(events())
+
+    asyncio.run(scenario())
+    assert seen == [400.0 + ledger_module.LEASE_S]
