@@ -454,6 +454,22 @@ class Ledger:
         if failed is not None:
             raise failed
 
+    async def keep_leases(self) -> None:
+        """Renew the leases that are due between saves (the pipeline's ticker): a save comes when a batch is done,
+        and a batch Snap keeps waiting (Retry-After, retried up to 10 times) or a slow export would let the lease
+        lapse while the run still sends. `LedgerError` if another run took one over; the first error is raised after
+        the others are renewed."""
+        failed: Exception | None = None
+        async with self._saving:
+            for asset in list(self._loaded.values()):
+                if asset.lease_key and self._lease is not None:
+                    try:
+                        await self._keep_lease(asset, self._lease, last=False)
+                    except Exception as error:
+                        failed = failed or error
+        if failed is not None:
+            raise failed
+
     async def _keep_lease(self, asset: _Asset, lease: Lease, last: bool) -> None:
         """Renewed once a third of it has passed; dropped at the run's last save, while it still holds (past it,
         another run may hold it now)."""

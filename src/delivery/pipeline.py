@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ _REPEATED: dict[Earlier, str] = {
     "accepted in this run": "already accepted by Snap earlier in this run",
     "being sent": "already being sent to Snap in this run",
 }
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +295,15 @@ class Pipeline:
             raise
 
     async def _tick(self) -> None:
-        """The status line moves every few seconds even while a batch waits on retries."""
+        """The status line moves every few seconds even while a batch waits on retries; the ledger's leases on the
+        export are renewed meanwhile too (only saves renewed them: a batch waiting that long let them lapse)."""
         while True:
             await asyncio.sleep(self._progress.interval)
             await self._progress.update()
+            if self._ledger is not None:
+                try:
+                    await self._ledger.keep_leases()
+                except LedgerError as error:  # another run took the export over: it sends the rest
+                    self.stopped_by = self.stopped_by or error
+                except Exception as error:  # a store briefly unavailable: the next tick tries again
+                    _log.warning(f"Could not renew the ledger's hold on the export ({type(error).__name__}: {error})")
