@@ -449,3 +449,21 @@ def test_a_run_whose_batch_snap_keeps_waiting_for_15_minutes_keeps_its_lease() -
 
     asyncio.run(scenario())
     assert seen == [400.0 + ledger_module.LEASE_S]
+
+
+def test_the_message_of_a_run_held_back_names_the_pixel_or_app_another_run_is_sending_the_export_to() -> None:
+    """An export sent to a pixel and an app; another run holds only the app's lease. Every event from then on, the
+    pixel's too, got the row 'not sent: Another run (run-1) is sending the same export to this pixel or app': on a
+    pixel's row, the pixel, which no run held. The message names the one held."""
+    app = "app-review-1"
+
+    async def scenario() -> str:
+        store = MemoryStore()
+        _put(store, _lease_key(app), {"run": "run-1", "until": 2_000.0})
+        run = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-2"), clock=lambda: 1_000.0)
+        await _earlier(run, PIXEL, "p-1")
+        with pytest.raises(LedgerError) as refused:
+            await _earlier(run, app, "a-1")
+        return str(refused.value)
+
+    assert asyncio.run(scenario()).startswith(f"Another run (run-1) is sending the same export to {app}: ")
