@@ -200,6 +200,7 @@ class _EntrySet:
 
 class _Asset:
     def __init__(self, asset_id: str) -> None:
+        self.asset_id = asset_id  # named in a message (a pixel or app id: not secret)
         self.prefix = "asset-" + hashlib.sha256(asset_id.encode()).hexdigest()[:16]
         #: Accepted in earlier runs (as loaded: at most `MAX_ENTRIES`), and in this one (compact: a run may add
         #: millions).
@@ -323,7 +324,7 @@ class Ledger:
         key = f"{asset.prefix}-lease-{hashlib.sha256(lease.source.encode()).hexdigest()[:16]}"
         if (holder := _other_holder(await self._store.get(key), lease, self._clock())) is not None:
             raise LedgerError(
-                f"Another run ({holder}) is sending the same export to this pixel or app: this run sent "
+                f"Another run ({holder}) is sending the same export to {asset.asset_id}: this run sent "
                 "nothing to it, so that no event is sent and charged twice. Its events are sent by the next run once "
                 "that one is done: give the schedule an interval its runs finish within."
             )
@@ -484,7 +485,7 @@ class Ledger:
             if lapsed and (holder := _other_holder(await self._store.get(asset.lease_key), lease, now)) is not None:
                 asset.lease_key = ""  # the other run's now: never renewed nor deleted by this one
                 raise LedgerError(
-                    f"Another run ({holder}) took over the same export to this pixel or app: no save of this run "
+                    f"Another run ({holder}) took over the same export to {asset.asset_id}: no save of this run "
                     f"renewed its hold on it for {LEASE_S // 60} minutes (Snap kept it waiting), so this run stopped "
                     "sending rather than send and charge an event twice. The events it did not reach are sent by a "
                     "later run."

@@ -1346,7 +1346,7 @@ def test_a_second_run_of_an_export_sends_nothing_while_the_first_holds_its_lease
         return store, str(refused.value), [await earlier(other_export, PIXEL, "a"), await earlier(inline, PIXEL, "a")]
 
     store, message, others = asyncio.run(scenario())
-    assert message.startswith("Another run (run-1) is sending the same export to this pixel or app: this run sent")
+    assert message.startswith(f"Another run (run-1) is sending the same export to {PIXEL}: this run sent")
     assert others == [None, None]
     assert _record(store, _lease_key()) == {"run": "run-1", "until": 1_000.0 + ledger_module.LEASE_S}
     assert "secret-in-url" not in "".join(store.records) + "".join(store.records.values())

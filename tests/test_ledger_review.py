@@ -369,7 +369,7 @@ def test_a_run_whose_lease_lapsed_and_was_taken_by_another_stops_rather_than_sen
         return str(stopped.value), json.loads(store.records[_lease_key()])
 
     message, lease = asyncio.run(scenario())
-    assert message.startswith("Another run (run-2) took over the same export")
+    assert message.startswith(f"Another run (run-2) took over the same export to {PIXEL}: ")
     assert lease == {"run": "run-2", "until": 1_850.0}
 
 
