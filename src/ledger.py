@@ -35,9 +35,12 @@ Two runs of one export at once (a schedule whose run outlasts its interval) woul
 every event neither had sent when the later one started: the later one loaded the ledger before the earlier one
 recorded them. So a run reading an export (`Lease`: its URL or dataset, and the run's id) holds a lease on each
 asset it sends to, `asset-<h>-lease-<export's hash>`, `{"run", "until"}`: taken at the asset's load, renewed by
-its saves, dropped at its last save, left to expire (`LEASE_S`) by a run that died. A run finding another run's
-lease still held stops (`LedgerError`) before sending anything to that asset; a resumed attempt of the same run
-takes its lease back. Runs of different exports, or of events given in the input, go on side by side.
+its saves and between them (`keep_leases`, the pipeline's ticker: a batch Snap keeps waiting saves nothing for
+minutes), dropped at its last save, left to expire (`LEASE_S`) by a run that died; its ledger failing to load drops
+it too. A run finding another run's lease still held stops (`LedgerError`) before sending anything to that asset; a
+run whose lease lapsed anyway finds it taken over and stops too, rather than renew it over the other's. A resumed
+attempt of the same run takes its lease back. Runs of different exports, or of events given in the input, go on
+side by side.
 
 Events a run could not deliver for a transient reason (failed after the retries, or skipped at the
 run's maximum charge) are remembered in `asset-<h>-retry` (same hashes, at most `MAX_RETRY`; shared by the runs,
