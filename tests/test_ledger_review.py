@@ -467,3 +467,79 @@ def test_the_message_of_a_run_held_back_names_the_pixel_or_app_another_run_is_se
         return str(refused.value)
 
     assert asyncio.run(scenario()).startswith(f"Another run (run-1) is sending the same export to {app}: ")
+
+
+def test_the_tickers_renewal_stops_a_run_whose_lapsed_lease_another_run_took_and_renews_the_others_first() -> None:
+    """Between saves the pipeline's ticker renews the leases that are due (`keep_leases`). One pixel's lease
+    lapsed and another run (with a long id) took it: the ticker still renews the other pixel's lease, then raises,
+    naming that run; once the run's last save is done, no later tick writes a lease again."""
+    other = "pixel-review-2"
+    holder = "run-" + "x" * 60
+    clock = [0.0]
+
+    async def scenario() -> tuple[str, float, list[str]]:
+        store = MemoryStore()
+        run = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0])
+        await _earlier(run, PIXEL, "p-0")  # both taken at 0: until 900
+        await _earlier(run, other, "o-0")
+        clock[0] = 950.0
+        _put(store, _lease_key(PIXEL), {"run": holder, "until": 1_850.0})  # the other run took the lapsed one
+        with pytest.raises(LedgerError) as stopped:
+            await run.keep_leases()
+        renewed = json.loads(store.records[_lease_key(other)])["until"]
+        await run.save(last=True)
+        clock[0] = 1_200.0
+        await run.keep_leases()  # released: nothing to renew
+        return str(stopped.value), renewed, sorted(k for k in store.records if "-lease-" in k or not k)
+
+    message, renewed, leases = asyncio.run(scenario())
+    assert message.startswith(f"Another run ({holder[:40]}) took over the same export to {PIXEL}: ")
+    assert renewed == 950.0 + ledger_module.LEASE_S
+    assert leases == [_lease_key(PIXEL)]  # the other run's, as it wrote it; this run's other lease deleted
+
+
+def test_a_tick_whose_renewal_the_store_refused_still_renews_the_other_pixels_lease_then_raises() -> None:
+    other = "pixel-review-2"
+    clock = [0.0]
+
+    class RefusesOne(MemoryStore):
+        refuse = False
+
+        async def set(self, key: str, value: Any) -> None:
+            if self.refuse and key == _lease_key(PIXEL):
+                raise OSError("the store refused the write")
+            await super().set(key, value)
+
+    async def scenario() -> float:
+        store = RefusesOne()
+        run = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0])
+        await _earlier(run, PIXEL, "p-0")
+        await _earlier(run, other, "o-0")
+        clock[0], store.refuse = 400.0, True  # both due for renewal
+        with pytest.raises(OSError, match="refused"):
+            await run.keep_leases()
+        return float(json.loads(store.records[_lease_key(other)])["until"])
+
+    assert asyncio.run(scenario()) == 400.0 + ledger_module.LEASE_S
+
+
+def test_a_run_that_stopped_for_a_taken_over_lease_never_takes_it_again_once_the_other_run_is_done() -> None:
+    """The run stopped sending when it found its lapsed lease taken; once the other run is done (its lease
+    deleted), a later tick must not take it back: this run sends nothing more, and a lease would only hold back
+    the export's next run."""
+    clock = [0.0]
+
+    async def scenario() -> list[str]:
+        store = MemoryStore()
+        run = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0])
+        await _earlier(run, PIXEL, "p-0")
+        clock[0] = 950.0
+        _put(store, _lease_key(PIXEL), {"run": "run-2", "until": 1_850.0})
+        with pytest.raises(LedgerError):
+            await run.keep_leases()
+        del store.records[_lease_key(PIXEL)]  # run-2 is done
+        clock[0] = 1_000.0
+        await run.keep_leases()
+        return [key for key in store.records if "-lease-" in key]
+
+    assert asyncio.run(scenario()) == []
