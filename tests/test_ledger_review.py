@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -401,6 +401,46 @@ def test_a_lease_renewal_the_store_refused_does_not_keep_another_pixels_entries_
     assert asyncio.run(scenario()) == "accepted"
 
 
+Delivery = Callable[[str, Sequence[PreparedEvent]], Awaitable[list[Outcome]]]
+
+
+async def _run_export(
+    store: MemoryStore, clock: list[float], delivery: Delivery, events: int, rows: list[Row] | None = None
+) -> None:
+    """A pipeline over `events` purchases of one export to pixel-1, one batch at a time, its ticker every 10 ms, its
+    ledger's clock `clock[0]`; the rows it stores go to `rows` (the run's error is raised)."""
+    rows = [] if rows is None else rows
+
+    async def source() -> AsyncIterator[SourceEvent]:
+        for index in range(events):
+            yield SourceEvent(index, {"eventType": "PURCHASE", "email": f"buyer{index}@example.com", "price": 5,
+                                      "currency": "USD", "transactionId": f"order-{index}",
+                                      "eventTime": 1_700_000_000 - 60,
+                                      "eventSourceUrl": "https://shop.example.com/thanks"})  # fmt: skip
+
+    async def push(batch: list[Row]) -> None:
+        rows.extend(batch)
+
+    async def status(message: str) -> None:
+        pass
+
+    async def charge(count: int, key: str) -> int:
+        return count
+
+    summary = Summary(task="send_batch_events", demo=False)
+    pipeline = Pipeline(
+        PipelineSettings(task="send_batch_events", batch_size=1, max_concurrency=1),
+        builder=ConversionBuilder(destinations=Destinations("pixel-1", None), normalizer=UserDataNormalizer(),
+                                  names=EventNameResolver(None), now=lambda: 1_700_000_000.0),
+        delivery=delivery,
+        billing=Billing(limit=lambda: None, charge=charge, run_id="run-1"),
+        sink=ResultSink(push, summary),
+        progress=Progress(status, summary, interval=0.01),
+        ledger=Ledger(store, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0]),
+    )  # fmt: skip
+    await pipeline.run(source())
+
+
 def test_a_run_whose_batch_snap_keeps_waiting_for_15_minutes_keeps_its_lease() -> None:
     """Only saves renewed the lease, and a save comes when a batch is done: a batch Snap keeps waiting (Retry-After up
     to 120 s, up to 10 retries: 20 minutes) or a slow export renewed nothing, the lease lapsed while the run still
@@ -416,39 +456,37 @@ def test_a_run_whose_batch_snap_keeps_waiting_for_15_minutes_keeps_its_lease() -
         seen.append(json.loads(store.records[_lease_key("pixel-1")])["until"])
         return [Outcome(event, "sent") for event in events]
 
-    async def events() -> AsyncIterator[SourceEvent]:
-        for index in range(3):
-            yield SourceEvent(index, {"eventType": "PURCHASE", "email": f"buyer{index}@example.com", "price": 5,
-                                      "currency": "USD", "transactionId": f"order-{index}",
-                                      "eventTime": 1_700_000_000 - 60,
-                                      "eventSourceUrl": "https://shop.example.com/thanks"})  # fmt: skip
-
-    async def scenario() -> None:
-        summary = Summary(task="send_batch_events", demo=False)
-
-        async def push(rows: list[Row]) -> None:
-            pass
-
-        async def status(message: str) -> None:
-            pass
-
-        async def charge(count: int, key: str) -> int:
-            return count
-
-        pipeline = Pipeline(
-            PipelineSettings(task="send_batch_events"),
-            builder=ConversionBuilder(destinations=Destinations("pixel-1", None), normalizer=UserDataNormalizer(),
-                                      names=EventNameResolver(None), now=lambda: 1_700_000_000.0),
-            delivery=waited,
-            billing=Billing(limit=lambda: None, charge=charge, run_id="run-1"),
-            sink=ResultSink(push, summary),
-            progress=Progress(status, summary, interval=0.01),
-            ledger=Ledger(store, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0]),
-        )  # fmt: skip
-        await pipeline.run(events())
-
-    asyncio.run(scenario())
+    asyncio.run(_run_export(store, clock, waited, 1))
     assert seen == [400.0 + ledger_module.LEASE_S]
+
+
+def test_a_run_whose_lapsed_lease_the_ticker_finds_taken_sends_nothing_more() -> None:
+    """Snap kept the first batch waiting past the lease's 15 minutes and another run of the export took it: the
+    ticker finds it taken, and the events read after get a failed row instead of being sent beside the other run;
+    the run fails with the message."""
+    clock = [0.0]
+    store = MemoryStore()
+    sent: list[int] = []
+
+    async def waited(asset_id: str, events: Sequence[PreparedEvent]) -> list[Outcome]:
+        sent.extend(event.index for event in events)
+        if clock[0] == 0.0:
+            clock[0] = 950.0  # lapsed while Snap kept the batch waiting, and another run took it
+            _put(store, _lease_key("pixel-1"), {"run": "run-2", "until": 1_850.0})
+            await asyncio.sleep(0.1)  # ticks of the status line
+        return [Outcome(event, "sent") for event in events]
+
+    async def scenario() -> tuple[list[Row], str]:
+        rows: list[Row] = []
+        with pytest.raises(LedgerError) as stopped:
+            await _run_export(store, clock, waited, 3, rows)
+        return rows, str(stopped.value)
+
+    rows, message = asyncio.run(scenario())
+    assert sent == [0]
+    assert message.startswith("Another run (run-2) took over the same export to pixel-1: ")
+    assert sorted((row["eventIndex"], row["status"]) for row in rows) == [(0, "sent"), (1, "failed"), (2, "failed")]
+    assert {row["error"] for row in rows if row["status"] == "failed"} == {f"not sent: {message}"}
 
 
 def test_the_message_of_a_run_held_back_names_the_pixel_or_app_another_run_is_sending_the_export_to() -> None:
