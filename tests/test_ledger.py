@@ -916,9 +916,11 @@ def test_the_done_chunks_of_an_earlier_day_are_merged_into_one(monkeypatch: pyte
 
 
 def test_a_record_that_cannot_be_deleted_is_left_and_the_save_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    """The store's error is logged, its token (an API URL's query) redacted."""
+
     class Undeletable(MemoryStore):
         async def delete(self, key: str) -> None:
-            raise OSError("the store is unavailable")
+            raise OSError("DELETE https://api.apify.com/v2/key-value-stores/x/records/y?token=apify_api_SECRET refused")
 
     async def scenario() -> tuple[Undeletable, Earlier]:
         store = Undeletable()
@@ -929,7 +931,8 @@ def test_a_record_that_cannot_be_deleted_is_left_and_the_save_goes_on(caplog: py
     store, found = asyncio.run(scenario())
     assert found == "accepted"
     assert [record["day"] for _, record in _chunks(store)] == [20_000, 20_060]
-    assert "Could not delete the ledger record" in caplog.text
+    assert "Could not delete the ledger record" in caplog.text and "records/y?token=*** refused" in caplog.text
+    assert "apify_api_SECRET" not in caplog.text
 
 
 def test_records_that_are_not_what_the_ledger_writes_are_left_out_and_never_fail_the_run() -> None:

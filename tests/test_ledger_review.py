@@ -561,6 +561,28 @@ def test_a_tick_whose_renewal_the_store_refused_still_renews_the_other_pixels_le
     assert asyncio.run(scenario()) == 400.0 + ledger_module.LEASE_S
 
 
+def test_a_refused_renewal_between_saves_is_logged_without_its_token(caplog: pytest.LogCaptureFixture) -> None:
+    """The ticker's renewal fails (the store briefly unavailable, its error naming an API URL with a token): the run
+    goes on, and the log says so with the token redacted."""
+    clock = [0.0]
+
+    class RefusesTheLeaseOnce(MemoryStore):
+        async def set(self, key: str, value: Any) -> None:
+            if key == _lease_key("pixel-1") and clock[0] == 400.0:
+                clock[0] = 401.0
+                raise OSError("PUT https://api.apify.com/v2/key-value-stores/x/records/y?token=apify_api_SECRET failed")
+            await super().set(key, value)
+
+    async def waited(asset_id: str, events: Sequence[PreparedEvent]) -> list[Outcome]:
+        clock[0] = 400.0  # a third of the lease has passed: the ticker renews it
+        await asyncio.sleep(0.1)
+        return [Outcome(event, "sent") for event in events]
+
+    asyncio.run(_run_export(RefusesTheLeaseOnce(), clock, waited, 1))
+    assert "Could not renew the ledger's hold on the export (OSError: PUT " in caplog.text
+    assert "records/y?token=*** failed" in caplog.text and "apify_api_SECRET" not in caplog.text
+
+
 def test_a_run_that_stopped_for_a_taken_over_lease_never_takes_it_again_once_the_other_run_is_done() -> None:
     """The run stopped sending when it found its lapsed lease taken; once the other run is done (its lease
     deleted), a later tick must not take it back: this run sends nothing more, and a lease would only hold back
