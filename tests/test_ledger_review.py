@@ -373,30 +373,42 @@ def test_a_run_whose_lease_lapsed_and_was_taken_by_another_stops_rather_than_sen
     assert lease == {"run": "run-2", "until": 1_850.0}
 
 
+class RefusesPixelsLease(MemoryStore):
+    """Refuses every write of PIXEL's lease once `refuse` is set (a store briefly unavailable)."""
+
+    refuse = False
+
+    async def set(self, key: str, value: Any) -> None:
+        if self.refuse and key == _lease_key(PIXEL):
+            raise OSError("the store refused the write")
+        await super().set(key, value)
+
+
+OTHER_PIXEL = "pixel-review-2"
+
+
+async def _two_pixels_leases_due() -> tuple[RefusesPixelsLease, Ledger]:
+    """A run holding one export's leases on PIXEL and OTHER_PIXEL (taken at 0), both due for renewal (at 400), with
+    a store that now refuses PIXEL's."""
+    clock = [0.0]
+    store = RefusesPixelsLease()
+    run = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0])
+    await _earlier(run, PIXEL, "p-0")
+    await _earlier(run, OTHER_PIXEL, "o-0")
+    clock[0], store.refuse = 400.0, True
+    return store, run
+
+
 def test_a_lease_renewal_the_store_refused_does_not_keep_another_pixels_entries_from_being_saved() -> None:
     """A run sends one export to two pixels; the store refuses the renewal of the first pixel's lease. The save
     raised there and never wrote the second pixel's chunk: the next run sent and charged its events again."""
-    other = "pixel-review-2"
-    clock = [0.0]
-
-    class RefusesTheLease(MemoryStore):
-        refuse = False
-
-        async def set(self, key: str, value: Any) -> None:
-            if self.refuse and key == _lease_key(PIXEL):
-                raise OSError("the store refused the write")
-            await super().set(key, value)
 
     async def scenario() -> Earlier:
-        store = RefusesTheLease()
-        run = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0])
-        await _earlier(run, PIXEL, "p-0")
-        await _earlier(run, other, "o-0")
-        clock[0], store.refuse = 400.0, True  # both leases due for renewal
-        await _add(run, other, ["o-1"])
+        store, run = await _two_pixels_leases_due()
+        await _add(run, OTHER_PIXEL, ["o-1"])
         with pytest.raises(OSError, match="refused"):
             await run.save()
-        return await _earlier(Ledger(store, today=DAY), other, "o-1")
+        return await _earlier(Ledger(store, today=DAY), OTHER_PIXEL, "o-1")
 
     assert asyncio.run(scenario()) == "accepted"
 
@@ -537,26 +549,11 @@ def test_the_tickers_renewal_stops_a_run_whose_lapsed_lease_another_run_took_and
 
 
 def test_a_tick_whose_renewal_the_store_refused_still_renews_the_other_pixels_lease_then_raises() -> None:
-    other = "pixel-review-2"
-    clock = [0.0]
-
-    class RefusesOne(MemoryStore):
-        refuse = False
-
-        async def set(self, key: str, value: Any) -> None:
-            if self.refuse and key == _lease_key(PIXEL):
-                raise OSError("the store refused the write")
-            await super().set(key, value)
-
     async def scenario() -> float:
-        store = RefusesOne()
-        run = Ledger(store, today=DAY, lease=Lease(EXPORT, "run-1"), clock=lambda: clock[0])
-        await _earlier(run, PIXEL, "p-0")
-        await _earlier(run, other, "o-0")
-        clock[0], store.refuse = 400.0, True  # both due for renewal
+        store, run = await _two_pixels_leases_due()
         with pytest.raises(OSError, match="refused"):
             await run.keep_leases()
-        return float(json.loads(store.records[_lease_key(other)])["until"])
+        return float(json.loads(store.records[_lease_key(OTHER_PIXEL)])["until"])
 
     assert asyncio.run(scenario()) == 400.0 + ledger_module.LEASE_S
 
