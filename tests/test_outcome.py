@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CAPI_TOKEN, run_actor
+from conftest import CAPI_TOKEN, OAUTH_TOKEN, run_actor
 from fake_snap import FakeSnap
 from in_process import run_in_process
 from memory_platform import MemoryStore
@@ -110,6 +110,33 @@ def test_an_unexpected_error_is_logged_with_where_it_came_from_and_no_secret(sna
     assert " at tests/test_outcome.py:" in logged
     assert " in set <- src/ledger.py:" in logged and " in _write <- src/ledger.py:" in logged
     assert "apify_api_SECRET" not in run.stderr and "buyer@example.com" not in run.stderr
+
+
+def test_an_order_on_several_lines_that_snap_refuses_fails_the_run_and_every_line_says_why(snap: FakeSnap) -> None:
+    """An export with one order on three lines (one transaction id): the lines after the first are not sent while
+    Snap has not answered for it. Snap refuses it, so none was sent: the run fails, each line is `invalid` with
+    Snap's reason, and nothing is charged. (The two repeats were counted "already sent earlier" and the run
+    succeeded.) Accepted, the same export sends the order once and the repeats are duplicates."""
+    actor_input = one_purchase()
+    actor_input["events"] = actor_input["events"] * 3
+    snap.reject_event_ids({"order-1": "Invalid order"})
+    refused = run_in_process(actor_input, snap=snap, ppe=True)
+    assert refused.returncode != 0
+    assert snap.accepted_event_ids() == [] and refused.charged_conversions == 0
+    assert [(row["eventIndex"], row["status"], row["charged"]) for row in refused.rows] == [
+        (0, "invalid", False), (1, "invalid", False), (2, "invalid", False)
+    ]  # fmt: skip
+    assert len({row["error"] for row in refused.rows}) == 1 and "Invalid order" in refused.rows[0]["error"]
+    assert refused.output["counts"] == {"invalid": 3}
+    assert refused.final_message.startswith("0 of 3 sent: 3 invalid (Snap rejected the event: Invalid order")
+    assert refused.final_message.endswith(" x3); 0 charged")
+
+    with FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN) as accepting:
+        sent = run_in_process(actor_input, snap=accepting, ppe=True)
+    assert sent.returncode == 0, sent.stderr
+    assert accepting.accepted_event_ids() == ["order-1"] and sent.charged_conversions == 1
+    assert [row["status"] for row in sent.rows] == ["sent", "duplicate", "duplicate"]
+    assert sent.final_message == "1 of 3 sent: 2 already sent earlier; 1 charged"
 
 
 def test_a_ledger_that_keeps_changing_fails_the_run_with_what_to_do_and_sends_nothing(snap: FakeSnap) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from src.ledger import Ledger
 from src.results.rows import Outcome, Row, Status
 from src.results.sink import DatasetUnavailableError, Progress, ResultSink
 from src.results.summary import Summary
+from src.results.verdict import Verdict, conversion_verdict
 
 NOW = 1_700_000_000.0
 PIXEL = "pixel-1"
@@ -56,6 +57,7 @@ class FakeDelivery:
     """Records every batch; answers `fates[event_id]` (default sent); may refuse the token on call `stop_on`."""
 
     fates: dict[str, Status] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
     stop_on: int | None = None
     delay: float = 0.0
     on_call: Callable[[int], object] | None = None
@@ -75,7 +77,8 @@ class FakeDelivery:
             await asyncio.sleep(self.delay)
         finally:
             self.in_flight -= 1
-        outcomes = [Outcome(event, self.fates.get(event.event_id, "sent")) for event in events]
+        outcomes = [Outcome(event, self.fates.get(event.event_id, "sent"), self.reasons.get(event.event_id))
+                    for event in events]  # fmt: skip
         if call == self.stop_on:
             half = len(events) // 2
             stopped = outcomes[:half] + [Outcome(e, "failed", "token refused") for e in events[half:]]
@@ -146,6 +149,7 @@ def run(
     fingerprint: str = "input-1",
     after: Callable[[], None] | None = None,
     pushed: list[Row] | None = None,
+    push_waits: Callable[[], Awaitable[None]] | None = None,
 ) -> Run:
     rows: list[Row] = [] if pushed is None else pushed
     charges: list[tuple[int, str]] = []
@@ -157,6 +161,8 @@ def run(
     async def push(batch: list[Row]) -> None:
         if push_fails:
             raise OSError("dataset unreachable")
+        if push_waits is not None:
+            await push_waits()
         if log is not None:
             log.append(f"push {sorted(row['eventIndex'] for row in batch)}")
         rows.extend(batch)
@@ -633,13 +639,80 @@ def test_an_event_repeated_in_a_run_after_snap_accepted_it_is_a_duplicate_of_thi
 
 
 def test_an_event_repeated_while_its_first_copy_is_being_sent_is_neither_sent_nor_charged_again() -> None:
-    """Batches of 2,000, several in flight: a repeat read before Snap answered for the first copy is a duplicate."""
+    """Batches of 2,000, several in flight: a repeat read before Snap answered for the first copy is not sent; once
+    Snap accepted the first copy, the repeat's row says it is a duplicate."""
     data = [purchase(0), purchase(1), purchase(0), purchase(2)]
     done = run(data, ledger_store=MemoryStore())
     assert done.delivered == ["order-0", "order-1", "order-2"] and done.charged == 3
     (repeat,) = [row for row in done.rows if row["eventIndex"] == 2]
     assert (repeat["status"], repeat["charged"]) == ("duplicate", False)
-    assert repeat["error"] == "already being sent to Snap in this run (event_id order-0)"
+    assert repeat["error"] == "already accepted by Snap earlier in this run (event_id order-0)"
+    assert done.summary.counts == {"sent": 3, "duplicate": 1}
+
+
+def test_repeats_of_an_event_snap_did_not_accept_are_not_sent_and_end_as_it_did() -> None:
+    """An export with an order on several lines, all read before Snap answered for the first: when Snap refuses it
+    or cannot take it, its repeats were not sent either, and say so with its status and reason, so a run that sent
+    nothing fails. (They were counted duplicates, "already sent earlier", and such a run succeeded.)"""
+    data = [purchase(0), purchase(0), purchase(1), purchase(0), purchase(1)]
+    ledger = MemoryStore()
+    fates: dict[str, Status] = {"order-0": "failed", "order-1": "invalid"}
+    done = run(data, ledger_store=ledger, delivery=FakeDelivery(fates=fates, reasons={"order-0": "HTTP 503"}))
+    assert done.delivered == ["order-0", "order-1"] and done.charged == 0
+    rows = sorted(done.rows, key=lambda row: row["eventIndex"])
+    assert [(row["status"], row["error"], row["charged"]) for row in rows] == [
+        ("failed", "HTTP 503", False), ("failed", "HTTP 503", False), ("invalid", None, False),
+        ("failed", "HTTP 503", False), ("invalid", None, False),
+    ]  # fmt: skip
+    assert [row["warnings"] for row in rows] == [
+        [], ["repeats event #0 (event_id order-0): not sent, as that one"], [],
+        ["repeats event #0 (event_id order-0): not sent, as that one"],
+        ["repeats event #2 (event_id order-1): not sent, as that one"],
+    ]  # fmt: skip
+    verdict = conversion_verdict(done.summary, validate=False)
+    assert verdict == Verdict(False, "0 of 5 sent: 2 invalid, 3 failed (HTTP 503 x3); 0 charged")
+    later = run(data, ledger_store=ledger)  # the failed order is sent once by the next run, with the retry warning
+    assert later.delivered == ["order-0", "order-1"] and later.charged == 2
+    assert RETRY_WARNING in next(row for row in later.rows if row["eventIndex"] == 0)["warnings"]
+
+
+def test_a_repeat_read_after_snap_accepted_its_first_copy_but_before_the_commit_is_a_duplicate_at_once() -> None:
+    """Snap accepted the first copy; its rows are being stored (the ledger learns it at the commit after). A repeat
+    read meanwhile gets its duplicate row at once, and the run ends with a row for every event."""
+    stored, read_on = asyncio.Event(), asyncio.Event()
+
+    async def source() -> AsyncIterator[SourceEvent]:
+        yield SourceEvent(0, purchase(0))
+        await read_on.wait()  # the first batch's rows are being pushed: Snap answered, the commit is under way
+        yield SourceEvent(1, purchase(0))
+        stored.set()
+
+    async def push_waits() -> None:
+        read_on.set()
+        await stored.wait()
+
+    done = run([], source=source, ledger_store=MemoryStore(), batch_size=1, push_waits=push_waits)
+    assert done.delivered == ["order-0"] and done.charged == 1
+    rows = sorted(done.rows, key=lambda row: row["eventIndex"])
+    assert [(row["status"], row["error"]) for row in rows] == [
+        ("sent", None), ("duplicate", "already accepted by Snap earlier in this run (event_id order-0)")
+    ]  # fmt: skip
+
+
+def test_repeats_of_events_never_sent_once_snap_refused_the_token_say_so_too() -> None:
+    """The token refused on the first batch: the events batched after it are not sent, nor their repeats, each
+    with a row that says why."""
+    data = [purchase(0), purchase(1), purchase(2), purchase(2), purchase(3)]
+    done = run(data, ledger_store=MemoryStore(), batch_size=2, max_concurrency=1,
+               delivery=FakeDelivery(stop_on=1, delay=0.01))  # fmt: skip
+    assert isinstance(done.error, SnapAuthError)
+    assert done.delivered == ["order-0", "order-1"] and done.charged == 1  # order-0 accepted before the refusal
+    rows = sorted(done.rows, key=lambda row: row["eventIndex"])
+    assert [(row["eventIndex"], row["status"]) for row in rows] == [
+        (0, "sent"), (1, "failed"), (2, "failed"), (3, "failed"), (4, "failed")
+    ]  # fmt: skip
+    assert rows[3]["error"] == rows[2]["error"] == "not sent: token refused"
+    assert rows[3]["warnings"] == ["repeats event #2 (event_id order-2): not sent, as that one"]
 
 
 def test_a_repeat_of_an_event_snap_refused_or_could_not_take_is_sent_again() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..billing import Billing, charged_flags
@@ -40,7 +40,6 @@ RETRY_WARNING = "not delivered by an earlier run (failed or over its maximum cha
 _REPEATED: dict[Earlier, str] = {
     "accepted": "already accepted by Snap in an earlier run",
     "accepted in this run": "already accepted by Snap earlier in this run",
-    "being sent": "already being sent to Snap in this run",
 }
 _log = logging.getLogger(__name__)
 
@@ -70,8 +69,11 @@ class Pipeline:
         #: The ledger's key of each batched event (by its index), from its look-up until Snap answered for it (events
         #: never sent, as the run stops, keep theirs: it is ending).
         self._ledger_keys: dict[int, LedgerKey] = {}
-        #: Keys of the events Snap accepted since the last commit, for the ledger.
-        self._accepted: list[LedgerKey] = []
+        #: Keys of the events Snap accepted that the ledger has not been told of yet (a commit tells it once their
+        #: rows are stored); a dict: kept in order, and asked whether a repeat's first copy is among them.
+        self._accepted: dict[LedgerKey, None] = {}
+        #: Repeats read while Snap had not answered for their first copy, by its key: their rows follow its answer.
+        self._repeats: dict[LedgerKey, list[PreparedEvent]] = {}
         #: Set once the dataset refused rows: no new events are taken, the run fails once in-flight work is recorded.
         self.dataset_down: DatasetUnavailableError | None = None
         self._builder = builder
@@ -180,6 +182,11 @@ class Pipeline:
                     self.stopped_by = error
                     await self._not_sent([built])
                     continue
+                if earlier == "being sent":
+                    if key not in self._accepted:  # its row waits for the first copy's answer (`_repeat_rows`)
+                        self._repeats.setdefault(key, []).append(built)
+                        continue
+                    earlier = "accepted in this run"  # answered; the ledger learns it at the next commit
                 if (repeated := _REPEATED.get(earlier)) is not None:
                     reason = f"{repeated} (event_id {built.event_id})"
                     await self._add_rows([event_row(task, built, DUPLICATE, reason)])
@@ -236,18 +243,20 @@ class Pipeline:
                 outcomes = stopped.outcomes
             batch_key = f"{batch[0].asset_id}:{batch[0].index}-{batch[-1].index}"
             charged = await self._billing.settle(allowed, outcomes, batch_key)
-            if self._ledger is not None:
-                # Only events with a lasting id have a key: the ledger looked those up.
-                keys = {e.index: key for e in batch if (key := self._ledger_keys.pop(e.index, None)) is not None}
-                sent = [o.event.index for o in outcomes if o.status == SENT]
-                failed = [o.event.index for o in outcomes if o.status == "failed"]
-                # Accepted once the commit stored their rows (a repeat meanwhile is still told it is being sent).
-                self._accepted.extend(keys.pop(i) for i in sent if i in keys)
-                self._ledger.retry_later([keys.pop(i) for i in [*failed, *(e.index for e in over_budget)] if i in keys])
-                self._ledger.release(keys.values())  # refused by Snap: a repeat is looked at anew
             rows = outcome_rows(self._settings.task, outcomes, charged_flags(outcomes, charged))
             reason = "not sent: the run's maximum charge (max total charge USD) is used up"
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)
+            if self._ledger is not None:
+                # Only events with a lasting id have a key: the ledger looked those up.
+                keys = {e.index: key for e in batch if (key := self._ledger_keys.pop(e.index, None)) is not None}
+                if self._repeats:
+                    rows.extend(self._repeat_rows(rows, keys))
+                sent = [o.event.index for o in outcomes if o.status == SENT]
+                failed = [o.event.index for o in outcomes if o.status == "failed"]
+                # Accepted once the commit stored their rows (a repeat meanwhile is a duplicate of this run).
+                self._accepted.update(dict.fromkeys(keys.pop(i) for i in sent if i in keys))
+                self._ledger.retry_later([keys.pop(i) for i in [*failed, *(e.index for e in over_budget)] if i in keys])
+                self._ledger.release(keys.values())  # refused by Snap: a repeat is looked at anew
             await self._add_rows(rows)
             await self._commit()
         except Exception as error:  # a bug, or a store that failed a commit: the run raises it (`_fail`)
@@ -257,7 +266,28 @@ class Pipeline:
 
     async def _not_sent(self, events: list[PreparedEvent]) -> None:
         reason = f"not sent: {self.stopped_by}"
-        await self._add_rows([event_row(self._settings.task, event, "failed", reason) for event in events])
+        rows = [event_row(self._settings.task, event, "failed", reason) for event in events]
+        if self._repeats:
+            rows.extend(self._repeat_rows(rows, self._ledger_keys))
+        await self._add_rows(rows)
+
+    def _repeat_rows(self, rows: Sequence[EventRow], keys: Mapping[int, LedgerKey]) -> list[EventRow]:
+        """Rows for the repeats of these rows' events read while Snap had not answered for them: a duplicate if Snap
+        accepted the first copy; if not, not sent either, with its status and reason. (A repeat told "being sent"
+        at once was counted a duplicate, "already sent earlier", even when the first copy failed: a run that sent
+        nothing succeeded.)"""
+        task, repeat_rows = self._settings.task, []
+        for row in rows:
+            if (key := keys.get(row["eventIndex"])) is None or (waiting := self._repeats.pop(key, None)) is None:
+                continue
+            for event in waiting:
+                if row["status"] == SENT:
+                    reason = f"{_REPEATED['accepted in this run']} (event_id {event.event_id})"
+                    repeat_rows.append(event_row(task, event, DUPLICATE, reason))
+                else:  # the first copy's reason, word for word: the run's top reasons count them together
+                    note = f"repeats event #{row['eventIndex']} (event_id {event.event_id}): not sent, as that one"
+                    repeat_rows.append(event_row(task, event, row["status"], row["error"], warnings=(note,)))
+        return repeat_rows
 
     async def _add_rows(self, rows: list[EventRow]) -> None:
         self._uncommitted.extend(rows)
@@ -271,7 +301,7 @@ class Pipeline:
         ledger never learns: the next run sent and charged them again. This way such an event is looked up again
         by the resumed attempt, and is a duplicate (an extra row, nothing sent or charged)."""
         rows, self._uncommitted = self._uncommitted, []
-        accepted, self._accepted = self._accepted, []
+        accepted = list(self._accepted)
         marked = False
         try:
             try:
@@ -282,6 +312,8 @@ class Pipeline:
                     self.stop(f"{error}; no new events were taken while rows could not be stored")
             if self._ledger is not None:
                 self._ledger.accept(accepted)
+                for key in accepted:  # a repeat read from now on is told by the ledger (another commit may have)
+                    self._accepted.pop(key, None)
                 # Writes only what changed; the run's last commit also marks its chunks done (for later runs).
                 await self._ledger.save(last=last)
             if self._checkpoint is not None and rows:
@@ -290,7 +322,6 @@ class Pipeline:
                 marked = True
                 await self._checkpoint.save(self._committed, self._sink.unstored())
         except BaseException:
-            self._accepted = [*accepted, *self._accepted]  # for the next commit (the run's last): written again
             if not marked:  # nor are these rows counted finished yet: the next commit does, once the ledger is written
                 self._uncommitted = [*rows, *self._uncommitted]
             raise
