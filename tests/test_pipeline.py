@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from src.events.build import ConversionBuilder, Destinations, PreparedEvent
 from src.events.names import EventNameResolver
 from src.events.shape import SourceEvent
 from src.events.user_data import UserDataNormalizer
-from src.ledger import Ledger
+from src.ledger import Ledger, LedgerKey
 from src.results.rows import Outcome, Row, Status
 from src.results.sink import DatasetUnavailableError, Progress, ResultSink
 from src.results.summary import Summary
@@ -150,6 +150,7 @@ def run(
     after: Callable[[], None] | None = None,
     pushed: list[Row] | None = None,
     push_waits: Callable[[], Awaitable[None]] | None = None,
+    ledger_type: type[Ledger] = Ledger,
 ) -> Run:
     rows: list[Row] = [] if pushed is None else pushed
     charges: list[tuple[int, str]] = []
@@ -188,7 +189,7 @@ def run(
             sink=ResultSink(push, summary),
             progress=Progress(status, summary, interval=interval),
             checkpoint=checkpoint,
-            ledger=None if ledger_store is None else Ledger(ledger_store),
+            ledger=None if ledger_store is None else ledger_type(ledger_store),
         )  # fmt: skip
         result.pipeline = pipeline
         if control is not None:
@@ -697,6 +698,23 @@ def test_a_repeat_read_after_snap_accepted_its_first_copy_but_before_the_commit_
     assert [(row["status"], row["error"]) for row in rows] == [
         ("sent", None), ("duplicate", "already accepted by Snap earlier in this run (event_id order-0)")
     ]  # fmt: skip
+
+
+def test_the_ledger_is_told_of_each_accepted_event_once_however_many_commits_follow() -> None:
+    """A million-event run commits some 500 times: each commit tells the ledger only what Snap accepted since the
+    one before (kept after, every commit would tell it every event again, and the run would hold them all)."""
+    told: list[int] = []
+
+    class Told(Ledger):
+        def accept(self, keys: Iterable[LedgerKey]) -> None:
+            keys = list(keys)
+            told.extend(key for _, key in keys)
+            super().accept(keys)
+
+    done = run([purchase(i) for i in range(6)], ledger_store=MemoryStore(), ledger_type=Told, batch_size=2,
+               max_concurrency=1)  # fmt: skip
+    assert done.charged == 6
+    assert len(told) == 6 and len(set(told)) == 6
 
 
 def test_repeats_of_events_never_sent_once_snap_refused_the_token_say_so_too() -> None:
