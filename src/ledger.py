@@ -26,10 +26,11 @@ content without its time would match the same customer's next identical purchase
 In memory: the entries loaded from earlier runs are a set (at most `MAX_ENTRIES` an asset); those this run
 accepts are kept apart, in a table of 8-byte slots (`_EntrySet`: about 17 MB a million, where a set of ints
 takes about 70), so a look-up says whether Snap accepted an event in an earlier run or earlier in this one. The
-pipeline hashes each event once: `look_up` gives it a key, which it hands back to `accept`, `retry_later` or
-`release` once Snap answered; until then a repeat of the event in the same run is told it is being sent (with
-batches of 2,000 and four in flight, a repeat within some 8,000 events would otherwise be sent and charged
-again). Figures: `python bench/ledger_bench.py` (docs/performance.md, "Ledger memory and look-ups").
+pipeline hashes each event once: `look_up` gives it a key, which it hands back to `sent` (then `accept`, once the
+event's row is stored), `retry_later` or `release` once Snap answered; until then a repeat of the event in the same
+run is told it is being sent (with batches of 2,000 and four in flight, a repeat within some 8,000 events would
+otherwise be sent and charged again), and after `sent` that Snap accepted it in this run. Figures: `python
+bench/ledger_bench.py` (docs/performance.md, "Ledger memory and look-ups").
 
 Two runs of one export at once (a schedule whose run outlasts its interval) would both send, and be charged for,
 every event neither had sent when the later one started: the later one loaded the ledger before the earlier one
@@ -228,8 +229,9 @@ class _Asset:
         #: Not delivered by earlier runs (transient), and not delivered by this one so far.
         self.retry_before: set[int] = set()
         self.retry_now: set[int] = set()
-        #: Looked up and not known, so being sent, until Snap answered for it (`accept`, `retry_later`, `release`).
-        self.sending: set[int] = set()
+        #: Looked up and not known, so being sent (False) until Snap answered for it (`retry_later`, `release`); True
+        #: once Snap accepted it (`sent`), until `accept` records it (once its row is stored).
+        self.sending: dict[int, bool] = {}
         #: This run's lease on the asset (`Lease`): its record ("": none, or released), and until when it holds.
         self.lease_key = ""
         self.lease_until = 0.0
@@ -278,11 +280,11 @@ class Ledger:
             earlier = "accepted"
         elif self._skip and key in asset.now:
             earlier = "accepted in this run"
-        elif self._skip and key in asset.sending:
-            earlier = "being sent"
+        elif self._skip and (accepted := asset.sending.get(key)) is not None:
+            earlier = "accepted in this run" if accepted else "being sent"
         else:
             earlier = "not delivered" if key in asset.retry_before else None
-            asset.sending.add(key)
+            asset.sending[key] = False
         return earlier, (asset, key)
 
     async def _asset(self, asset_id: str) -> _Asset:
@@ -398,15 +400,20 @@ class Ledger:
     def retry_later(self, keys: Iterable[LedgerKey]) -> None:
         """Remember events this run could not deliver for a transient reason, for the next run."""
         for asset, key in keys:
-            asset.sending.discard(key)
+            asset.sending.pop(key, None)
             if len(asset.retry_now) < MAX_RETRY:
                 asset.retry_now.add(key)
                 asset.dirty = asset.retry_dirty = True
 
+    def sent(self, keys: Iterable[LedgerKey]) -> None:
+        """Snap accepted these: a repeat looked up from now on is told so, before `accept` records them."""
+        for asset, key in keys:
+            asset.sending[key] = True
+
     def accept(self, keys: Iterable[LedgerKey]) -> None:
         """Remember events Snap accepted (written on the next `save`)."""
         for asset, key in keys:
-            asset.sending.discard(key)
+            asset.sending.pop(key, None)
             if key in asset.before or not asset.now.add(key):
                 continue
             if key in asset.retry_before or key in asset.retry_now:
@@ -419,7 +426,7 @@ class Ledger:
     def release(self, keys: Iterable[LedgerKey]) -> None:
         """Events Snap answered for otherwise (refused them): no longer being sent, so a repeat is looked at anew."""
         for asset, key in keys:
-            asset.sending.discard(key)
+            asset.sending.pop(key, None)
 
     async def save(self, *, last: bool = False) -> None:
         """Write each changed asset's open chunk (and the chunks it takes over), then delete the records it no

@@ -44,6 +44,10 @@ _REPEATED: dict[Earlier, str] = {
 _log = logging.getLogger(__name__)
 
 
+def _duplicate_row(task: str, event: PreparedEvent, earlier: Earlier) -> EventRow:
+    return event_row(task, event, DUPLICATE, f"{_REPEATED[earlier]} (event_id {event.event_id})")
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     task: str
@@ -69,10 +73,10 @@ class Pipeline:
         #: The ledger's key of each batched event (by its index), from its look-up until Snap answered for it (events
         #: never sent, as the run stops, keep theirs: it is ending).
         self._ledger_keys: dict[int, LedgerKey] = {}
-        #: Keys of the events Snap accepted that the ledger has not been told of yet (a commit tells it once their
-        #: rows are stored); a dict: kept in order, and asked whether a repeat's first copy is among them.
-        self._accepted: dict[LedgerKey, None] = {}
-        #: Repeats read while Snap had not answered for their first copy, by its key: their rows follow its answer.
+        #: Keys of the events Snap accepted since the last commit, for the ledger.
+        self._accepted: list[LedgerKey] = []
+        #: Repeats read while the ledger said their first copy is being sent, by its key: their rows follow Snap's
+        #: answer for it (`_repeat_rows`).
         self._repeats: dict[LedgerKey, list[PreparedEvent]] = {}
         #: Set once the dataset refused rows: no new events are taken, the run fails once in-flight work is recorded.
         self.dataset_down: DatasetUnavailableError | None = None
@@ -182,14 +186,11 @@ class Pipeline:
                     self.stopped_by = error
                     await self._not_sent([built])
                     continue
-                if earlier == "being sent":
-                    if key not in self._accepted:  # its row waits for the first copy's answer (`_repeat_rows`)
-                        self._repeats.setdefault(key, []).append(built)
-                        continue
-                    earlier = "accepted in this run"  # answered; the ledger learns it at the next commit
-                if (repeated := _REPEATED.get(earlier)) is not None:
-                    reason = f"{repeated} (event_id {built.event_id})"
-                    await self._add_rows([event_row(task, built, DUPLICATE, reason)])
+                if earlier == "being sent":  # its row waits for what becomes of the first copy
+                    self._repeats.setdefault(key, []).append(built)
+                    continue
+                if earlier in _REPEATED:
+                    await self._add_rows([_duplicate_row(task, built, earlier)])
                     continue
                 if earlier == "not delivered":
                     built = built._replace(warnings=(*built.warnings, RETRY_WARNING))
@@ -253,8 +254,10 @@ class Pipeline:
                     rows.extend(self._repeat_rows(rows, keys))
                 sent = [o.event.index for o in outcomes if o.status == SENT]
                 failed = [o.event.index for o in outcomes if o.status == "failed"]
-                # Accepted once the commit stored their rows (a repeat meanwhile is a duplicate of this run).
-                self._accepted.update(dict.fromkeys(keys.pop(i) for i in sent if i in keys))
+                # Recorded once the commit stored their rows; a repeat is a duplicate from now on.
+                accepted = [keys.pop(i) for i in sent if i in keys]
+                self._ledger.sent(accepted)
+                self._accepted.extend(accepted)
                 self._ledger.retry_later([keys.pop(i) for i in [*failed, *(e.index for e in over_budget)] if i in keys])
                 self._ledger.release(keys.values())  # refused by Snap: a repeat is looked at anew
             await self._add_rows(rows)
@@ -282,8 +285,7 @@ class Pipeline:
                 continue
             for event in waiting:
                 if row["status"] == SENT:
-                    reason = f"{_REPEATED['accepted in this run']} (event_id {event.event_id})"
-                    repeat_rows.append(event_row(task, event, DUPLICATE, reason))
+                    repeat_rows.append(_duplicate_row(task, event, "accepted in this run"))
                 else:  # the first copy's reason, word for word: the run's top reasons count them together
                     note = f"repeats event #{row['eventIndex']} (event_id {event.event_id}): not sent, as that one"
                     repeat_rows.append(event_row(task, event, row["status"], row["error"], warnings=(note,)))
@@ -301,7 +303,7 @@ class Pipeline:
         ledger never learns: the next run sent and charged them again. This way such an event is looked up again
         by the resumed attempt, and is a duplicate (an extra row, nothing sent or charged)."""
         rows, self._uncommitted = self._uncommitted, []
-        accepted = list(self._accepted)
+        accepted, self._accepted = self._accepted, []
         marked = False
         try:
             try:
@@ -312,8 +314,6 @@ class Pipeline:
                     self.stop(f"{error}; no new events were taken while rows could not be stored")
             if self._ledger is not None:
                 self._ledger.accept(accepted)
-                for key in accepted:  # a repeat read from now on is told by the ledger (another commit may have)
-                    self._accepted.pop(key, None)
                 # Writes only what changed; the run's last commit also marks its chunks done (for later runs).
                 await self._ledger.save(last=last)
             if self._checkpoint is not None and rows:
@@ -322,6 +322,7 @@ class Pipeline:
                 marked = True
                 await self._checkpoint.save(self._committed, self._sink.unstored())
         except BaseException:
+            self._accepted = [*accepted, *self._accepted]  # for the next commit (the run's last): written again
             if not marked:  # nor are these rows counted finished yet: the next commit does, once the ledger is written
                 self._uncommitted = [*rows, *self._uncommitted]
             raise
