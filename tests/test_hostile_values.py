@@ -140,6 +140,43 @@ def test_a_huge_unknown_event_name_is_cut_short_in_the_row() -> None:
     json.dumps(rejected_row("send_batch_events", event), ensure_ascii=False).encode("utf-8")
 
 
+@pytest.mark.parametrize(
+    ("event", "secret"),
+    [
+        ({"eventType": "jane.doe@example.com"}, "jane.doe@example.com"),
+        ({"jane.doe@example.com": "yes"}, "jane.doe@example.com"),
+        ({"actionSource": "+1 415 555 0188"}, "555 0188"),
+        ({"user_data": {"em": "a@example.com", "+44 844 412 4653": "x"}}, "412 4653"),
+        ({"custom_data": {"jane.doe@example.com": "\x00"}}, "jane.doe@example.com"),
+    ],
+    ids=["email-in-eventType", "email-as-a-key", "phone-in-actionSource", "phone-as-a-user-data-key",
+         "email-as-a-custom-data-key"],
+)  # fmt: skip
+def test_an_email_or_phone_in_the_wrong_field_is_never_echoed(
+    snap: FakeSnap, event: dict[str, Any], secret: str
+) -> None:
+    """A customer's email or phone where another field belongs (a fieldMapping slip such as {"Customer":
+    "eventType"}, columns shifted in an export, an export keyed by email): the row, the log, OUTPUT and the
+    status say what is wrong without the value (they quoted it: "event name 'jane.doe@example.com' is not one Snap
+    accepts", "field 'jane.doe@example.com' is not an event field", the row's actionSource "+1 415 555 0188").
+    The other event is sent."""
+    events = [{"email": "buyer@example.com", "price": 5, **event}, {"email": "other@example.com", "price": 5}]
+    actor_input = {"task": "send_batch_events", "demoMode": False, "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+                   "eventSourceUrl": "https://shop.example.com/thanks", "events": events}  # fmt: skip
+    run = run_in_process(actor_input, snap=snap, ppe=True)
+    assert secret not in run.everything_written() + run.final_message
+    assert run.charged_conversions >= 1
+    [first] = [row for row in run.rows if row["eventIndex"] == 0]
+    assert "[an email address or phone number]" in json.dumps([first, run.final_message])
+
+
+def test_an_unknown_name_or_field_that_is_not_personal_is_quoted_as_written() -> None:
+    """What helps a user find a typo stays: a name or a column that is not an email or a phone is quoted."""
+    event = rejected(page_view(eventType="Purchse", Colour="red"))
+    assert event.error.startswith("event name 'Purchse' is not one Snap accepts")
+    assert "field 'Colour' is not an event field and was ignored" in event.warnings
+
+
 def test_an_overlong_text_is_invalid() -> None:
     assert rejected(page_view(eventId="e" * 10_000)).error == "eventId is longer than 8192 characters"
 

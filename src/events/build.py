@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from ..fields import APP_RULES, CUSTOM_RULES, MATCH_RANK
+from ..rules.identifiers import masked
 from ..rules.values import MAX_AMOUNT, FieldError, check_prices
 from ..rules.yes_no import is_yes
 from .names import EventNameResolver, unknown_event_message
@@ -345,9 +346,9 @@ def _rejected(
     return RejectedEvent(
         index,
         shown(error),
-        event_name=shown(str(name)) if name else None,
+        event_name=shown(masked(str(name))) if name else None,
         event_id=shown(str(event_id)) if event_id else None,
-        action_source=shown(str(raw.get("action_source") or "WEB"), 100),
+        action_source=shown(masked(str(raw.get("action_source") or "WEB")), 100),
         warnings=tuple(shown(warning, 500) for warning in native.warnings),
         status=status,
     )

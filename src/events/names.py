@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ..rules.identifiers import masked
+
 SNAP_EVENT_NAMES: tuple[str, ...] = (
     "PAGE_VIEW", "VIEW_CONTENT", "ADD_CART", "ADD_TO_WISHLIST", "ADD_BILLING", "START_CHECKOUT",
     "PURCHASE", "SEARCH", "LIST_VIEW", "SIGN_UP", "SAVE", "SUBSCRIBE", "AD_CLICK", "AD_VIEW",
@@ -101,7 +103,7 @@ class EventNameResolver:
 
 
 def unknown_event_message(name: str) -> str:
-    name = name if len(name) <= 100 else name[:99] + "…"
+    name = masked(name if len(name) <= 100 else name[:99] + "…")
     return (
         f"event name {name!r} is not one Snap accepts; use one of {', '.join(SNAP_EVENT_NAMES)}, "
         "a GA4 or Segment e-commerce name, or map it with eventNameMapping"

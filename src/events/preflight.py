@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from ..rules.identifiers import masked
 from ..rules.values import broken_text
 
 MAX_AGE_SECONDS = 37 * 24 * 3600
@@ -128,7 +129,7 @@ def check_sendable(event: Payload, now: float, body: bytes | None = None) -> str
     if _clean_at_a_glance(event, body):
         return None
     for path, value in _leaves(event, ""):
-        name = _INPUT_NAMES.get(path, path)
+        name = _INPUT_NAMES.get(path) or masked(path)
         if isinstance(value, float) and not math.isfinite(value):
             return f"{name} must be a finite number (not NaN or infinity)"
         if isinstance(value, str) and (problem := broken_text(value)) is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..fields import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SECTIONS
+from ..rules.identifiers import masked
 
 
 @dataclass(slots=True)
@@ -56,7 +57,7 @@ def to_native(data: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
     for key, value in data.items():
         route = routes.get(key)
         if route is None:
-            warnings.append(f"field '{key}' is not an event field and was ignored")
+            warnings.append(f"field '{masked(str(key))}' is not an event field and was ignored")
         elif route is _NATIVE:
             if key in SECTIONS and isinstance(value, Mapping):
                 given = dict(value)

@@ -10,7 +10,7 @@ from functools import partial
 from hashlib import sha256
 
 from ..fields import HASHED_RULES, RAW_RULES, USER_DATA_ALIASES
-from ..rules.identifiers import IdentifierError, Rule, is_sha256_hex, normalize_phone
+from ..rules.identifiers import IdentifierError, Rule, is_sha256_hex, masked, normalize_phone
 from ..rules.values import broken_text
 
 UserDataValue = str | list[str]
@@ -52,7 +52,7 @@ class UserDataNormalizer:
             if value is None or value == "" or value == []:
                 continue
             if transform is None:
-                warnings.append(f"user_data.{key} is not a Snap identifier and was left out")
+                warnings.append(f"user_data.{masked(str(key))} is not a Snap identifier and was left out")
                 continue
             earlier = result.get(key)
             kept: list[str] = [] if earlier is None else [earlier] if isinstance(earlier, str) else earlier

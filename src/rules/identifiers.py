@@ -27,6 +27,19 @@ class IdentifierError(ValueError):
     """A value that cannot be normalized. The message never contains the value itself."""
 
 
+#: What an email address or a phone number as people write them has: an `@`, or seven digits with at most
+#: spaces, dots, dashes, parentheses or a `+` between them.
+_PERSONAL = re.compile(r"@|\d(?:[\s().+-]{0,3}\d){6}")
+#: What a message or a row says instead of such a value.
+MASKED = "[an email address or phone number]"
+
+
+def masked(text: str) -> str:
+    """`text` as a message or a row may quote it (an unknown event name, field or action source), unless it may be
+    an email address or a phone number, put where it does not belong: those leave the run hashed, never in clear."""
+    return MASKED if _PERSONAL.search(text) else text
+
+
 def is_sha256_hex(value: str) -> bool:
     return len(value) == 64 and _SHA256_HEX.fullmatch(value) is not None
 
