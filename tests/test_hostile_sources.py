@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import socket
 import threading
 import tracemalloc
@@ -20,6 +21,9 @@ from typing import Any
 import httpx
 import pytest
 from bulk_support import FileServer
+from conftest import CAPI_TOKEN
+from fake_snap import FakeSnap
+from in_process import InProcessRun, run_in_process
 from loopback_http import loopback
 
 from src.errors import SourceError
@@ -330,3 +334,121 @@ def test_redirects_within_the_limit_are_followed(files: FileServer) -> None:
     with loopback(Handler) as base:
         read, error = read_url(f"{base}/moved.jsonl")
     assert error is None and len(read) == 2
+
+
+# --- a user's hand-made or exported file, end to end ------------------------------------------------
+
+BATCH = {
+    "demoMode": False,
+    "accessToken": CAPI_TOKEN,
+    "pixelId": "pixel-hostile-1",
+    "task": "send_batch_events",
+    "eventSourceUrl": "https://shop.example.com/thanks",
+}
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_file(snap: FakeSnap, files: FileServer, path: str, body: str, content_type: str) -> InProcessRun:
+    run = run_in_process({**BATCH, "eventsUrl": files.add(path, body, content_type)}, snap=snap, ppe=True)
+    assert "unexpected error" not in run.final_message
+    return run
+
+
+def sent_emails(snap: FakeSnap) -> list[list[str] | str]:
+    return [event["user_data"]["em"] for event in snap.accepted]
+
+
+def test_a_csv_with_old_mac_line_endings_is_read(snap: FakeSnap, files: FileServer) -> None:
+    """Scenario: a CSV whose lines end in a bare CR (classic Mac, Excel's "CSV (Macintosh)"). Its events are
+    read and sent; it used to stop the run with an unexpected error (csv.Error)."""
+    body = "eventType,email,price\rPURCHASE,a@example.com,5\rPURCHASE,b@example.com,6\r"
+    run = run_file(snap, files, "/mac.csv", body, "text/csv")
+    assert run.output["counts"] == {"sent": 2}
+    assert sent_emails(snap) == [sha("a@example.com"), sha("b@example.com")]
+
+
+@pytest.mark.parametrize(
+    ("element", "why"),
+    [
+        ("[" * 2000 + "]" * 2000, "is nested too deeply to read"),
+        ('{"email": "b@example.com", "price": 5, "eventTime": 1' + "0" * 5000 + "}", "holds a number too long to read"),
+    ],
+    ids=["nested-2000-deep", "integer-of-5001-digits"],
+)
+def test_a_hostile_element_in_a_json_array_file_is_one_bad_row(
+    snap: FakeSnap, files: FileServer, element: str, why: str
+) -> None:
+    """Scenario: a JSON array whose second element is nested 2,000 deep or holds a 5,001-digit integer. The
+    first event is sent, the element is one `invalid` row saying why; it used to stop the run."""
+    body = '[{"email": "a@example.com", "price": 5}, ' + element + "]"
+    run = run_file(snap, files, "/deep.json", body, "application/json")
+    assert run.output["counts"] == {"sent": 1, "invalid": 1}
+    [bad] = [row for row in run.rows if row["status"] == "invalid"]
+    assert bad["error"] == f"line 1: element 1 {why}"
+
+
+def test_a_pretty_printed_json_object_in_a_json_file_is_one_event(snap: FakeSnap, files: FileServer) -> None:
+    """Scenario: a `.json` file holding one event as `json.dump(event, f, indent=2)` writes it. One event is
+    sent; it used to be read as JSON Lines, 4 `invalid` rows "not valid JSON"."""
+    body = '{\n  "email": "a@example.com",\n  "price": 5\n}\n'
+    run = run_file(snap, files, "/event.json", body, "application/json")
+    assert run.output["counts"] == {"sent": 1}
+    assert sent_emails(snap) == [sha("a@example.com")]
+
+
+def test_json_arrays_one_after_another_are_all_read(snap: FakeSnap, files: FileServer) -> None:
+    """Scenario: a `.json` file made by `cat a.json b.json`: two arrays. Both events are sent; the second
+    array used to be ignored without a word."""
+    body = '[{"email": "a@example.com", "price": 5}]\n[{"email": "b@example.com", "price": 6}]\n'
+    run = run_file(snap, files, "/two.json", body, "application/json")
+    assert run.output["counts"] == {"sent": 2}
+    assert sent_emails(snap) == [sha("a@example.com"), sha("b@example.com")]
+
+
+def test_junk_after_a_json_array_fails_the_run_after_sending_its_events(snap: FakeSnap, files: FileServer) -> None:
+    """Scenario: a `.json` file whose array is followed by stray text. The array's event is sent, then the
+    run fails naming eventsUrl and the line; the junk used to be ignored."""
+    body = '[{"email": "a@example.com", "price": 5}]\n<html>oops</html>\n'
+    run = run_file(snap, files, "/junk.json", body, "application/json")
+    assert run.returncode != 0
+    assert run.output["counts"] == {"sent": 1}
+    assert run.output["error"] == (
+        "eventsUrl: line 2: after its JSON the file goes on with text that is not a JSON array or object"
+    )
+
+
+def test_a_semicolon_csv_is_read(snap: FakeSnap, files: FileServer) -> None:
+    """Scenario: a CSV from Excel in a European locale, `;` between the fields. Its event is sent; it used to
+    fail with "names no event field; is its header row missing?"."""
+    run = run_file(snap, files, "/orders.csv", "eventType;email;price\nPURCHASE;a@example.com;5\n", "text/csv")
+    assert run.output["counts"] == {"sent": 1}
+    assert sent_emails(snap) == [sha("a@example.com")]
+
+
+def test_a_csv_header_in_another_case_is_read(snap: FakeSnap, files: FileServer) -> None:
+    """Scenario: a CSV whose header is `EventType,Email,Price`, as most exports write it. Its event is sent; it
+    used to fail with a message naming neither the cause (case) nor the fix (fieldMapping)."""
+    run = run_file(snap, files, "/orders.csv", "EventType,Email,Price\nPURCHASE,a@example.com,5\n", "text/csv")
+    assert run.output["counts"] == {"sent": 1}
+    assert snap.accepted[0]["custom_data"]["value"] == 5
+
+
+def test_two_csv_email_columns_send_both_addresses(snap: FakeSnap, files: FileServer) -> None:
+    """Scenario: a CSV with two `email` columns (a customer's two addresses). Both reach Snap; the later
+    used to overwrite the earlier without a word."""
+    body = "eventType,email,email,price\nPURCHASE,a@example.com,b@example.com,5\n"
+    run = run_file(snap, files, "/orders.csv", body, "text/csv")
+    assert run.output["counts"] == {"sent": 1}
+    assert sent_emails(snap) == [[sha("a@example.com"), sha("b@example.com")]]
+
+
+def test_a_field_mapping_onto_an_email_the_event_has_sends_both(snap: FakeSnap) -> None:
+    """Scenario: `events` carry `email`, and `mail` that fieldMapping maps to `email`. Both addresses reach
+    Snap; the mapped one used to replace the event's own without a word."""
+    events = [{"email": "a@example.com", "mail": "b@example.com", "price": 5}]
+    run = run_in_process({**BATCH, "events": events, "fieldMapping": {"mail": "email"}}, snap=snap, ppe=True)
+    assert run.output["counts"] == {"sent": 1}
+    assert sent_emails(snap) == [[sha("a@example.com"), sha("b@example.com")]]

@@ -16,8 +16,9 @@ from src.sources.parsers import (
     MAX_RECORD_CHARS,
     PARSERS,
     CsvParser,
-    JsonArrayParser,
+    JsonFile,
     JsonLinesParser,
+    JsonParser,
     file_format,
 )
 
@@ -199,7 +200,7 @@ def test_numbers_cut_at_a_chunk_boundary_are_read_whole() -> None:
         (0, None, "line 1: element 0 is not a JSON object"),
         (1, None, "line 1: element 1 is not a JSON object"),
     ]
-    parser = JsonArrayParser(NO_MAPPING)
+    parser = JsonParser(NO_MAPPING)
     assert list(parser.feed('[{"n": 1}, 12')) == [SourceEvent(0, {"n": 1})]
     assert list(parser.feed("34]")) == [SourceEvent(1, None, error="line 1: element 1 is not a JSON object")]
     assert list(parser.end()) == []
@@ -207,13 +208,12 @@ def test_numbers_cut_at_a_chunk_boundary_are_read_whole() -> None:
 
 def test_an_empty_array_and_what_follows_it() -> None:
     assert every_chunking("json", " [ ] \n") == []
-    assert every_chunking("json", "[]\n[{}]") == []  # reading stops at the end of the array
+    assert every_chunking("json", "[]\n[{}]") == [(0, {}, None)]  # the next array is read too
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"email": "a@x.com"}', "line 1: the file is not a JSON array"),
         ('\n\n"x"', "line 3: the file is not a JSON array"),
         ('[{"n": 1},\n', "line 2: the JSON array is not closed"),
         ('[{"n": 1}, {"s": "never closed', "the JSON array is not closed"),
@@ -221,12 +221,13 @@ def test_an_empty_array_and_what_follows_it() -> None:
     ],
 )
 def test_what_is_not_a_whole_json_array_stops_the_source(text: str, message: str) -> None:
+    parser = JsonParser(NO_MAPPING)
     with pytest.raises(SourceError, match=message):
-        parse("json", text)
+        [*parser.feed(text), *parser.end()]
 
 
 def test_a_json_element_that_never_ends_stops_the_source() -> None:
-    parser = JsonArrayParser(NO_MAPPING)
+    parser = JsonParser(NO_MAPPING)
     assert list(parser.feed('[{"n": 1}, {"s": "' + "x" * (MAX_RECORD_CHARS - 8))) == [SourceEvent(0, {"n": 1})]
     assert list(parser.feed("x")) == []  # exactly the limit: still waiting for the rest
     with pytest.raises(SourceError, match="line 1: an element is over 1,048,576 characters"):
@@ -236,7 +237,7 @@ def test_a_json_element_that_never_ends_stops_the_source() -> None:
 def test_a_bad_element_at_the_end_of_the_file_is_reported() -> None:
     with pytest.raises(SourceError, match="not closed"):
         parse("json", '[{"n": 1}, {bad')
-    parser = JsonArrayParser(NO_MAPPING)
+    parser = JsonParser(NO_MAPPING)
     assert list(parser.feed('[{"n": 1}, {bad')) == [SourceEvent(0, {"n": 1})]
     reported: list[SourceEvent] = []
     with pytest.raises(SourceError, match="line 1: the JSON array is not closed"):
@@ -260,11 +261,11 @@ def test_a_bad_element_at_the_end_of_the_file_is_reported() -> None:
         ("https://x.com/a", "application/jsonl", "[", "jsonl"),
         ("https://x.com/a", "application/jsonlines", "[", "jsonl"),
         ("https://x.com/a.json", "", "[", "json"),
-        ("https://x.com/a.json", "", "{", "jsonl"),
+        ("https://x.com/a.json", "", "{", "json"),
         ("https://x.com/a", "application/json", "[", "json"),
-        ("https://x.com/a", "application/json", "{", "jsonl"),
+        ("https://x.com/a", "application/json", "{", "json"),
         ("https://x.com/a", "text/plain", "[", "json"),
-        ("https://x.com/a", "text/plain", "{", "jsonl"),
+        ("https://x.com/a", "text/plain", "{", "json"),
         ("https://x.com/a", "text/plain", "e", "csv"),
         ("https://x.com/a.txt", "", "x", "csv"),
     ],
@@ -273,7 +274,7 @@ def test_the_file_format_by_extension_then_content_type_then_first_character(
     url: str, content_type: str, first: str, kind: str
 ) -> None:
     assert file_format(url, content_type, first) == kind
-    assert isinstance(PARSERS[kind](NO_MAPPING), (CsvParser, JsonLinesParser, JsonArrayParser))
+    assert isinstance(PARSERS[kind](NO_MAPPING), (CsvParser, JsonLinesParser, JsonFile))
 
 
 def test_an_escaped_quote_at_a_line_end_keeps_the_field_open() -> None:
@@ -318,3 +319,148 @@ def test_a_bad_last_element_before_the_closing_bracket_is_reported() -> None:
         (0, {"n": 1}, None),
         (1, None, "line 1: element 1 is not valid JSON"),
     ]
+
+
+# --- line endings, separators, header names, two columns for one field ------------------------------
+
+
+def test_a_bare_cr_ends_a_csv_line_as_crlf_does_even_cut_between_chunks() -> None:
+    """A classic-Mac export ends its lines in a bare CR, a Windows one in CRLF: both read like LF, a CR cut
+    from its LF by a chunk boundary included, and a quoted field spanning such lines keeps its line break."""
+    mac = 'eventType,email,firstName\rPURCHASE,a@x.com,"Ann\rMarie"\r\rPURCHASE,b@x.com,Bob\r'
+    expected = [
+        (0, {"eventType": "PURCHASE", "email": "a@x.com", "firstName": "Ann\nMarie"}, None),
+        (1, {"eventType": "PURCHASE", "email": "b@x.com", "firstName": "Bob"}, None),
+    ]
+    assert every_chunking("csv", mac) == expected
+    assert every_chunking("csv", mac.replace("\r", "\r\n")) == expected
+    assert every_chunking("csv", "email\ra@x.com\r\nb@x.com\nc@x.com") == [
+        (0, {"email": "a@x.com"}, None),
+        (1, {"email": "b@x.com"}, None),
+        (2, {"email": "c@x.com"}, None),
+    ]
+
+
+def test_a_csv_header_the_csv_module_refuses_stops_the_source_with_a_message() -> None:
+    """A header cell over the csv module's field limit (131,072 characters) is a clear source error."""
+    with pytest.raises(SourceError, match="eventsUrl: the CSV's header line is not a valid CSV record"):
+        parse("csv", "email," + "x" * 200_000 + "\na@x.com,1\n", chunk=1 << 16)
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_separated_by_semicolons_or_tabs_is_read_by_its_header(separator: str) -> None:
+    """Excel in many European locales separates fields with `;`; some exports use tabs: the header tells."""
+    text = 'eventType,email,firstName\nPURCHASE,a@x.com,"Ann\nMarie, Jr"\n'.replace(",", separator).replace(
+        "Marie" + separator + " Jr", "Marie, Jr"
+    )
+    assert every_chunking("csv", text) == [
+        (0, {"eventType": "PURCHASE", "email": "a@x.com", "firstName": "Ann\nMarie, Jr"}, None)
+    ]
+
+
+def test_csv_column_names_match_the_fields_whatever_their_case(caplog: pytest.LogCaptureFixture) -> None:
+    """A header written `EventType, Email ,PRICE` (as most exports do) names eventType, email and price."""
+    caplog.set_level("INFO")
+    assert every_chunking("csv", "EventType, Email ,PRICE\nPURCHASE,a@x.com,5\n") == [
+        (0, {"eventType": "PURCHASE", "email": "a@x.com", "price": "5"}, None)
+    ]
+    assert "EventType -> eventType, Email -> email, PRICE -> price" in caplog.text
+
+
+def test_a_csv_without_an_event_field_says_how_to_name_the_columns() -> None:
+    with pytest.raises(SourceError) as raised:
+        parse("csv", "Mail,Amount\na@x.com,5\n")
+    assert str(raised.value) == (
+        "eventsUrl: the CSV's first line names no event field (eventType, email, phone, price, ...): name the "
+        "columns so, map your own names with fieldMapping, or add the header row if it is missing"
+    )
+
+
+def test_two_csv_columns_for_an_identifier_send_both_and_for_another_field_the_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two `email` columns are two addresses of one person: both are kept. Two `price` columns cannot both
+    be sent: the later is, and the log names the columns (never a value)."""
+    text = "email,price,email,price\na@x.com,5,b@x.com,6\nc@x.com,7,,\n"
+    assert every_chunking("csv", text) == [
+        (0, {"email": ["a@x.com", "b@x.com"], "price": "6"}, None),
+        (1, {"email": "c@x.com", "price": "7"}, None),
+    ]
+    assert "CSV columns 2 (price), 4 (price) all give price: where several have a value, column 4's is sent" in (
+        caplog.text
+    )
+    assert "email" not in caplog.text and "a@x.com" not in caplog.text
+
+
+@pytest.mark.parametrize("header", ["total,price", "price,total"])
+def test_a_mapped_csv_column_wins_over_the_column_named_as_its_field(header: str) -> None:
+    """fieldMapping `total -> price` says which column is the price, wherever it stands."""
+    values = {"total": "9", "price": "1"}
+    text = header + "\n" + ",".join(values[name] for name in header.split(",")) + "\n"
+    assert every_chunking("csv", text, mapping=FieldMapping({"total": "price"})) == [(0, {"price": "9"}, None)]
+
+
+def test_a_mapped_field_the_record_has_keeps_both_identifiers_and_says_what_it_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mapping = FieldMapping({"mail": "email", "total": "price"})
+    record = {"email": "a@x.com", "mail": "b@x.com", "price": 1, "total": 2}
+    assert mapping.rename(record) == {"email": ["a@x.com", "b@x.com"], "price": 2}
+    assert mapping.rename({"price": 1, "total": ""}) == {"price": 1}  # an empty column loses nothing
+    mapping.rename(record)
+    said = [record.getMessage() for record in caplog.records]
+    assert said == [
+        "fieldMapping maps 'total' to price, which some events also have from another field: "
+        "where both have a value, 'total''s is sent and the other dropped"
+    ]
+
+
+# --- JSON text: hostile elements, pretty-printed objects, arrays one after another -------------------
+
+
+@pytest.mark.parametrize(
+    ("element", "why"),
+    [
+        ("[" * 2000 + "]" * 2000, "is nested too deeply to read"),
+        ('{"n": 1' + "0" * 5000 + "}", "holds a number too long to read"),
+    ],
+)
+def test_an_element_the_decoder_cannot_hold_is_one_bad_row(element: str, why: str) -> None:
+    text = '[{"n": 0},\n' + element + ', {"n": 2}]'
+    for chunk in (None, 1000):
+        assert parse("json", text, chunk) == [
+            (0, {"n": 0}, None),
+            (1, None, f"line 2: element 1 {why}"),
+            (2, {"n": 2}, None),
+        ]
+
+
+def test_pretty_printed_objects_in_a_json_file_are_one_event_each() -> None:
+    text = '{\n  "email": "a@x.com",\n  "price": 5\n}\n{\n  "bad": \n}\n\n{\n  "n": 2\n}\n'
+    assert every_chunking("json", text) == [
+        (0, {"email": "a@x.com", "price": 5}, None),
+        (1, None, "line 5: element 1 is not valid JSON"),
+        (2, {"n": 2}, None),
+    ]
+
+
+def test_a_json_file_of_one_object_a_line_is_read_as_json_lines() -> None:
+    text = '\n{"n": 0}\n{bad\n[1]\n{"n": 3}'
+    assert every_chunking("json", text) == every_chunking("jsonl", text)
+    assert every_chunking("json", '{"n": 0}') == [(0, {"n": 0}, None)]
+
+
+def test_json_arrays_one_after_another_are_all_read() -> None:
+    text = '[{"n": 0}]\n[{"n": 1},\n {"n": 2}] {"n": 3}'
+    assert every_chunking("json", text) == [(index, {"n": index}, None) for index in range(4)]
+    assert every_chunking("json", text, start=2) == [(2, {"n": 2}, None), (3, {"n": 3}, None)]
+
+
+def test_text_after_a_json_array_stops_the_source_after_its_events() -> None:
+    parser = JsonParser(NO_MAPPING)
+    assert list(parser.feed('[{"n": 0}]\n\n')) == [SourceEvent(0, {"n": 0})]
+    with pytest.raises(SourceError) as raised:
+        list(parser.feed("oops"))
+    assert str(raised.value) == (
+        "eventsUrl: line 3: after its JSON the file goes on with text that is not a JSON array or object"
+    )

@@ -22,7 +22,7 @@ import orjson
 from ..errors import SourceError
 from ..events.shape import SourceEvent
 from ..fields import EVENT_FIELDS
-from .mapping import FieldMapping, mapped_record
+from .mapping import SEVERAL_VALUES, FieldMapping, mapped_record, put
 
 _log = logging.getLogger(__name__)
 
@@ -35,10 +35,10 @@ MAX_LINE_CHARS = 1 << 20
 MAX_RECORD_LINES = 100
 
 
-def _csv_state(text: str) -> str:
+def _csv_state(text: str, delimiter: str) -> str:
     """`open` when a CSV record ends inside a quoted field (the next line continues it), else `ok` or `bad`."""
     try:
-        next(csv.reader([text], strict=True))
+        next(csv.reader([text], delimiter=delimiter, strict=True))
     except csv.Error as error:
         return "open" if "unexpected end of data" in str(error) else "bad"
     return "ok"
@@ -98,6 +98,26 @@ class LineSplitter:
         return line
 
 
+class LineEnds:
+    """Text fed in chunks -> the same text with every line ending in LF: a bare CR (classic Mac, Excel's
+    "CSV (Macintosh)") ends a line as CRLF does. A CR at a chunk's end waits: the next chunk may bring its LF.
+    """
+
+    def __init__(self) -> None:
+        self._cr = False
+
+    def feed(self, text: str) -> str:
+        if self._cr:
+            text, self._cr = "\r" + text, False
+        if text.endswith("\r"):
+            text, self._cr = text[:-1], True
+        return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+    def end(self) -> str:
+        cr, self._cr = self._cr, False
+        return "\n" if cr else ""
+
+
 def too_long(line: int) -> str:
     return f"line {line}: longer than {MAX_LINE_CHARS:,} characters"
 
@@ -146,24 +166,29 @@ class JsonLinesParser:
 class CsvParser:
     """A header row naming the fields (or `fieldMapping` keys), then one event per record.
 
-    Quoted fields may span lines: a record is complete when its quotes balance.
+    Quoted fields may span lines: a record is complete when its quotes balance. Lines may end in LF, CRLF
+    or a bare CR. Fields are separated by the header's `,`, `;` or tab, whichever names the most fields.
     """
 
     def __init__(self, mapping: FieldMapping, start: int = 0) -> None:
         self._mapping = mapping
         self._start = start
+        self._line_ends = LineEnds()
         self._lines_of = LineSplitter()
         self._pending: list[str] = []
         self._pending_line = 0
         self._line = 0
         self._index = 0
+        self._delimiter: str | None = None
         self._columns: list[str | None] | None = None
+        #: (position, field) of each column in the order their values are put, when two give one field.
+        self._order: list[tuple[int, str]] | None = None
 
     def feed(self, text: str) -> Iterator[SourceEvent]:
-        return self._records(self._complete(self._lines_of.feed(text)))
+        return self._records(self._complete(self._lines_of.feed(self._line_ends.feed(text))))
 
     def end(self) -> Iterator[SourceEvent]:
-        records = self._complete(self._lines_of.end())
+        records = self._complete(self._lines_of.feed(self._line_ends.end()) + self._lines_of.end())
         while self._pending:  # a quote still open at the end: report its line, read the rest afresh
             stray, rest = self._pending[0], self._pending[1:]
             records.append((self._pending_line, stray))
@@ -184,14 +209,17 @@ class CsvParser:
                     self._pending = []
                 records.append((self._line, None))
                 continue
+            if self._delimiter is None and line.strip():
+                self._delimiter = self._separator(line)
+            delimiter = self._delimiter or ","
             if not self._pending:
-                if line.count('"') % 2 == 0 or _csv_state(line) != "open":
+                if line.count('"') % 2 == 0 or _csv_state(line, delimiter) != "open":
                     records.append((self._line, line))
                 else:
                     self._pending_line, self._pending = self._line, [line]
                 continue
             self._pending.append(line)
-            state = _csv_state("\n".join(self._pending))
+            state = _csv_state("\n".join(self._pending), delimiter)
             if state == "ok":
                 records.append((self._pending_line, "\n".join(self._pending)))
                 self._pending = []
@@ -201,6 +229,20 @@ class CsvParser:
                 queue.extendleft(reversed(self._pending[1:]))
                 self._line, self._pending = self._pending_line, []
         return records
+
+    def _separator(self, header: str) -> str:
+        """The delimiter that splits the header line into the most event fields: `,` unless `;` (Excel in
+        many European locales) or a tab names more."""
+        best, most = ",", 0
+        for delimiter in ",;\t":
+            try:
+                names = next(csv.reader([header], delimiter=delimiter))
+            except csv.Error:
+                continue
+            known = sum(self._mapping.column(name) in EVENT_FIELDS for name in names)
+            if known > most:
+                best, most = delimiter, known
+        return best
 
     def _pending_size(self) -> int:
         return sum(len(line) for line in self._pending)
@@ -221,20 +263,56 @@ class CsvParser:
             yield self._event(index, line, text) if text is not None else SourceEvent(index, None, error=too_long(line))
 
     def _header(self, text: str) -> list[str | None]:
-        names = next(csv.reader([text.removesuffix("\r")]))
+        try:
+            names = next(csv.reader([text], delimiter=self._delimiter or ","))
+        except csv.Error:
+            raise SourceError("eventsUrl: the CSV's header line is not a valid CSV record") from None
         columns = [self._mapping.column(name) for name in names]
         known = [column if column in EVENT_FIELDS else None for column in columns]
         if not any(known):
             # Names are not echoed: without a header, this line is a person's data.
-            raise SourceError("eventsUrl: the CSV's first line names no event field; is its header row missing?")
+            raise SourceError(
+                "eventsUrl: the CSV's first line names no event field (eventType, email, phone, price, ...): "
+                "name the columns so, map your own names with fieldMapping, or add the header row if it is missing"
+            )
         if ignored := sum(column is None for column in known):
             _log.warning(f"{ignored} CSV column(s) are not event fields and are ignored (see fieldMapping)")
+        if recased := [
+            f"{name.strip()} -> {column}"
+            for name, column in zip(names, known, strict=True)
+            if column is not None and column != name.strip() and not self._mapping.is_mapped(name)
+        ]:
+            _log.info(f"CSV columns read as event fields whatever their case: {', '.join(recased)}")
+        self._order = self._merge_order(names, known)
         return known
+
+    def _merge_order(self, names: list[str], columns: list[str | None]) -> list[tuple[int, str]] | None:
+        """When two columns give one field: the positions in the order their values are put (a column named
+        as the field, then a mapped one, each in file order; the later wins), and the log says which loses."""
+        given: dict[str, list[int]] = {}
+        for position, column in enumerate(columns):
+            if column is not None:
+                given.setdefault(column, []).append(position)
+        if all(len(positions) == 1 for positions in given.values()):
+            return None
+        order = sorted(
+            ((position, column) for position, column in enumerate(columns) if column is not None),
+            key=lambda put_at: self._mapping.is_mapped(names[put_at[0]]),
+        )
+        for field, positions in given.items():
+            if len(positions) > 1 and field not in SEVERAL_VALUES:
+                ranked = [position for position, _ in order if position in positions]
+                said = ", ".join(f"{position + 1} ({names[position].strip()})" for position in ranked)
+                _log.warning(
+                    f"CSV columns {said} all give {field}: where several have a value, "
+                    f"column {ranked[-1] + 1}'s is sent and the others dropped"
+                )
+        return order
 
     def _event(self, index: int, line: int, text: str) -> SourceEvent:
         columns = self._columns or []
         try:
-            values = next(csv.reader([text.removesuffix("\r")], strict=True))
+            values = next(csv.reader([text], delimiter=self._delimiter or ",", strict=True))
         except csv.Error:
             return SourceEvent(index, None, error=f"line {line}: not a valid CSV record")
         if len(values) != len(columns):
@@ -242,17 +320,23 @@ class CsvParser:
                 index, None, error=f"line {line}: has {len(values)} fields, the header has {len(columns)}"
             )
         data: dict[str, Any] = {}
-        for column, value in zip(columns, values, strict=True):
-            if column is not None and value != "":
-                data[column] = value  # a yes/no cell is read by `rules.yes_no`, as in JSON
+        if self._order is None:
+            for column, value in zip(columns, values, strict=True):
+                if column is not None and value != "":
+                    data[column] = value  # a yes/no cell is read by `rules.yes_no`, as in JSON
+        else:
+            for position, field in self._order:
+                put(data, field, values[position])
         return SourceEvent(index, data)
 
 
-class JsonArrayParser:
-    """A top-level JSON array of event objects, one element at a time.
+class JsonParser:
+    """JSON text of events: a top-level array of event objects (or several arrays one after another, as
+    `cat a.json b.json` makes), a top-level event object (pretty-printed), or several; one element at a time.
 
-    The standard decoder parses each element where it starts; an element it cannot parse is
-    skipped up to the next top-level comma by a bracket-and-string scanner and reported.
+    The standard decoder parses each element where it starts; an element it cannot parse (not JSON, nested
+    too deeply, a number too long) is skipped up to the next top-level comma by a bracket-and-string scanner
+    and reported. Text between the values that is not a value stops the source: it is never ignored.
     """
 
     _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|"|[\[\]{},]', re.DOTALL)
@@ -265,7 +349,8 @@ class JsonArrayParser:
         self._buffer = ""
         self._line = 1
         self._index = 0
-        self._state = "before"  # "before" the "[", "inside" the array, "after" the "]"
+        self._in_array = False
+        self._values = 0  # top-level values begun: arrays and objects
 
     def feed(self, text: str) -> Iterator[SourceEvent]:
         self._buffer += text
@@ -278,30 +363,39 @@ class JsonArrayParser:
         buffer, pos = self._buffer, 0
         while True:
             pos = self._skip(buffer, pos)
-            if pos >= len(buffer) or self._state == "after":
+            if pos >= len(buffer):
                 break
-            if self._state == "before":
-                if buffer[pos] != "[":
-                    raise SourceError(f"line {self._line}: the file is not a JSON array")
-                self._state, pos = "inside", pos + 1
-                continue
-            if buffer[pos] == ",":
+            char = buffer[pos]
+            if not self._in_array:
+                if char == "[":
+                    self._in_array, self._values, pos = True, self._values + 1, pos + 1
+                    continue
+                if char != "{":
+                    if not self._values:
+                        raise SourceError(f"line {self._line}: the file is not a JSON array")
+                    raise SourceError(
+                        f"eventsUrl: line {self._line}: after its JSON the file goes on with text that is not "
+                        "a JSON array or object"
+                    )
+            elif char == ",":
                 pos += 1
                 continue
-            if buffer[pos] == "]":
-                self._state = "after"
-                break
+            elif char == "]":
+                self._in_array, pos = False, pos + 1
+                continue
             end, event = self._element(buffer, pos, final=final)
             if end is None:
                 if len(buffer) - pos > MAX_RECORD_CHARS:
                     raise SourceError(f"line {self._line}: an element is over {MAX_RECORD_CHARS:,} characters")
                 break
+            if not self._in_array:
+                self._values += 1
             if event is not None:
                 yield event
             self._line += buffer.count("\n", pos, end)
             pos = end
         self._buffer = buffer[pos:]
-        if final and self._state != "after":
+        if final and self._in_array:
             raise SourceError(f"line {self._line}: the JSON array is not closed")
 
     def _skip(self, buffer: str, pos: int) -> int:
@@ -315,13 +409,13 @@ class JsonArrayParser:
         index = self._index
         try:
             data, end = self._decoder.raw_decode(buffer, pos)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
             scanned = self._scan_end(buffer, pos, final=final)
             if scanned is None:
                 return None, None
             self._index += 1
-            error = f"line {self._line}: element {index} is not valid JSON"
-            return scanned, (SourceEvent(index, None, error=error) if index >= self._start else None)
+            why = f"line {self._line}: element {index} {_unreadable(error)}"
+            return scanned, (SourceEvent(index, None, error=why) if index >= self._start else None)
         if end >= len(buffer) and not final:
             return None, None  # a number or literal cut at the chunk's end may go on
         self._index += 1
@@ -330,6 +424,8 @@ class JsonArrayParser:
         return end, mapped_record(index, data, f"line {self._line}: element {index}", self._mapping)
 
     def _scan_end(self, buffer: str, pos: int, *, final: bool) -> int | None:
+        """Where a bad element ends: at the next comma or `]` of its array, or past its own last bracket
+        when it stands at the top level."""
         depth = 0
         for match in self._TOKEN.finditer(buffer, pos):
             char = match.group()
@@ -341,20 +437,77 @@ class JsonArrayParser:
                 if depth == 0:
                     return match.start()
                 depth -= 1
+                if depth == 0 and not self._in_array:
+                    return match.end()
             elif char == "," and depth == 0:
                 return match.start()
         return len(buffer) if final else None
 
 
-PARSERS: Mapping[str, type[JsonLinesParser] | type[CsvParser] | type[JsonArrayParser]] = {
+def _unreadable(error: Exception) -> str:
+    """Why the decoder refused an element, in a user's words (its text is never quoted: it may be personal)."""
+    if isinstance(error, RecursionError):
+        return "is nested too deeply to read"
+    if isinstance(error, json.JSONDecodeError):
+        return "is not valid JSON"
+    return "holds a number too long to read"
+
+
+class JsonFile:
+    """A `.json` file, or one served as JSON: JSON text (`JsonParser`), unless it starts with an object on a
+    line of its own, which makes it JSON Lines, read exactly as a `.jsonl` file (`JsonLinesParser`).
+
+    A pretty-printed object's first line is a lone `{`, a JSON Lines file's a whole object: the first line is
+    held until it ends (at most `MAX_LINE_CHARS`), then everything goes to the parser it chose.
+    """
+
+    def __init__(self, mapping: FieldMapping, start: int = 0) -> None:
+        self._mapping = mapping
+        self._start = start
+        self._head: list[str] = []
+        self._size = 0
+        self._parser: JsonParser | JsonLinesParser | None = None
+
+    def feed(self, text: str) -> Iterator[SourceEvent]:
+        if self._parser is not None:
+            return self._parser.feed(text)
+        self._head.append(text)
+        self._size += len(text)
+        if "\n" not in text and self._size <= MAX_LINE_CHARS:
+            return iter(())
+        return self._choose(final=False)
+
+    def end(self) -> Iterator[SourceEvent]:
+        if self._parser is None:
+            yield from self._choose(final=True)
+        if self._parser is not None:
+            yield from self._parser.end()
+
+    def _choose(self, *, final: bool) -> Iterator[SourceEvent]:
+        head = "".join(self._head)
+        text = head.lstrip()
+        array = text.startswith("[")
+        line_end = text.find("\n")
+        if not array and line_end < 0 and not final and self._size <= MAX_LINE_CHARS:
+            self._head = [head]  # the first line has not ended yet
+            return iter(())
+        first_line = text if line_end < 0 else text[:line_end]
+        pretty = array or first_line.strip() == "{"
+        self._parser = (JsonParser if pretty else JsonLinesParser)(self._mapping, self._start)
+        self._head = []
+        return self._parser.feed(head)
+
+
+PARSERS: Mapping[str, type[JsonLinesParser] | type[CsvParser] | type[JsonFile]] = {
     "jsonl": JsonLinesParser,
     "csv": CsvParser,
-    "json": JsonArrayParser,
+    "json": JsonFile,
 }
 
 
 def file_format(url: str, content_type: str, first_char: str) -> str:
-    """`csv`, `jsonl` or `json`: by extension, then content type; JSON vs JSON Lines by the first character."""
+    """`csv`, `jsonl` or `json` (JSON text or JSON Lines, told apart by `JsonFile`): by extension, then
+    content type, then the first character."""
     path = urlsplit(url).path.lower().removesuffix(".gz")
     kind = content_type.split(";")[0].strip().lower()
     if path.endswith(".csv") or kind in ("text/csv", "application/csv"):
@@ -362,5 +515,5 @@ def file_format(url: str, content_type: str, first_char: str) -> str:
     if path.endswith((".jsonl", ".ndjson")) or "ndjson" in kind or "jsonl" in kind or "jsonlines" in kind:
         return "jsonl"
     if path.endswith(".json") or "json" in kind or first_char in "[{":
-        return "json" if first_char == "[" else "jsonl"
+        return "json"
     return "csv"
