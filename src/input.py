@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -149,6 +151,11 @@ class ActorInput(_EventFields):
             parsed = json.loads(value)
         except json.JSONDecodeError as error:
             raise ValueError(f"is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
+        except RecursionError:
+            raise ValueError("holds a value nested too deeply to read; an event is an object of fields") from None
+        except ValueError:  # the only other: an integer past Python's limit, whose own message suggests a setting
+            digits = sys.get_int_max_str_digits()
+            raise ValueError(f"holds a number of more than {digits} digits; no event field takes one") from None
         if not isinstance(parsed, list):
             raise ValueError("must be a JSON array of event objects")
         return parsed
@@ -160,6 +167,11 @@ class ActorInput(_EventFields):
         if not isinstance(data, dict):
             return data
         return {key: value for key, value in data.items() if not (isinstance(value, str) and not value.strip())}
+
+    def fingerprint(self) -> str:
+        """A digest of the input: the same in every attempt of a run given the same input (a migrated run finds
+        its checkpoint by it), and there for any input that validated, however deep or long its values."""
+        return _digest({name: getattr(self, name) for name in sorted(type(self).model_fields)})
 
     @property
     def is_demo(self) -> bool:
@@ -267,6 +279,34 @@ _TOKEN_HELP = (
 
 def _single_event_attrs() -> set[str]:
     return {_ATTRS[alias] for alias in SINGLE_EVENT_FIELDS}
+
+
+def _digest(value: object) -> str:
+    """SHA-256 of a JSON-like value, walked without recursion and without converting integers to decimal text
+    (the two ways `json.dumps` fails on input the model accepts); a secret counts by its presence only."""
+    digest = hashlib.sha256()
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            digest.update(b"{%d:" % len(item))
+            for key in sorted(item, key=str, reverse=True):
+                stack += [item[key], str(key)]
+        elif isinstance(item, list):
+            digest.update(b"[%d:" % len(item))
+            stack.extend(reversed(item))
+        elif isinstance(item, str):
+            text = item.encode("utf-8", "surrogatepass")  # the events may hold lone surrogates
+            digest.update(b"s%d:%s" % (len(text), text))
+        elif isinstance(item, SecretStr):
+            digest.update(b"secret;")
+        elif isinstance(item, bool) or item is None:
+            digest.update(b"%r;" % item)
+        elif isinstance(item, int):
+            digest.update(b"i%x;" % item)  # hexadecimal: Python limits only decimal conversions
+        else:
+            digest.update(b"%s:%r;" % (type(item).__name__.encode(), item))
+    return digest.hexdigest()
 
 
 def parse_input(raw: dict[str, Any] | None) -> ActorInput:

@@ -223,6 +223,45 @@ def test_a_batch_with_nan_time_negative_price_and_broken_text_charges_only_the_g
     assert "Traceback" not in run.stderr + run.stdout
 
 
+def _nested(depth: int) -> Any:
+    deep: Any = "x"
+    for _ in range(depth):
+        deep = [deep]
+    return deep
+
+
+@pytest.mark.parametrize(
+    "bad", [{"contents": _nested(3000)}, {"eventTime": 10**5000}], ids=["contents-3000-deep", "eventTime-5001-digits"]
+)
+def test_a_hostile_value_in_one_event_of_an_array_costs_that_event_only(snap: FakeSnap, bad: dict[str, Any]) -> None:
+    """`events` as a real array (as the platform hands it over) whose second event has `contents` nested 3,000 deep
+    or an `eventTime` of 5,001 digits: the first event is sent and charged, the second is an `invalid` row. (The
+    run's checkpoint fingerprint of the input crashed on either, before anything was sent.)"""
+    now = int(time.time())
+    events = [good(0, now), good(1, now) | bad]
+    run = run_in_process(
+        {"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+         "eventSourceUrl": "https://shop.example.com/thanks", "events": events},
+        snap=snap,
+        ppe=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.final_message
+    assert snap.accepted_event_ids() == ["order-0"]
+    assert run.charged_conversions == 1
+    assert [row["status"] for row in sorted(run.rows, key=lambda row: row["eventIndex"])] == ["sent", "invalid"]
+
+
+def test_a_deeply_nested_events_json_string_fails_the_run_naming_events() -> None:
+    """`events` as JSON text holding a value nested 5,000 deep: the run fails with an input error naming `events`,
+    stored in OUTPUT; it used to end in a bare traceback, without status message or OUTPUT."""
+    events = '[{"email": "a@example.com", "price": 5}, ' + "[" * 5000 + "]" * 5000 + "]"
+    run = run_in_process({"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "events": events})
+    assert run.returncode != 0
+    assert run.final_message.startswith("Input field 'events' holds a value nested too deeply"), run.final_message
+    assert run.output == {"error": run.final_message}
+    assert "Traceback" not in run.stderr + run.stdout
+
+
 def test_a_csv_with_nan_and_broken_cells_from_a_url_does_not_kill_the_run(tmp_path: Path, snap: FakeSnap) -> None:
     now = int(time.time())
     rows: list[list[Any]] = [["eventType", "email", "price", "currency", "transactionId", "eventTime"]]

@@ -111,6 +111,43 @@ def test_events_json_that_is_not_an_array_is_refused() -> None:
     assert "secret@example.com" not in str(error)
 
 
+@pytest.mark.parametrize(
+    ("element", "words"),
+    [("[" * 5000 + "]" * 5000, "nested too deeply"), ('{"eventTime": 1' + "0" * 5000 + "}", "more than 4300 digits")],
+    ids=["nested-5000-deep", "integer-of-5001-digits"],
+)
+def test_a_hostile_events_json_string_is_an_input_error_naming_events(element: str, words: str) -> None:
+    """An API caller sends `events` as JSON text (documented) whose second element is nested 5,000 deep, or holds
+    an integer of 5,001 digits: an input error naming `events` and what is wrong with it; never a crash (the
+    RecursionError escaped the run: no status, no OUTPUT) nor Python's advice to call sys.set_int_max_str_digits()."""
+    error = input_error({"task": "send_batch_events", "events": f'[{{"email": "secret@example.com"}}, {element}]'})
+    assert error.field == "events"
+    assert words in str(error)
+    assert "sys." not in str(error)
+    assert "secret@example.com" not in str(error)
+
+
+def hostile_events() -> list[Any]:
+    """Values `json.dumps` cannot write: nested 3,000 deep, an integer of 5,001 digits, a lone surrogate."""
+    deep: Any = "x"
+    for _ in range(3000):
+        deep = [deep]
+    return [*EVENTS, {"contents": deep}, {"eventTime": 10**5000}, {"eventId": "evt-\ud800"}]
+
+
+def test_the_inputs_fingerprint_is_the_same_for_the_same_input_and_never_fails() -> None:
+    """A migrated or resurrected run finds its checkpoint by the input's fingerprint: the same input gives the same
+    one in every attempt, another input another one, and values `json.dumps` cannot write have one too (that
+    crash stopped the run before anything was sent)."""
+    raw = {"task": "send_batch_events", "accessToken": "t", "events": hostile_events()}
+    fingerprint = parse_input(raw).fingerprint()
+    assert parse_input({**raw, "events": hostile_events()}).fingerprint() == fingerprint
+    assert parse_input({**raw, "events": hostile_events()[:-1]}).fingerprint() != fingerprint
+    assert parse_input({**raw, "events": [*hostile_events()[:-1], {"eventId": 10**5000}]}).fingerprint() != fingerprint
+    assert parse_input({**raw, "maxRetries": 4}).fingerprint() != fingerprint
+    assert parse_input({**raw, "accessToken": "another"}).fingerprint() == fingerprint  # a secret counts as given
+
+
 # --- Wrong types -------------------------------------------------------------------------------
 
 EMAILISH = "private.person@example.com"
