@@ -33,18 +33,26 @@ MAX_SECRET = 8192
 
 
 def _clean(value: str) -> str:
-    """An id or secret goes into URLs and headers as it is: control characters or broken UTF-8 are refused."""
-    if (problem := broken_text(value.strip())) is not None:
+    """An id or secret goes into URLs and headers: the blanks a paste brings along (a file's last line break) are
+    trimmed; control characters or broken UTF-8 inside are refused."""
+    value = value.strip()
+    if (problem := broken_text(value)) is not None:
         raise ValueError(problem)
     return value
 
 
 def _clean_secret(value: SecretStr) -> SecretStr:
+    """A token, trimmed; one with a line break or a space inside is two pastes or not a token at all, and would
+    be sent as a header Snap refuses (or the HTTP client will not send), so it is refused by name."""
     secret = value.get_secret_value()
     if len(secret) > MAX_SECRET:
         raise ValueError(f"is longer than {MAX_SECRET} characters")
-    _clean(secret)
-    return value
+    secret = secret.strip()
+    if "\n" in secret or "\r" in secret:
+        raise ValueError("contains a line break; a token is one line: paste it alone")
+    if any(char.isspace() for char in secret):
+        raise ValueError("contains a space or tab; a token has none: paste it alone")
+    return SecretStr(_clean(secret))
 
 
 IdText = Annotated[str, Field(max_length=MAX_ID), AfterValidator(_clean)]
