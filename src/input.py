@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -97,6 +99,20 @@ TASK_FIELDS: dict[str, frozenset[str]] = {
 NEEDS_IDENTIFIER = "a customer identifier: email, phone, mobileAdId, or ipAddress together with userAgent"
 
 
+def _number_as_text(item: object) -> object:
+    """A JSON number where text is expected is that text, as in a batch event (`rules.values`). NaN, infinities and
+    integers past Python's limit of digits stay numbers, to be refused as not text."""
+    if type(item) is int or (type(item) is float and math.isfinite(item)):
+        with contextlib.suppress(ValueError):
+            return str(item)
+    return item
+
+
+def _list_numbers_as_text(value: object) -> object:
+    """The schema lets a list field's items be anything: `"itemIds": [123, 456]` is ["123", "456"]."""
+    return [_number_as_text(item) for item in value] if isinstance(value, list) else value
+
+
 def _event_input(field: EventField) -> tuple[Any, Any]:
     """An event field's type in the input form, from its row in `fields.FIELDS`."""
     assert field.form is not None
@@ -105,6 +121,7 @@ def _event_input(field: EventField) -> tuple[Any, Any]:
     annotation = form.type | None if optional else form.type
     if form.before is not None:
         annotation = Annotated[annotation, BeforeValidator(form.before)]
+    annotation = Annotated[annotation, BeforeValidator(_list_numbers_as_text)]
     return annotation, Field(form.default, alias=field.input, **(form.limits or {}))
 
 

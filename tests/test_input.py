@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -180,6 +181,19 @@ def test_out_of_range_numbers_are_named(field: str, value: int) -> None:
 
 def test_email_list_is_accepted() -> None:
     assert parse_input({"email": ["a@example.com", "b@example.com"]}).email == ["a@example.com", "b@example.com"]
+
+
+@pytest.mark.parametrize("field", ["itemIds", "externalId", "brands", "email", "phone"])
+def test_numbers_in_a_list_field_are_text_as_in_a_batch_event(field: str) -> None:
+    """The schema lets a list field's items be anything, and a batch event's `[123, 456]` is sent as
+    ["123", "456"]: the single event takes them too (send_event refused them: "Input should be a valid string").
+    What is neither text nor a number is still refused by its position."""
+    assert parse_input({field: [123, 4.5]}).event_field(field) == ["123", "4.5"]
+    assert parse_input({"extinfo": ["i2", 7]}).event_field("extinfo") == ["i2", "7"]
+    for item in (True, {"id": 1}, math.nan, 10**5000):
+        error = input_error({field: ["sku-1", item]})
+        assert error.field == f"{field}[1]"
+        assert "sys." not in str(error)
 
 
 @pytest.mark.parametrize(

@@ -308,3 +308,13 @@ def test_send_event_sends_the_idfa_input_lowercased_and_unhashed(snap: FakeSnap)
     [row] = run.rows
     assert "idfa" in row["matchKeys"]
     assert "ignored" not in run.stderr
+
+
+def test_send_event_sends_numeric_item_ids_as_a_batch_event_does(snap: FakeSnap) -> None:
+    """An API caller (or an agent reading the schema, where itemIds' items may be anything) sends
+    `"itemIds": [123, 456]`: sent as content_ids ["123", "456"], as the same value in a batch event is. The run used
+    to fail before sending: "Input field 'itemIds[0]' Input should be a valid string"."""
+    run = run_in_process(real(task="send_event", email="a@example.com", price=5, itemIds=[123, 456]), snap=snap)
+    assert run.returncode == 0, run.final_message
+    [event] = snap.accepted
+    assert event["custom_data"]["content_ids"] == ["123", "456"]
