@@ -188,10 +188,15 @@ class ActorInput(_EventFields):
     @model_validator(mode="before")
     @classmethod
     def _blank_is_absent(cls, data: object) -> object:
-        """The Console sends empty strings for cleared fields; they mean "not given", so defaults apply."""
+        """The Console sends empty strings for cleared fields, integrations (Make, Zapier, n8n) null for unmapped
+        ones: both mean "not given", so defaults apply."""
         if not isinstance(data, dict):
             return data
-        return {key: value for key, value in data.items() if not (isinstance(value, str) and not value.strip())}
+        return {
+            key: value
+            for key, value in data.items()
+            if not (value is None or (isinstance(value, str) and not value.strip()))
+        }
 
     def fingerprint(self) -> str:
         """A digest of the input: the same in every attempt of a run given the same input (a migrated run finds

@@ -281,6 +281,17 @@ def test_blank_field_with_a_default_takes_the_default(field: str, attribute: str
     assert getattr(parse_input({**SEED_EXAMPLE, field: ""}), attribute) == default
 
 
+@pytest.mark.parametrize(
+    "field", sorted(info.alias or name for name, info in ActorInput.model_fields.items() if info.default is not None)
+)
+def test_null_for_a_field_with_a_default_means_not_given(field: str) -> None:
+    """Integrations (Make, Zapier, n8n) send null for a field they have no value for: it counts as not given, so
+    the default applies, as for an empty string (it failed the run for every field with a default:
+    "Input field 'currency' Input should be a valid string")."""
+    given = {**SEED_EXAMPLE, field: None}
+    assert parse_input(given) == parse_input({name: value for name, value in given.items() if name != field})
+
+
 # --- Batch defaults ----------------------------------------------------------------------------
 
 
