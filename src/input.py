@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import math
+import sys
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -31,18 +35,26 @@ MAX_SECRET = 8192
 
 
 def _clean(value: str) -> str:
-    """An id or secret goes into URLs and headers as it is: control characters or broken UTF-8 are refused."""
-    if (problem := broken_text(value.strip())) is not None:
+    """An id or secret goes into URLs and headers: the blanks a paste brings along (a file's last line break) are
+    trimmed; control characters or broken UTF-8 inside are refused."""
+    value = value.strip()
+    if (problem := broken_text(value)) is not None:
         raise ValueError(problem)
     return value
 
 
 def _clean_secret(value: SecretStr) -> SecretStr:
+    """A token, trimmed; one with a line break or a space inside is two pastes or not a token at all, and would
+    be sent as a header Snap refuses (or the HTTP client will not send), so it is refused by name."""
     secret = value.get_secret_value()
     if len(secret) > MAX_SECRET:
         raise ValueError(f"is longer than {MAX_SECRET} characters")
-    _clean(secret)
-    return value
+    secret = secret.strip()
+    if "\n" in secret or "\r" in secret:
+        raise ValueError("contains a line break; a token is one line: paste it alone")
+    if any(char.isspace() for char in secret):
+        raise ValueError("contains a space or tab; a token has none: paste it alone")
+    return SecretStr(_clean(secret))
 
 
 IdText = Annotated[str, Field(max_length=MAX_ID), AfterValidator(_clean)]
@@ -87,6 +99,20 @@ TASK_FIELDS: dict[str, frozenset[str]] = {
 NEEDS_IDENTIFIER = "a customer identifier: email, phone, mobileAdId, or ipAddress together with userAgent"
 
 
+def _number_as_text(item: object) -> object:
+    """A JSON number where text is expected is that text, as in a batch event (`rules.values`). NaN, infinities and
+    integers past Python's limit of digits stay numbers, to be refused as not text."""
+    if type(item) is int or (type(item) is float and math.isfinite(item)):
+        with contextlib.suppress(ValueError):
+            return str(item)
+    return item
+
+
+def _list_numbers_as_text(value: object) -> object:
+    """The schema lets a list field's items be anything: `"itemIds": [123, 456]` is ["123", "456"]."""
+    return [_number_as_text(item) for item in value] if isinstance(value, list) else value
+
+
 def _event_input(field: EventField) -> tuple[Any, Any]:
     """An event field's type in the input form, from its row in `fields.FIELDS`."""
     assert field.form is not None
@@ -95,6 +121,7 @@ def _event_input(field: EventField) -> tuple[Any, Any]:
     annotation = form.type | None if optional else form.type
     if form.before is not None:
         annotation = Annotated[annotation, BeforeValidator(form.before)]
+    annotation = Annotated[annotation, BeforeValidator(_list_numbers_as_text)]
     return annotation, Field(form.default, alias=field.input, **(form.limits or {}))
 
 
@@ -149,6 +176,11 @@ class ActorInput(_EventFields):
             parsed = json.loads(value)
         except json.JSONDecodeError as error:
             raise ValueError(f"is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
+        except RecursionError:
+            raise ValueError("holds a value nested too deeply to read; an event is an object of fields") from None
+        except ValueError:  # the only other: an integer past Python's limit, whose own message suggests a setting
+            digits = sys.get_int_max_str_digits()
+            raise ValueError(f"holds a number of more than {digits} digits; no event field takes one") from None
         if not isinstance(parsed, list):
             raise ValueError("must be a JSON array of event objects")
         return parsed
@@ -156,10 +188,20 @@ class ActorInput(_EventFields):
     @model_validator(mode="before")
     @classmethod
     def _blank_is_absent(cls, data: object) -> object:
-        """The Console sends empty strings for cleared fields; they mean "not given", so defaults apply."""
+        """The Console sends empty strings for cleared fields, integrations (Make, Zapier, n8n) null for unmapped
+        ones: both mean "not given", so defaults apply."""
         if not isinstance(data, dict):
             return data
-        return {key: value for key, value in data.items() if not (isinstance(value, str) and not value.strip())}
+        return {
+            key: value
+            for key, value in data.items()
+            if not (value is None or (isinstance(value, str) and not value.strip()))
+        }
+
+    def fingerprint(self) -> str:
+        """A digest of the input: the same in every attempt of a run given the same input (a migrated run finds
+        its checkpoint by it), and there for any input that validated, however deep or long its values."""
+        return _digest({name: getattr(self, name) for name in sorted(type(self).model_fields)})
 
     @property
     def is_demo(self) -> bool:
@@ -267,6 +309,34 @@ _TOKEN_HELP = (
 
 def _single_event_attrs() -> set[str]:
     return {_ATTRS[alias] for alias in SINGLE_EVENT_FIELDS}
+
+
+def _digest(value: object) -> str:
+    """SHA-256 of a JSON-like value, walked without recursion and without converting integers to decimal text
+    (the two ways `json.dumps` fails on input the model accepts); a secret counts by its presence only."""
+    digest = hashlib.sha256()
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            digest.update(b"{%d:" % len(item))
+            for key in sorted(item, key=str, reverse=True):
+                stack += [item[key], str(key)]
+        elif isinstance(item, list):
+            digest.update(b"[%d:" % len(item))
+            stack.extend(reversed(item))
+        elif isinstance(item, str):
+            text = item.encode("utf-8", "surrogatepass")  # the events may hold lone surrogates
+            digest.update(b"s%d:%s" % (len(text), text))
+        elif isinstance(item, SecretStr):
+            digest.update(b"secret;")
+        elif isinstance(item, bool) or item is None:
+            digest.update(b"%r;" % item)
+        elif isinstance(item, int):
+            digest.update(b"i%x;" % item)  # hexadecimal: Python limits only decimal conversions
+        else:
+            digest.update(b"%s:%r;" % (type(item).__name__.encode(), item))
+    return digest.hexdigest()
 
 
 def parse_input(raw: dict[str, Any] | None) -> ActorInput:

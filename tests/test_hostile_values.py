@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from bulk_support import FileServer, csv_text
-from conftest import CAPI_TOKEN
-from fake_snap import FakeSnap
+from conftest import CAPI_TOKEN, OAUTH_TOKEN
+from fake_snap import FakeSnap, make_pixel
 from in_process import run_in_process
 from test_conversion import NOW, build, page_view, prepared, rejected
 
@@ -22,6 +22,7 @@ from src.input import parse_input
 from src.results.rows import rejected_row
 
 PIXEL = "pixel-hostile-1"
+URL = "https://shop.example.com/thanks"
 
 
 def purchase(**fields: Any) -> dict[str, Any]:
@@ -209,6 +210,31 @@ def test_ids_tokens_and_urls_with_broken_text_are_refused_by_name(field: str, va
     assert value not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("field", "attribute"),
+    [("accessToken", "access_token"), ("refreshToken", "refresh_token"), ("clientSecret", "client_secret"),
+     ("clientId", "client_id"), ("pixelId", "pixel_id")],
+)  # fmt: skip
+@pytest.mark.parametrize("pasted", ["{}\n", "{}\r\n", "  {}\t"])
+def test_a_token_or_id_pasted_with_surrounding_whitespace_is_trimmed(field: str, attribute: str, pasted: str) -> None:
+    """A token, OAuth secret or id copied from a file or a terminal keeps its line break: trimmed, rather than sent
+    in a header Snap refuses ("Snap refused the access token") or the HTTP client will not send at all."""
+    value = getattr(parse_input({field: pasted.format("tok-en_9.x")}), attribute)
+    assert (value if isinstance(value, str) else value.get_secret_value()) == "tok-en_9.x"
+
+
+@pytest.mark.parametrize("field", ["accessToken", "refreshToken", "clientSecret"])
+@pytest.mark.parametrize(("inside", "words"), [("\n", "a line break"), ("\r\n", "a line break"), (" ", "a space")])
+def test_a_token_with_a_break_or_space_inside_is_refused_naming_the_field(field: str, inside: str, words: str) -> None:
+    """Two lines pasted as one token (or a token with a space in it) is no token Snap issued: refused by name,
+    saying what is wrong, without the token."""
+    with pytest.raises(ActorInputError) as refused:
+        parse_input({field: f"first-half{inside}second-half"})
+    assert refused.value.field == field
+    assert f"contains {words}" in str(refused.value)
+    assert "half" not in str(refused.value)
+
+
 def test_a_long_item_in_a_list_field_is_named_with_its_position() -> None:
     with pytest.raises(ActorInputError) as refused:
         parse_input({"email": ["a@example.com", "b" * 5000]})
@@ -257,6 +283,72 @@ def test_a_batch_with_nan_time_negative_price_and_broken_text_charges_only_the_g
     assert invalid[3] == "price must be 0 or more (a refund is not a conversion)"
     assert invalid[5].startswith("event name 'X")
     assert run.output["counts"] == {"sent": 2, "invalid": 4}
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def _nested(depth: int) -> Any:
+    deep: Any = "x"
+    for _ in range(depth):
+        deep = [deep]
+    return deep
+
+
+@pytest.mark.parametrize(
+    "bad", [{"contents": _nested(3000)}, {"eventTime": 10**5000}], ids=["contents-3000-deep", "eventTime-5001-digits"]
+)
+def test_a_hostile_value_in_one_event_of_an_array_costs_that_event_only(snap: FakeSnap, bad: dict[str, Any]) -> None:
+    """`events` as a real array (as the platform hands it over) whose second event has `contents` nested 3,000 deep
+    or an `eventTime` of 5,001 digits: the first event is sent and charged, the second is an `invalid` row. (The
+    run's checkpoint fingerprint of the input crashed on either, before anything was sent.)"""
+    now = int(time.time())
+    events = [good(0, now), good(1, now) | bad]
+    run = run_in_process(
+        {"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+         "eventSourceUrl": "https://shop.example.com/thanks", "events": events},
+        snap=snap,
+        ppe=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.final_message
+    assert snap.accepted_event_ids() == ["order-0"]
+    assert run.charged_conversions == 1
+    assert [row["status"] for row in sorted(run.rows, key=lambda row: row["eventIndex"])] == ["sent", "invalid"]
+
+
+def test_send_event_with_a_token_pasted_with_a_trailing_newline_sends(snap: FakeSnap) -> None:
+    """The access token pasted with a trailing newline (an API call, a secret copied from a file): the event is
+    sent and charged. The run used to fail with "Snap refused the access token (HTTP 401) ... Use a Conversions
+    API token from Business Manager": the token was right, the newline was not named."""
+    raw = {
+        "accessToken": CAPI_TOKEN + "\n",
+        "pixelId": PIXEL,
+        "email": "a@example.com",
+        "price": 5,
+        "eventSourceUrl": URL,
+    }
+    run = run_in_process(raw, snap=snap, ppe=True)
+    assert run.returncode == 0, run.final_message
+    assert run.charged_conversions == 1
+
+
+def test_list_pixels_with_a_token_pasted_with_a_trailing_newline_lists_them() -> None:
+    """The same for list_pixels, which used to retry 6 times and fail with "LocalProtocolError (Illegal header
+    value ...)", naming neither the field nor the fix."""
+    pixels = {"acc-1": [make_pixel("px-1", "acc-1")]}
+    with FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN, pixels=pixels) as snap:
+        raw = {"task": "list_pixels", "accessToken": OAUTH_TOKEN + "\r\n", "adAccountId": "acc-1"}
+        run = run_in_process(raw, snap=snap)
+    assert run.returncode == 0, run.final_message
+    assert [row["id"] for row in run.rows] == ["px-1"]
+
+
+def test_a_deeply_nested_events_json_string_fails_the_run_naming_events() -> None:
+    """`events` as JSON text holding a value nested 5,000 deep: the run fails with an input error naming `events`,
+    stored in OUTPUT; it used to end in a bare traceback, without status message or OUTPUT."""
+    events = '[{"email": "a@example.com", "price": 5}, ' + "[" * 5000 + "]" * 5000 + "]"
+    run = run_in_process({"task": "send_batch_events", "accessToken": CAPI_TOKEN, "pixelId": PIXEL, "events": events})
+    assert run.returncode != 0
+    assert run.final_message.startswith("Input field 'events' holds a value nested too deeply"), run.final_message
+    assert run.output == {"error": run.final_message}
     assert "Traceback" not in run.stderr + run.stdout
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -111,6 +112,43 @@ def test_events_json_that_is_not_an_array_is_refused() -> None:
     assert "secret@example.com" not in str(error)
 
 
+@pytest.mark.parametrize(
+    ("element", "words"),
+    [("[" * 5000 + "]" * 5000, "nested too deeply"), ('{"eventTime": 1' + "0" * 5000 + "}", "more than 4300 digits")],
+    ids=["nested-5000-deep", "integer-of-5001-digits"],
+)
+def test_a_hostile_events_json_string_is_an_input_error_naming_events(element: str, words: str) -> None:
+    """An API caller sends `events` as JSON text (documented) whose second element is nested 5,000 deep, or holds
+    an integer of 5,001 digits: an input error naming `events` and what is wrong with it; never a crash (the
+    RecursionError escaped the run: no status, no OUTPUT) nor Python's advice to call sys.set_int_max_str_digits()."""
+    error = input_error({"task": "send_batch_events", "events": f'[{{"email": "secret@example.com"}}, {element}]'})
+    assert error.field == "events"
+    assert words in str(error)
+    assert "sys." not in str(error)
+    assert "secret@example.com" not in str(error)
+
+
+def hostile_events() -> list[Any]:
+    """Values `json.dumps` cannot write: nested 3,000 deep, an integer of 5,001 digits, a lone surrogate."""
+    deep: Any = "x"
+    for _ in range(3000):
+        deep = [deep]
+    return [*EVENTS, {"contents": deep}, {"eventTime": 10**5000}, {"eventId": "evt-\ud800"}]
+
+
+def test_the_inputs_fingerprint_is_the_same_for_the_same_input_and_never_fails() -> None:
+    """A migrated or resurrected run finds its checkpoint by the input's fingerprint: the same input gives the same
+    one in every attempt, another input another one, and values `json.dumps` cannot write have one too (that
+    crash stopped the run before anything was sent)."""
+    raw = {"task": "send_batch_events", "accessToken": "t", "events": hostile_events()}
+    fingerprint = parse_input(raw).fingerprint()
+    assert parse_input({**raw, "events": hostile_events()}).fingerprint() == fingerprint
+    assert parse_input({**raw, "events": hostile_events()[:-1]}).fingerprint() != fingerprint
+    assert parse_input({**raw, "events": [*hostile_events()[:-1], {"eventId": 10**5000}]}).fingerprint() != fingerprint
+    assert parse_input({**raw, "maxRetries": 4}).fingerprint() != fingerprint
+    assert parse_input({**raw, "accessToken": "another"}).fingerprint() == fingerprint  # a secret counts as given
+
+
 # --- Wrong types -------------------------------------------------------------------------------
 
 EMAILISH = "private.person@example.com"
@@ -143,6 +181,19 @@ def test_out_of_range_numbers_are_named(field: str, value: int) -> None:
 
 def test_email_list_is_accepted() -> None:
     assert parse_input({"email": ["a@example.com", "b@example.com"]}).email == ["a@example.com", "b@example.com"]
+
+
+@pytest.mark.parametrize("field", ["itemIds", "externalId", "brands", "email", "phone"])
+def test_numbers_in_a_list_field_are_text_as_in_a_batch_event(field: str) -> None:
+    """The schema lets a list field's items be anything, and a batch event's `[123, 456]` is sent as
+    ["123", "456"]: the single event takes them too (send_event refused them: "Input should be a valid string").
+    What is neither text nor a number is still refused by its position."""
+    assert parse_input({field: [123, 4.5]}).event_field(field) == ["123", "4.5"]
+    assert parse_input({"extinfo": ["i2", 7]}).event_field("extinfo") == ["i2", "7"]
+    for item in (True, {"id": 1}, math.nan, 10**5000):
+        error = input_error({field: ["sku-1", item]})
+        assert error.field == f"{field}[1]"
+        assert "sys." not in str(error)
 
 
 @pytest.mark.parametrize(
@@ -228,6 +279,17 @@ def test_blank_fields_are_left_out_of_the_single_event() -> None:
 )
 def test_blank_field_with_a_default_takes_the_default(field: str, attribute: str, default: Any) -> None:
     assert getattr(parse_input({**SEED_EXAMPLE, field: ""}), attribute) == default
+
+
+@pytest.mark.parametrize(
+    "field", sorted(info.alias or name for name, info in ActorInput.model_fields.items() if info.default is not None)
+)
+def test_null_for_a_field_with_a_default_means_not_given(field: str) -> None:
+    """Integrations (Make, Zapier, n8n) send null for a field they have no value for: it counts as not given, so
+    the default applies, as for an empty string (it failed the run for every field with a default:
+    "Input field 'currency' Input should be a valid string")."""
+    given = {**SEED_EXAMPLE, field: None}
+    assert parse_input(given) == parse_input({name: value for name, value in given.items() if name != field})
 
 
 # --- Batch defaults ----------------------------------------------------------------------------

@@ -53,11 +53,15 @@ ACCOUNT_FIELDS = frozenset(
 )
 
 
+def plain(prop: dict[str, Any]) -> dict[str, Any]:
+    """One property as JSON Schema; Apify's `nullable` lets null through besides the property's own type."""
+    own = {key: value for key, value in prop.items() if key not in APIFY_ONLY_KEYS}
+    return {"anyOf": [{"type": "null"}, own]} if prop.get("nullable") else own
+
+
 def json_schema() -> dict[str, Any]:
     """The Apify input schema as plain JSON Schema: what the platform checks before a run."""
-    properties = {
-        name: {key: value for key, value in prop.items() if key not in APIFY_ONLY_KEYS} for name, prop in PROPS.items()
-    }
+    properties = {name: plain(prop) for name, prop in PROPS.items()}
     return {
         "type": "object",
         "properties": properties,
@@ -208,6 +212,14 @@ def test_the_console_form_with_a_users_event_sends_only_that_event() -> None:
     event = parsed.single_event()
     assert IDENTIFIERS & set(event) == {"email"}
     assert event["email"] == "me@shop.example"
+
+
+def test_null_for_any_field_passes_the_platform_and_means_not_given() -> None:
+    """Integrations (Make, Zapier, n8n) send null for the fields they have no value for: every field is `nullable`,
+    so the platform lets the run start, and the code reads null as the field left out (its default applies)."""
+    nulls = {name: None for name in PROPS}
+    assert errors(STRICT, nulls) == []
+    assert parse_input(nulls) == parse_input({})
 
 
 # --- (2) every input example in the README validates --------------------------------------------------------------

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import CAPI_TOKEN, WebhookReceiver
 from fake_snap import FakeSnap, Fault
 from in_process import run_in_process
@@ -308,3 +309,26 @@ def test_send_event_sends_the_idfa_input_lowercased_and_unhashed(snap: FakeSnap)
     [row] = run.rows
     assert "idfa" in row["matchKeys"]
     assert "ignored" not in run.stderr
+
+
+def test_send_event_sends_numeric_item_ids_as_a_batch_event_does(snap: FakeSnap) -> None:
+    """An API caller (or an agent reading the schema, where itemIds' items may be anything) sends
+    `"itemIds": [123, 456]`: sent as content_ids ["123", "456"], as the same value in a batch event is. The run used
+    to fail before sending: "Input field 'itemIds[0]' Input should be a valid string"."""
+    run = run_in_process(real(task="send_event", email="a@example.com", price=5, itemIds=[123, 456]), snap=snap)
+    assert run.returncode == 0, run.final_message
+    [event] = snap.accepted
+    assert event["custom_data"]["content_ids"] == ["123", "456"]
+
+
+@pytest.mark.parametrize("field", ["currency", "eventType", "maxRetries", "isAlreadyHashed"])
+def test_send_event_takes_null_for_an_optional_field_as_not_given(snap: FakeSnap, field: str) -> None:
+    """An integration (Make, Zapier, n8n) sends null for a field it has no value for: the default applies and the
+    event is sent and charged, as with the field left out. It failed the run for every field with a default:
+    "Input field 'currency' Input should be a valid string"."""
+    run = run_in_process(real(task="send_event", email="a@example.com", price=5, **{field: None}), snap=snap, ppe=True)
+    assert run.returncode == 0, run.final_message
+    assert run.charged_conversions == 1
+    [event] = snap.accepted
+    assert event["event_name"] == "PURCHASE"
+    assert event["custom_data"]["currency"] == "USD"

@@ -7,7 +7,6 @@ the tasks themselves have no demo branches.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -161,9 +160,7 @@ class LiveSnap:
 
     async def checkpoint(self) -> Checkpoint | None:
         """Progress an earlier attempt of this run saved (migration, resurrection, crash), if the input is the same."""
-        # `json` with ASCII escapes: the input's events may hold lone surrogates, which model_dump_json refuses.
-        given = json.dumps(self._input.model_dump(mode="python"), sort_keys=True, default=str)
-        fingerprint = Checkpoint.fingerprint(self._ctx.run_id, given)
+        fingerprint = Checkpoint.fingerprint(self._ctx.run_id, self._input.fingerprint())
         store = self._ctx.platform.store
         checkpoint = Checkpoint(store.set, fingerprint, await store.get(STATE_KEY))
         if checkpoint.resumed:
