@@ -522,3 +522,26 @@ def test_the_webhook_links_the_runs_dataset_on_the_platforms_own_host(
     assert body["datasetItemsUrl"] == f"{apify.base_url}/v2/datasets/{apify.dataset_id}/items?format=json"
     assert body["summary"]["counts"] == {"sent": 3} and body["summary"]["datasetRows"] == 3
     assert CAPI_TOKEN not in json.dumps(body)
+
+
+def test_a_status_message_the_platform_refuses_is_logged_and_the_run_succeeds(tmp_path: Path, snap: FakeSnap) -> None:
+    """While Snap takes a few seconds over the batch, one update of the run's status line is refused (a 400, which
+    the client does not retry; an outage outlasting its retries ends the same way). A status line is cosmetic: the
+    run goes on and, Snap having accepted and the platform charged every event, succeeds. (The refusal killed the
+    pipeline's ticker and failed the run: "Stopped by an unexpected error", though all was delivered and billed.)"""
+    gate = threading.Event()
+    snap.add_faults("events", SnapFault.hold(gate))
+    with FakeApify(event_prices=EVENT_PRICES) as apify:
+        process = start_on_platform(tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap)
+        try:
+            assert apify.wait_for(lambda fake: fake.status_messages, timeout=20)
+            apify.add_faults("run.update", Fault.status(400))  # the next update of the status line
+            assert apify.wait_for(lambda fake: fake.pending_faults("run.update") == 0, timeout=20)
+        finally:
+            gate.set()
+        run = finish(process, tmp_path, apify, timeout=60)
+    assert len(snap.accepted_event_ids()) == 5 == run.charged_conversions
+    assert run.output["counts"] == {"sent": 5} and run.output["error"] is None
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.final_status is not None and run.final_status.message == "5 of 5 sent; 5 charged"
+    assert "Could not update the run's status message (" in run.stdout + run.stderr

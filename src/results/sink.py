@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
+from ..net.transport import redact
 from .rows import NOT_ACCEPTED, JsonRow, Row, to_json
 from .summary import Summary
 
@@ -18,6 +20,7 @@ PushFn = Callable[[list[JsonRow]], Awaitable[None]]
 StatusFn = Callable[[str], Awaitable[object]]
 #: How many events not accepted are logged one by one.
 WARN_ROWS = 5
+_log = logging.getLogger(__name__)
 
 
 class DatasetUnavailableError(Exception):
@@ -133,13 +136,18 @@ class Progress:
         self._done_before = 0
 
     async def set(self, message: str) -> None:
-        await self._set_status(message)
+        """A status line is cosmetic: one the platform refuses is logged and the run goes on (it failed a run
+        that had sent and charged every event: "Stopped by an unexpected error")."""
+        try:
+            await self._set_status(message)
+        except Exception as error:
+            _log.warning(f"Could not update the run's status message ({type(error).__name__}: {redact(str(error))})")
 
     async def update(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last >= self.interval:
             self._last = now
-            await self._set_status(self.message())
+            await self.set(self.message())
 
     def resumed(self) -> None:
         """Events an earlier attempt finished do not count towards this attempt's rate."""
