@@ -68,26 +68,27 @@ class Billing:
         charge: ChargeFn,
         *,
         run_id: str,
-        recorded_charges: int | None = None,
+        recorded_charges: int = 0,
         log: LogFn = print,
     ) -> Billing:
         """Charges through the platform (`main.py` passes its charging manager and charge function).
 
-        `recorded_charges` is, for a resumed run, how many conversions its checkpoint says were
-        charged; the platform's own count beyond that was paid by an earlier attempt and not recorded.
-        That credit may go to any batch of this attempt (see `settle`), because this attempt's charge
-        keys never repeat an earlier attempt's: the platform's count at the start is part of each key,
-        so no resent batch is silently deduplicated by the platform on top of the credit.
+        `recorded_charges` is how many conversions this run's checkpoint says were charged (0 without one: a run's
+        count at its start can only come from its own earlier attempts, and one killed before its first checkpoint
+        was charged all the same). The platform's own count beyond that was paid by an earlier attempt and not
+        recorded. That credit may go to any batch of this attempt (see `settle`), because this attempt's charge keys
+        never repeat an earlier attempt's: the platform's count at the start is part of each key, so no resent batch
+        is silently deduplicated by the platform on top of the credit.
         """
         charged_before = manager.get_charged_event_count(CONVERSION_EVENT)
-        prepaid = 0 if recorded_charges is None else max(0, charged_before - recorded_charges)
+        prepaid = max(0, charged_before - recorded_charges)
         if prepaid:
             log(f"{prepaid} conversions were charged by an earlier attempt and are not charged again.")
         return cls(
             limit=lambda: manager.calculate_max_event_charge_count_within_limit(CONVERSION_EVENT),
             charge=charge,
             prepaid=prepaid,
-            attempt=f"c{charged_before}" if recorded_charges is not None else "",
+            attempt=f"c{charged_before}",
             run_id=run_id,
         )
 

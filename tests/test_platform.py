@@ -34,6 +34,7 @@ from platform_support import (
 )
 
 import src.main
+from src.delivery.checkpoint import STATE_KEY
 from src.ledger import LEDGER_STORE
 from src.main import GC_THRESHOLDS, PUSH_BACKOFF_ENV, push_backoff, tune_gc
 from src.net.url_guard import ALLOW_PRIVATE_ENV
@@ -386,6 +387,60 @@ def test_rows_of_a_rejected_push_are_stored_when_the_run_resumes(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert snap.duplicates() == [] and resumed.charged_conversions == 3000 == len(snap.accepted_event_ids())
     assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(3000))
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_charged_once_when_resurrected(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """Snap accepts the 5 events and the platform charges them; the process dies while their rows are being pushed,
+    before any checkpoint. Resurrected days later (the platform no longer remembers the first attempt's idempotency
+    keys), the run's charged count can only be its own: the resent batch is paid out of that credit, not charged
+    again. (The push held at the kill lands after it, so the resent rows stand beside it in the dataset: which rows
+    an attempt that left no checkpoint stored is the dataset writer's to find out.)"""
+    apify.add_faults("dataset.push", Fault.delay(3))
+    process = start_on_platform(tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap)
+    try:
+        assert apify.wait_for(lambda fake: fake.charges, timeout=20), (tmp_path / "actor.log").read_text()[-2000:]
+        time.sleep(0.3)
+    finally:
+        process.kill()
+        process.wait()
+    assert apify.wait_for(lambda fake: fake.items(), timeout=10)  # the held push lands after the kill
+    assert apify.record_json(STATE_KEY) is None
+    apify.forget_idempotency_keys()
+    run = finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert len(set(snap.accepted_event_ids())) == 5
+    assert run.charged_conversions == 5 == run.output["charged"]
+    assert run.output["counts"] == {"sent": 5}
+    assert "5 conversions were charged by an earlier attempt" in run.stdout
+
+
+def test_a_capped_run_killed_before_its_first_checkpoint_resumes_with_its_charged_events_sent(
+    tmp_path: Path, snap: FakeSnap
+) -> None:
+    """Max total charge $0.05, 5 events at $0.01: Snap accepts the 5, the platform charges them (the cap is used up),
+    the first row push is answered 500 and the process is killed during the writer's pause, before any checkpoint.
+    The restarted attempt counts the platform's 5 as its credit: it sends them again against it (Snap deduplicates),
+    5 `sent` rows, charged 5, and the run succeeds (without the credit they were `skipped` at the cap)."""
+    with FakeApify(event_prices=EVENT_PRICES, max_total_charge_usd=0.05) as apify:
+        apify.add_faults("dataset.push", Fault.status(500))
+        process = start_on_platform(
+            tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap,
+            env={PUSH_BACKOFF_ENV: "20"},
+        )  # fmt: skip
+        try:
+            assert apify.wait_for(lambda fake: fake.calls("dataset.push"), timeout=20)
+            time.sleep(0.5)
+        finally:
+            process.kill()
+            process.wait()
+        assert apify.record_json(STATE_KEY) is None and apify.charged_count(CONVERSION_EVENT) == 5
+        run = finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.charged_conversions == 5
+    assert run.rows_by_status("skipped") == []
+    assert run.output["charged"] == 5 and run.output["counts"] == {"sent": 5}
 
 
 # ----- across runs: the ledger in a named key-value store of the user's account -----

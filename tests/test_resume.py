@@ -268,9 +268,10 @@ def test_a_run_whose_ledger_write_failed_after_sending_never_has_a_later_run_sen
     ledger.broken = False
     resumed = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging)
     assert resumed.returncode == 0, resumed.stderr
-    # No checkpoint, so no credit: the resumed attempt charges the batch again, under the first attempt's key, which
-    # the platform counts once (tests/test_platform.py checks its idempotency keys)
-    assert [(count, key) for _, count, key in charging.charges] == [(3, f"local:{PIXEL}:0-2")] * 2
+    # No checkpoint: what the platform counted for the run is the first attempt's, so the resent batch is paid out
+    # of that credit, not charged again
+    assert [(count, key) for _, count, key in charging.charges] == [(3, f"local:{PIXEL}:0-2:c0")]
+    assert resumed.output["charged"] == 3 == resumed.charged_conversions
     later = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger)
     assert later.returncode == 0, later.stderr
     assert later.output["counts"] == {"duplicate": 3} and later.charged_conversions == 0

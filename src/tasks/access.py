@@ -174,7 +174,8 @@ class LiveSnap:
         if validate:
             return Billing.free()
         charging = self._ctx.platform.charging
-        recorded = int(checkpoint.restored.get("charged", 0)) if checkpoint and checkpoint.restored else None
+        # No checkpoint: nothing recorded, so all the platform counted for this run is an earlier attempt's credit.
+        recorded = int(checkpoint.restored.get("charged", 0)) if checkpoint and checkpoint.restored else 0
 
         async def charge(count: int, key: str) -> int:
             return await charging.charge(CONVERSION_EVENT, count, key)
