@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from src.billing import Billing, charged_flags
+from src.billing import Billing, ChargeRefusedError, charged_flags
 from src.events.build import PreparedEvent
 from src.results.rows import Outcome
 
@@ -222,3 +222,27 @@ def test_the_first_accepted_events_of_a_batch_are_the_ones_billed() -> None:
     assert charged_flags(outcomes, 4) == [False, True, False, True, True, False, True]
     assert charged_flags(outcomes, 2) == [False, True, False, True, False, False, False]  # the budget ran out
     assert charged_flags(outcomes, 0) == [False] * 7
+
+
+def test_a_charge_the_platform_refuses_raises_naming_every_refused_conversion_and_what_was_paid() -> None:
+    """The platform refuses two batches' charges (an error whose text carries a token): each raise counts every
+    conversion refused so far, and says how many of its batch the credit paid for; the token is never quoted."""
+
+    async def refuse(count: int, key: str) -> int:
+        raise RuntimeError(f"400 from https://api.example.com/v2/actor-runs/r/charge?token=apify-secret-1 ({key})")
+
+    async def scenario() -> list[ChargeRefusedError]:
+        billing = Billing(limit=lambda: None, charge=refuse, prepaid=2)
+        refusals = []
+        for batch, n in (("a", 5), ("b", 4)):
+            with pytest.raises(ChargeRefusedError) as raised:
+                await billing.settle(await billing.reserve(n), sent(n), batch)
+            refusals.append(raised.value)
+        assert await billing.reserve(3) == 3  # both reservations were let go
+        return refusals
+
+    first, second = asyncio.run(scenario())
+    assert (first.refused, first.paid, second.refused, second.paid) == (3, 2, 7, 0)
+    assert str(second).startswith("The platform refused the charge for 7 conversions Snap accepted (RuntimeError: 400")
+    assert str(second).endswith("; they are not charged; nothing more was sent")
+    assert "apify-secret-1" not in str(first) + str(second) and "token=***" in str(second)

@@ -389,6 +389,27 @@ def test_rows_of_a_rejected_push_are_stored_when_the_run_resumes(
     assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(3000))
 
 
+def test_a_refused_charge_keeps_the_rows_and_counts_of_events_snap_accepted(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """Snap accepts all 5 events; the platform's charge call for them is refused (a 400, which the SDK's client does
+    not retry; a 5xx outage outlasting its retries ends the same way). The run fails, telling the truth: the 5 rows
+    say `sent`, not charged, and OUTPUT and the status message count them (the batch used to be dropped: no row,
+    "0 of 0 sent")."""
+    apify.add_faults("charge", Fault.status(400))
+    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap)
+    assert len(snap.accepted_event_ids()) == 5 and run.charged_conversions == 0
+    assert run.returncode != 0
+    assert sorted(row["eventIndex"] for row in run.rows) == list(range(5))
+    assert {row["status"] for row in run.rows} == {"sent"} and not any(row["charged"] for row in run.rows)
+    assert run.output["counts"] == {"sent": 5} and run.output["charged"] == 0
+    final = run.final_status
+    assert final is not None and final.terminal is True
+    assert str(final.message).startswith("The platform refused the charge for 5 conversions Snap accepted (")
+    assert str(final.message).endswith("; they are not charged; nothing more was sent (5 of 5 sent; 0 charged)")
+    assert apify.token not in run.everything_written()
+
+
 def test_a_run_killed_before_its_first_checkpoint_is_charged_once_when_resurrected(
     tmp_path: Path, snap: FakeSnap, apify: FakeApify
 ) -> None:

@@ -278,6 +278,41 @@ def test_a_run_whose_ledger_write_failed_after_sending_never_has_a_later_run_sen
     assert sorted(snap.accepted_event_ids()) == sorted([f"order-{i}" for i in range(3)] * 2)  # the resent batch only
 
 
+def test_a_refused_charge_keeps_the_rows_and_the_record_of_what_snap_accepted_and_sends_nothing_more(
+    snap: FakeSnap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snap accepts the first batch; the platform refuses its charge. Its rows say `sent`, not charged; the ledger
+    records it (Snap has it: a later run neither sends nor charges it again); no later batch is sent; the run fails
+    naming what happened, and OUTPUT counts the batch as sent, charged 0."""
+    monkeypatch.setattr(send_task, "PipelineSettings", functools.partial(PipelineSettings, batch_size=2))
+
+    class Refusing(MemoryCharging):
+        async def charge(self, event_name: str, count: int, key: str) -> int:
+            raise RuntimeError("400 invalid-input: the run cannot be charged")
+
+    actor_input = purchases(4) | {"maxConcurrency": 1}
+    ledger = MemoryStore()
+    refused = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger, charging=Refusing())
+    assert refused.returncode != 0
+    assert sorted(snap.accepted_event_ids()) == ["order-0", "order-1"]  # nothing more was sent
+    assert [(row["eventIndex"], row["status"], row["charged"]) for row in refused.rows[:2]] == [
+        (0, "sent", False),
+        (1, "sent", False),
+    ]
+    assert {row["status"] for row in refused.rows[2:]} == {"failed"} and len(refused.rows) == 4
+    assert refused.output["counts"] == {"sent": 2, "failed": 2} and refused.output["charged"] == 0
+    message = (
+        "The platform refused the charge for 2 conversions Snap accepted (RuntimeError: 400 invalid-input: the run "
+        "cannot be charged); they are not charged; nothing more was sent"
+    )
+    assert refused.output["error"] == message and refused.final_message.startswith(message + " (2 of 4 sent: 2 failed")
+    assert refused.rows[2]["error"] == f"not sent: {message}"
+    later = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger)
+    assert later.returncode == 0, later.stderr
+    assert later.output["counts"] == {"duplicate": 2, "sent": 2} and later.charged_conversions == 2
+    assert sorted(snap.accepted_event_ids()) == [f"order-{i}" for i in range(4)]  # the refused batch not sent again
+
+
 def test_a_batch_whose_ledger_write_failed_once_is_counted_finished_once_a_later_commit_wrote_it(
     snap: FakeSnap, monkeypatch: pytest.MonkeyPatch
 ) -> None:

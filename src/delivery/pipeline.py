@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..billing import Billing, charged_flags
+from ..billing import Billing, ChargeRefusedError, charged_flags
 from ..errors import LedgerError, SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
@@ -89,9 +89,9 @@ class Pipeline:
         self._tasks: set[asyncio.Task[None]] = set()
         #: The first batch that raised (`_fail`): reading stops, the run raises it.
         self._broken: Exception | None = None
-        #: Why nothing more is sent (Snap refused the token, or the ledger could not be read): each event left gets a
-        #: row that says so, and the run raises it.
-        self.stopped_by: SnapAuthError | LedgerError | None = None
+        #: Why nothing more is sent (Snap refused the token, the ledger could not be read, or the platform refused a
+        #: charge): each event left gets a row that says so, and the run raises it.
+        self.stopped_by: SnapAuthError | LedgerError | ChargeRefusedError | None = None
         self._checkpoint = checkpoint
         summary = sink.summary
         #: What the checkpoint saves: the counts of the committed rows, and the requests spent isolating refused events,
@@ -243,7 +243,11 @@ class Pipeline:
                 self.stopped_by = self.stopped_by or stopped.cause
                 outcomes = stopped.outcomes
             batch_key = f"{batch[0].asset_id}:{batch[0].index}-{batch[-1].index}"
-            charged = await self._billing.settle(allowed, outcomes, batch_key)
+            try:
+                charged = await self._billing.settle(allowed, outcomes, batch_key)
+            except ChargeRefusedError as refused:  # Snap has them: rows and ledger say so, and nothing more is sent
+                self.stopped_by = refused  # over an earlier cause: it counts every refused conversion, and costs most
+                charged = refused.paid
             rows = outcome_rows(self._settings.task, outcomes, charged_flags(outcomes, charged))
             reason = "not sent: the run's maximum charge (max total charge USD) is used up"
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)
