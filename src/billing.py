@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
+from .errors import ServiceUnavailableError
+from .net.transport import redact
 from .platform import ChargingManager
 from .results.rows import SENT, Outcome
 
@@ -35,6 +37,25 @@ def charged_flags(outcomes: Sequence[Outcome], charged: int) -> list[bool]:
     return flags
 
 
+class ChargeRefusedError(ServiceUnavailableError):
+    """The platform did not take a charge (refused it, or its API failed past the client's retries) for conversions
+    Snap accepted. Snap has them, so their rows say `sent` and the ledger records them; they are not charged, and
+    the run sends nothing more, as nothing more could be billed. A `ServiceUnavailableError` (a host that did not
+    answer usefully): the run fails with this message. `refused` counts every refused conversion of the run so far;
+    `paid` those of this batch an earlier attempt paid for (the credit)."""
+
+    def __init__(self, refused: int, paid: int, cause: Exception) -> None:
+        detail = redact(str(cause)).split("\n", 1)[0][:200]
+        conversions = f"{refused:,} conversion{'' if refused == 1 else 's'}"
+        super().__init__(
+            f"The platform refused the charge for {conversions} Snap accepted ({type(cause).__name__}"
+            f"{': ' + detail if detail else ''}); they are not charged; nothing more was sent",
+            status=getattr(cause, "status_code", None),
+        )
+        self.refused = refused
+        self.paid = paid
+
+
 class Billing:
     """Reservations against the budget, and charges for what Snap accepted.
 
@@ -53,6 +74,7 @@ class Billing:
         self._charge = charge
         self._prepaid = prepaid
         self._reserved = 0
+        self._refused = 0
         # One charge at a time: while the SDK records a charge, a reservation must not count it twice.
         self._lock = asyncio.Lock()
 
@@ -68,28 +90,36 @@ class Billing:
         charge: ChargeFn,
         *,
         run_id: str,
-        recorded_charges: int | None = None,
+        recorded_charges: int = 0,
         log: LogFn = print,
     ) -> Billing:
         """Charges through the platform (`main.py` passes its charging manager and charge function).
 
-        `recorded_charges` is, for a resumed run, how many conversions its checkpoint says were
-        charged; the platform's own count beyond that was paid by an earlier attempt and not recorded.
-        That credit may go to any batch of this attempt (see `settle`), because this attempt's charge
-        keys never repeat an earlier attempt's: the platform's count at the start is part of each key,
-        so no resent batch is silently deduplicated by the platform on top of the credit.
+        `recorded_charges` is how many conversions this run's checkpoint says were charged (0 without one: a run's
+        count at its start can only come from its own earlier attempts, and one killed before its first checkpoint
+        was charged all the same). The platform's own count beyond that was paid by an earlier attempt and not
+        recorded. That credit may go to any batch of this attempt (see `settle`), because this attempt's charge keys
+        never repeat an earlier attempt's: the platform's count at the start is part of each key, so no resent batch
+        is silently deduplicated by the platform on top of the credit.
         """
         charged_before = manager.get_charged_event_count(CONVERSION_EVENT)
-        prepaid = 0 if recorded_charges is None else max(0, charged_before - recorded_charges)
+        prepaid = max(0, charged_before - recorded_charges)
         if prepaid:
             log(f"{prepaid} conversions were charged by an earlier attempt and are not charged again.")
         return cls(
             limit=lambda: manager.calculate_max_event_charge_count_within_limit(CONVERSION_EVENT),
             charge=charge,
             prepaid=prepaid,
-            attempt=f"c{charged_before}" if recorded_charges is not None else "",
+            attempt=f"c{charged_before}",
             run_id=run_id,
         )
+
+    def paid_earlier(self, accepted: int) -> int:
+        """How many of `accepted` conversions, sent by an earlier attempt whose checkpoint never learned them (the
+        ledger did), its charges paid for: taken from the credit, so that it does not go to other events."""
+        paid = min(self._prepaid, accepted) if self._charge is not None else 0
+        self._prepaid -= paid
+        return paid
 
     async def reserve(self, wanted: int) -> int:
         """How many of `wanted` conversions may be sent now without outrunning the budget."""
@@ -105,7 +135,8 @@ class Billing:
         """Charge for the accepted events of a reservation; returns how many of them are paid for.
 
         The charge's idempotency key is `{run id}:{batch}`, plus the attempt for a resumed run: a charge the SDK
-        repeats is counted once, and a batch a resumed attempt sends again is not silently deduplicated."""
+        repeats is counted once, and a batch a resumed attempt sends again is not silently deduplicated. A charge
+        the platform does not take raises `ChargeRefusedError`, saying how many of them are paid for all the same."""
         if self._charge is None:
             return 0
         accepted = billable_count(outcomes)
@@ -114,7 +145,11 @@ class Billing:
                 prepaid = min(self._prepaid, accepted)
                 self._prepaid -= prepaid
                 key = f"{self._run_id}:{batch}" + (f":{self._attempt}" if self._attempt else "")
-                charged = await self._charge(accepted - prepaid, key) if accepted > prepaid else 0
+                try:
+                    charged = await self._charge(accepted - prepaid, key) if accepted > prepaid else 0
+                except Exception as error:
+                    self._refused += accepted - prepaid
+                    raise ChargeRefusedError(self._refused, prepaid, error) from error
             finally:
                 self._reserved -= reserved
         return prepaid + charged

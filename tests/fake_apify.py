@@ -320,7 +320,8 @@ class FakeApify:
         self.status_messages: list[StatusMessage] = []
         self.events_sent: list[dict[str, Any]] = []
         self.ws_connections = 0
-        self._charged_counts: dict[str, int] = dict(charged_event_counts or {})
+        #: Per run (a new `run_id` starts at 0, as a new run on the platform does), event name -> count.
+        self._charged_counts: dict[str, dict[str, int]] = {run_id: dict(charged_event_counts or {})}
         self._seen_keys: set[str] = set()
         self._lock = threading.Lock()
         self._faults: dict[str, collections.deque[Fault]] = {k: collections.deque() for k in ENDPOINTS}
@@ -422,7 +423,7 @@ class FakeApify:
         if self.pricing_via == "env" and self.event_prices is not None:
             env["APIFY_ACTOR_PRICING_INFO"] = json.dumps(self._pricing_info())
             with self._lock:
-                counts = {name: 0 for name in self._prices()} | self._charged_counts
+                counts = {name: 0 for name in self._prices()} | self._run_counts()
             env["APIFY_CHARGED_ACTOR_EVENT_COUNTS"] = json.dumps(counts)
         return env
 
@@ -631,8 +632,12 @@ class FakeApify:
             run["options"]["maxTotalChargeUsd"] = self.max_total_charge_usd
         if self.event_prices is not None:
             run["pricingInfo"] = self._pricing_info()
-            run["chargedEventCounts"] = dict(self._charged_counts)
+            run["chargedEventCounts"] = dict(self._run_counts())
         return run
+
+    def _run_counts(self) -> dict[str, int]:
+        """The current run's charged event counts (the caller holds the lock or reads a snapshot)."""
+        return self._charged_counts.setdefault(self.run_id, {})
 
     def _dataset_object(self, dataset: _Dataset) -> dict[str, Any]:
         return {
@@ -747,7 +752,8 @@ class FakeApify:
                 self._seen_keys.add(key)
             self.charges.append(Charge(name, count, key, duplicate))
             if not duplicate:
-                self._charged_counts[name] = self._charged_counts.get(name, 0) + count
+                counts = self._run_counts()
+                counts[name] = counts.get(name, 0) + count
         return _Response(201)
 
     def _dataset(

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from src.billing import Billing, charged_flags
+from src.billing import Billing, ChargeRefusedError, charged_flags
 from src.events.build import PreparedEvent
 from src.results.rows import Outcome
 
@@ -118,7 +118,7 @@ def test_for_actor_reads_the_charging_manager_and_credits_what_an_earlier_attemp
     assert keys == ["run:px:0-99:c130"]  # this attempt's key: never one an earlier attempt used
 
     fresh = Billing.for_actor(Platform(), Platform().charge, run_id="run", log=logged.append)
-    assert asyncio.run(fresh.reserve(7)) == 7 and len(logged) == 1  # a first attempt has no credit
+    assert asyncio.run(fresh.reserve(7)) == 7 and len(logged) == 1  # nothing counted before: no credit
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
@@ -183,24 +183,37 @@ def test_without_a_charge_function_nothing_is_charged_nor_limited() -> None:
     assert asyncio.run(billing.reserve(5)) == 5
 
 
-def test_a_first_attempt_gets_no_credit_whatever_the_platform_counted() -> None:
-    async def scenario(recorded: int | None) -> tuple[int, list[str], list[str]]:
+def test_without_a_checkpoint_what_the_platform_counted_is_an_earlier_attempts_credit() -> None:
+    """A run's count at its start can only come from its own earlier attempts: one killed before its first checkpoint
+    was charged all the same, so its resent events are paid out of the credit (the platform may have forgotten that
+    attempt's idempotency keys by a resurrection days later). Every attempt's keys carry the count it started from."""
+
+    async def scenario(recorded: int | None) -> tuple[int, int, list[str], list[str]]:
         platform = Platform(charged=4, budget=100)
         logged: list[str] = []
-        if recorded is None:  # a first attempt: no checkpoint, so nothing to pass
+        if recorded is None:  # no checkpoint: nothing to pass
             billing = Billing.for_actor(platform, platform.charge, run_id="run", log=logged.append)
         else:
             billing = Billing.for_actor(
                 platform, platform.charge, run_id="run", recorded_charges=recorded, log=logged.append
             )
         reserved = await billing.reserve(7)
-        await billing.settle(reserved, sent(reserved), "px:0-6")
-        return platform.charged, sorted(platform.keys), logged
+        paid = await billing.settle(reserved, sent(reserved), "px:0-6")
+        return paid, platform.charged, sorted(platform.keys), logged
 
-    # no checkpoint: every accepted conversion is charged, under the batch's own key
-    assert asyncio.run(scenario(None)) == (11, ["run:px:0-6"], [])
-    # a checkpoint that recorded every charge: no credit either, and this attempt's key
-    assert asyncio.run(scenario(4)) == (11, ["run:px:0-6:c4"], [])
+    credit = ["4 conversions were charged by an earlier attempt and are not charged again."]
+    # no checkpoint: the 4 the platform counted are paid for; 3 charged now, under this attempt's key
+    assert asyncio.run(scenario(None)) == (7, 7, ["run:px:0-6:c4"], credit)
+    # a checkpoint that recorded every charge: no credit, and this attempt's key
+    assert asyncio.run(scenario(4)) == (7, 11, ["run:px:0-6:c4"], [])
+
+    async def first_attempt() -> tuple[int, Platform]:
+        platform = Platform(budget=100)
+        billing = Billing.for_actor(platform, platform.charge, run_id="run", log=credit.append)
+        return await billing.settle(await billing.reserve(7), sent(7), "px:0-6"), platform
+
+    paid, platform = asyncio.run(first_attempt())  # nothing counted: no credit; its keys carry the count too
+    assert paid == 7 and platform.keys == {"run:px:0-6:c0"} and platform.charged == 7 and len(credit) == 1
 
 
 def test_the_first_accepted_events_of_a_batch_are_the_ones_billed() -> None:
@@ -209,3 +222,27 @@ def test_the_first_accepted_events_of_a_batch_are_the_ones_billed() -> None:
     assert charged_flags(outcomes, 4) == [False, True, False, True, True, False, True]
     assert charged_flags(outcomes, 2) == [False, True, False, True, False, False, False]  # the budget ran out
     assert charged_flags(outcomes, 0) == [False] * 7
+
+
+def test_a_charge_the_platform_refuses_raises_naming_every_refused_conversion_and_what_was_paid() -> None:
+    """The platform refuses two batches' charges (an error whose text carries a token): each raise counts every
+    conversion refused so far, and says how many of its batch the credit paid for; the token is never quoted."""
+
+    async def refuse(count: int, key: str) -> int:
+        raise RuntimeError(f"400 from https://api.example.com/v2/actor-runs/r/charge?token=apify-secret-1 ({key})")
+
+    async def scenario() -> list[ChargeRefusedError]:
+        billing = Billing(limit=lambda: None, charge=refuse, prepaid=2)
+        refusals = []
+        for batch, n in (("a", 5), ("b", 4)):
+            with pytest.raises(ChargeRefusedError) as raised:
+                await billing.settle(await billing.reserve(n), sent(n), batch)
+            refusals.append(raised.value)
+        assert await billing.reserve(3) == 3  # both reservations were let go
+        return refusals
+
+    first, second = asyncio.run(scenario())
+    assert (first.refused, first.paid, second.refused, second.paid) == (3, 2, 7, 0)
+    assert str(second).startswith("The platform refused the charge for 7 conversions Snap accepted (RuntimeError: 400")
+    assert str(second).endswith("; they are not charged; nothing more was sent")
+    assert "apify-secret-1" not in str(first) + str(second) and "token=***" in str(second)

@@ -1422,3 +1422,93 @@ def test_two_runs_of_one_export_at_once_never_send_or_charge_an_event_twice(snap
 
 def write_jsonl_text(n: int) -> str:
     return "".join(json.dumps(conversion(i)) + "\n" for i in range(n))
+
+
+# ----- attempts of one run: entries an earlier attempt accepted and did not get to checkpoint -----
+
+
+def test_a_resumed_attempt_tells_its_runs_entries_from_other_runs_and_once() -> None:
+    """An attempt accepts `a` and `b` and dies before its checkpoint (no last save). The next attempt of the same run
+    finds them "accepted in an earlier attempt", once each (a repeat is one accepted in this run), whatever
+    `skipAlreadySent` says; another run, and a run without a run id (local: every run is "local"), find them
+    "accepted"."""
+    store = MemoryStore()
+
+    async def scenario() -> list[Earlier]:
+        first = Ledger(store, today=20_000, run="run-1")
+        await add(first, [(PIXEL, "a"), (PIXEL, "b")])
+        await first.save()
+        resumed = Ledger(store, today=20_000, run="run-1")
+        unskipped = Ledger(store, today=20_000, run="run-1", skip=False)
+        other, local = Ledger(store, today=20_000, run="run-2"), Ledger(store, today=20_000)
+        return [
+            *[await earlier(resumed, PIXEL, e) for e in "aabc"],
+            await earlier(unskipped, PIXEL, "a"),
+            await earlier(other, PIXEL, "a"),
+            await earlier(local, PIXEL, "a"),
+        ]
+
+    assert asyncio.run(scenario()) == [
+        "accepted in an earlier attempt",
+        "accepted in this run",
+        "accepted in an earlier attempt",
+        None,
+        "accepted in an earlier attempt",
+        "accepted",
+        "accepted",
+    ]
+    [(_, record)] = _chunks(store)
+    assert record["run"] == hashlib.sha256(b"run-1").hexdigest()[:16] and record["own"] == 0
+    assert "run-1" not in json.dumps(record)
+
+
+def test_entries_a_run_took_over_from_other_runs_are_not_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run takes over today's done chunks of other runs into its own (`o1`..`o3`, chunks of 2 here), then accepts
+    `m1`..`m3`: its chunks say where its own entries begin, so its resumed attempt finds only `m*` its own, and does
+    not take its earlier attempt's chunks over (they stay as written)."""
+    monkeypatch.setattr(ledger_module, "CHUNK_ENTRIES", 2)
+    store, prefix = MemoryStore(), _prefix(PIXEL)
+    for n, other in enumerate(["o1", "o2", "o3"]):  # other runs' (one of them another run's attempt), done
+        mark = {"run": _run_hash("run-0"), "own": 0} if n else {}
+        _put(store, f"{prefix}-d20000-{n:016x}-0", {"day": 20_000, "ids": _hexes(PIXEL, [other]), "done": True} | mark)
+
+    async def scenario() -> list[Earlier]:
+        first = Ledger(store, today=20_000, run="run-1")
+        await add(first, [(PIXEL, "m1"), (PIXEL, "m2"), (PIXEL, "m3")])
+        await first.save()
+        written = dict(store.records)
+        resumed = Ledger(store, today=20_000, run="run-1")
+        found = [await earlier(resumed, PIXEL, e) for e in ["o1", "o2", "o3", "m1", "m2", "m3"]]
+        await add(resumed, [(PIXEL, "n1")])
+        await resumed.save(last=True)
+        assert {k: v for k, v in store.records.items() if k in written} == written  # nothing of the first deleted
+        return found
+
+    assert asyncio.run(scenario()) == ["accepted"] * 3 + ["accepted in an earlier attempt"] * 3
+    owns = [(len(record["ids"]) // 16, record["own"]) for _, record in _chunks(store)]
+    # 2 taken over; 1 taken over and m1; m2 and m3; the resumed attempt's n1
+    assert sorted(owns) == [(1, 0), (2, 0), (2, 1), (2, 2)]
+
+
+def _run_hash(run: str) -> str:
+    return hashlib.sha256(run.encode()).hexdigest()[:16]
+
+
+def test_a_chunk_whose_run_or_own_is_not_what_the_ledger_writes_counts_as_another_runs() -> None:
+    """Edited or damaged: the run's own entries cannot be told, so they are read as accepted (a duplicate row, never
+    one counted sent that was not); the chunk's entries still count."""
+    store = MemoryStore()
+    prefix, run = _prefix(PIXEL), _run_hash("run-1")
+    for n, (value, own) in enumerate([(7, 0), (run, -1), (run, "1"), (run, True)]):
+        _put(
+            store,
+            f"{prefix}-d20000-{n:016x}-0",
+            {"day": 20_000, "ids": _hexes(PIXEL, [f"e{n}"]), "run": value, "own": own},
+        )
+    _put(store, f"{prefix}-d20000-{9:016x}-0", {"day": 20_000, "ids": _hexes(PIXEL, ["x", "y"]), "run": run, "own": 5})
+
+    async def scenario() -> list[Earlier]:
+        ledger = Ledger(store, today=20_000, run="run-1")
+        return [await earlier(ledger, PIXEL, e) for e in ["e0", "e1", "e2", "e3", "x", "y"]]
+
+    assert asyncio.run(scenario()) == ["accepted"] * 6  # `own` past the entries: none of them its own

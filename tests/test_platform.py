@@ -20,7 +20,7 @@ from apify_client import ApifyClientAsync
 from apify_client.errors import ApifyApiError
 from bulk_support import FileServer, conversions, write_jsonl
 from conftest import CAPI_TOKEN, OAUTH_TOKEN, WebhookReceiver
-from fake_apify import FakeApify, Fault
+from fake_apify import FakeApify, Fault, _error, _Response
 from fake_snap import FakeSnap
 from fake_snap import Fault as SnapFault
 from platform_support import (
@@ -34,6 +34,7 @@ from platform_support import (
 )
 
 import src.main
+from src.delivery.checkpoint import STATE_KEY
 from src.ledger import LEDGER_STORE
 from src.main import GC_THRESHOLDS, PUSH_BACKOFF_ENV, push_backoff, tune_gc
 from src.net.url_guard import ALLOW_PRIVATE_ENV
@@ -386,6 +387,131 @@ def test_rows_of_a_rejected_push_are_stored_when_the_run_resumes(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert snap.duplicates() == [] and resumed.charged_conversions == 3000 == len(snap.accepted_event_ids())
     assert sorted(row["eventIndex"] for row in resumed.rows) == list(range(3000))
+
+
+def test_a_refused_charge_keeps_the_rows_and_counts_of_events_snap_accepted(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """Snap accepts all 5 events; the platform's charge call for them is refused (a 400, which the SDK's client does
+    not retry; a 5xx outage outlasting its retries ends the same way). The run fails, telling the truth: the 5 rows
+    say `sent`, not charged, and OUTPUT and the status message count them (the batch used to be dropped: no row,
+    "0 of 0 sent")."""
+    apify.add_faults("charge", Fault.status(400))
+    run = run_on_platform(tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap)
+    assert len(snap.accepted_event_ids()) == 5 and run.charged_conversions == 0
+    assert run.returncode != 0
+    assert sorted(row["eventIndex"] for row in run.rows) == list(range(5))
+    assert {row["status"] for row in run.rows} == {"sent"} and not any(row["charged"] for row in run.rows)
+    assert run.output["counts"] == {"sent": 5} and run.output["charged"] == 0
+    final = run.final_status
+    assert final is not None and final.terminal is True
+    assert str(final.message).startswith("The platform refused the charge for 5 conversions Snap accepted (")
+    assert str(final.message).endswith("; they are not charged; nothing more was sent (5 of 5 sent; 0 charged)")
+    assert apify.token not in run.everything_written()
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_charged_once_when_resurrected(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """Snap accepts the 5 events and the platform charges them; the process dies while their rows are being pushed,
+    before any checkpoint. Resurrected days later (the platform no longer remembers the first attempt's idempotency
+    keys), the run's charged count can only be its own: the resent batch is paid out of that credit, not charged
+    again. (The push held at the kill lands after it, so the resent rows stand beside it in the dataset: which rows
+    an attempt that left no checkpoint stored is the dataset writer's to find out.)"""
+    apify.add_faults("dataset.push", Fault.delay(3))
+    process = start_on_platform(tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap)
+    try:
+        assert apify.wait_for(lambda fake: fake.charges, timeout=20), (tmp_path / "actor.log").read_text()[-2000:]
+        time.sleep(0.3)
+    finally:
+        process.kill()
+        process.wait()
+    assert apify.wait_for(lambda fake: fake.items(), timeout=10)  # the held push lands after the kill
+    assert apify.record_json(STATE_KEY) is None
+    apify.forget_idempotency_keys()
+    run = finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert len(set(snap.accepted_event_ids())) == 5
+    assert run.charged_conversions == 5 == run.output["charged"]
+    assert run.output["counts"] == {"sent": 5}
+    assert "5 conversions were charged by an earlier attempt" in run.stdout
+
+
+def test_a_capped_run_killed_before_its_first_checkpoint_resumes_with_its_charged_events_sent(
+    tmp_path: Path, snap: FakeSnap
+) -> None:
+    """Max total charge $0.05, 5 events at $0.01: Snap accepts the 5, the platform charges them (the cap is used up),
+    the first row push is answered 500 and the process is killed during the writer's pause, before any checkpoint.
+    The restarted attempt counts the platform's 5 as its credit: it sends them again against it (Snap deduplicates),
+    5 `sent` rows, charged 5, and the run succeeds (without the credit they were `skipped` at the cap)."""
+    with FakeApify(event_prices=EVENT_PRICES, max_total_charge_usd=0.05) as apify:
+        apify.add_faults("dataset.push", Fault.status(500))
+        process = start_on_platform(
+            tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap,
+            env={PUSH_BACKOFF_ENV: "20"},
+        )  # fmt: skip
+        try:
+            assert apify.wait_for(lambda fake: fake.calls("dataset.push"), timeout=20)
+            time.sleep(0.5)
+        finally:
+            process.kill()
+            process.wait()
+        assert apify.record_json(STATE_KEY) is None and apify.charged_count(CONVERSION_EVENT) == 5
+        run = finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.charged_conversions == 5
+    assert run.rows_by_status("skipped") == []
+    assert run.output["charged"] == 5 and run.output["counts"] == {"sent": 5}
+
+
+class HeldCheckpointApify(FakeApify):
+    """The fake Apify API, except that the first write of the checkpoint record (`BULK_PROGRESS`) is held until
+    `release` is set and then answered 500 with nothing stored: a process killed meanwhile (a migration landing
+    during a commit) never saved it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.release = threading.Event()
+        self.held = threading.Event()
+
+    def _kv(
+        self, endpoint: str, params: list[str], query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> _Response:
+        if endpoint == "record.put" and params[1:] == [STATE_KEY] and not self.held.is_set():
+            self.held.set()
+            self.release.wait(30)
+            return _error(500, "internal-error", "the container went away before the write landed")
+        return super()._kv(endpoint, params, query, headers, body)
+
+
+def test_a_migration_between_the_ledger_write_and_the_checkpoint_leaves_output_saying_what_was_sent_and_charged(
+    tmp_path: Path, snap: FakeSnap
+) -> None:
+    """Snap accepts the 5 events, they are charged, their rows pushed and the ledger written; the platform migrates
+    the run while the checkpoint write is in flight (the container goes before it lands). The restarted attempt
+    finds the 5 in the ledger as its own run's: one row per event (no `duplicate` row beside the `sent` one), and
+    OUTPUT and the status say 5 sent, 5 charged, as the platform billed (it used to say "0 of 5 sent: 5 already sent
+    earlier; 0 charged", and left the credit for the 5 to other events)."""
+    apify = HeldCheckpointApify(event_prices=EVENT_PRICES)
+    with apify:
+        process = start_on_platform(tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap)
+        try:
+            assert apify.held.wait(20), (tmp_path / "actor.log").read_text()[-2000:]
+            assert apify.send_event("migrating", {"timeRemainingSecs": 30}) == 1
+            time.sleep(0.3)
+        finally:
+            process.kill()
+            process.wait()
+            apify.release.set()
+        assert apify.record_json(STATE_KEY) is None and len(apify.items()) == 5
+        run = finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.charged_conversions == 5 == len(snap.accepted_event_ids())
+    assert run.output["charged"] == 5 and run.output["counts"] == {"sent": 5}
+    final = run.final_status
+    assert final is not None and final.message == "5 of 5 sent; 5 charged"
+    assert sorted(row["rowId"] for row in run.rows) == [f"fake-run-1:{i}" for i in range(5)]
+    assert apify.record_json(STATE_KEY)["watermark"] == 5
 
 
 # ----- across runs: the ledger in a named key-value store of the user's account -----

@@ -268,13 +268,49 @@ def test_a_run_whose_ledger_write_failed_after_sending_never_has_a_later_run_sen
     ledger.broken = False
     resumed = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging)
     assert resumed.returncode == 0, resumed.stderr
-    # No checkpoint, so no credit: the resumed attempt charges the batch again, under the first attempt's key, which
-    # the platform counts once (tests/test_platform.py checks its idempotency keys)
-    assert [(count, key) for _, count, key in charging.charges] == [(3, f"local:{PIXEL}:0-2")] * 2
+    # No checkpoint: what the platform counted for the run is the first attempt's, so the resent batch is paid out
+    # of that credit, not charged again
+    assert [(count, key) for _, count, key in charging.charges] == [(3, f"local:{PIXEL}:0-2:c0")]
+    assert resumed.output["charged"] == 3 == resumed.charged_conversions
     later = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger)
     assert later.returncode == 0, later.stderr
     assert later.output["counts"] == {"duplicate": 3} and later.charged_conversions == 0
     assert sorted(snap.accepted_event_ids()) == sorted([f"order-{i}" for i in range(3)] * 2)  # the resent batch only
+
+
+def test_a_refused_charge_keeps_the_rows_and_the_record_of_what_snap_accepted_and_sends_nothing_more(
+    snap: FakeSnap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snap accepts the first batch; the platform refuses its charge. Its rows say `sent`, not charged; the ledger
+    records it (Snap has it: a later run neither sends nor charges it again); no later batch is sent; the run fails
+    naming what happened, and OUTPUT counts the batch as sent, charged 0."""
+    monkeypatch.setattr(send_task, "PipelineSettings", functools.partial(PipelineSettings, batch_size=2))
+
+    class Refusing(MemoryCharging):
+        async def charge(self, event_name: str, count: int, key: str) -> int:
+            raise RuntimeError("400 invalid-input: the run cannot be charged")
+
+    actor_input = purchases(4) | {"maxConcurrency": 1}
+    ledger = MemoryStore()
+    refused = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger, charging=Refusing())
+    assert refused.returncode != 0
+    assert sorted(snap.accepted_event_ids()) == ["order-0", "order-1"]  # nothing more was sent
+    assert [(row["eventIndex"], row["status"], row["charged"]) for row in refused.rows[:2]] == [
+        (0, "sent", False),
+        (1, "sent", False),
+    ]
+    assert {row["status"] for row in refused.rows[2:]} == {"failed"} and len(refused.rows) == 4
+    assert refused.output["counts"] == {"sent": 2, "failed": 2} and refused.output["charged"] == 0
+    message = (
+        "The platform refused the charge for 2 conversions Snap accepted (RuntimeError: 400 invalid-input: the run "
+        "cannot be charged); they are not charged; nothing more was sent"
+    )
+    assert refused.output["error"] == message and refused.final_message.startswith(message + " (2 of 4 sent: 2 failed")
+    assert refused.rows[2]["error"] == f"not sent: {message}"
+    later = run_in_process(actor_input, snap=snap, ppe=True, ledger=ledger)
+    assert later.returncode == 0, later.stderr
+    assert later.output["counts"] == {"duplicate": 2, "sent": 2} and later.charged_conversions == 2
+    assert sorted(snap.accepted_event_ids()) == [f"order-{i}" for i in range(4)]  # the refused batch not sent again
 
 
 def test_a_batch_whose_ledger_write_failed_once_is_counted_finished_once_a_later_commit_wrote_it(
@@ -303,6 +339,54 @@ def test_a_batch_whose_ledger_write_failed_once_is_counted_finished_once_a_later
     assert sorted(row["eventIndex"] for row in resumed.rows) == [2, 3]
     assert resumed.output["counts"] == {"sent": 4} and resumed.output["charged"] == 4 == resumed.charged_conversions
     assert sorted(snap.accepted_event_ids()) == [f"order-{i}" for i in range(4)]
+
+
+class CheckpointLost(MemoryStore):
+    """The run's store, whose checkpoint writes fail while `lost` (the attempt dies between the ledger write and the
+    checkpoint: a migration landing during a commit)."""
+
+    lost = True
+
+    async def set(self, key: str, value: Any) -> None:
+        if self.lost and key == STATE_KEY:
+            raise OSError("the container went away before the write landed")
+        await super().set(key, value)
+
+
+@pytest.mark.parametrize("run_id", ["run-7", "local"])
+def test_an_attempt_that_died_between_the_ledger_and_the_checkpoint_is_counted_by_the_next_as_sent_and_charged(
+    snap: FakeSnap, monkeypatch: pytest.MonkeyPatch, run_id: str
+) -> None:
+    """The first batch (2 events) is sent, charged, its rows stored and the ledger written; its checkpoint write
+    fails and the attempt ends. The next attempt of the run finds the 2 in the ledger as its run's own: counted sent
+    and charged (out of the credit for the first attempt's charge, which thus goes to no other event), no second
+    row, marked finished; the other 2 are sent and charged. Locally every run's id is "local" (and the charged count
+    starts at 0), so two runs are never taken for one: the 2 are duplicates of an earlier run, with a row each."""
+    monkeypatch.setattr(send_task, "PipelineSettings", functools.partial(PipelineSettings, batch_size=2))
+    actor_input = purchases(4) | {"maxConcurrency": 1}
+    ledger, store, charging = MemoryStore(), CheckpointLost(), MemoryCharging()
+    died = run_in_process(
+        actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging, run_id=run_id
+    )
+    assert died.returncode != 0 and [row["eventIndex"] for row in died.rows] == [0, 1]
+    store.lost = False
+    if run_id == "local":  # another local run on the same storage
+        charging = MemoryCharging()
+    resumed = run_in_process(
+        actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging, run_id=run_id
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(snap.accepted_event_ids()) == [f"order-{i}" for i in range(4)]  # none sent twice
+    if run_id == "local":
+        statuses = [(row["eventIndex"], row["status"]) for row in resumed.rows]
+        assert statuses == [(0, "duplicate"), (1, "duplicate"), (2, "sent"), (3, "sent")]
+        assert resumed.output["counts"] == {"duplicate": 2, "sent": 2} and resumed.charged_conversions == 2
+    else:
+        assert [row["eventIndex"] for row in resumed.rows] == [2, 3]
+        assert resumed.output["counts"] == {"sent": 4} and resumed.output["charged"] == 4
+        assert resumed.charged_conversions == 4  # the first attempt's 2 and the 2 sent now
+        assert resumed.final_message == "4 of 4 sent; 4 charged"
+        assert finished(json.loads(store.records[STATE_KEY])) == 4
 
 
 class RecordingLimiter(RateLimiter):

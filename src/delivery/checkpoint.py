@@ -9,9 +9,10 @@ finished rows, so the final OUTPUT covers every attempt of the run.
 
 Remaining windows, by design: a crash after Snap accepted a batch and before its checkpoint makes the
 next attempt send it again (same event_ids, which Snap deduplicates); its charge is covered by the
-credit for what the platform counted beyond this checkpoint (`billing.Billing.for_actor`). Rows the
-dataset refused are kept here (`unstored`) and stored first by the next attempt; a push whose answer
-was lost is checked before it is repeated (`main.DatasetWriter`), and rows carry a stable `rowId`.
+credit for what the platform counted beyond this checkpoint, or beyond 0 without one
+(`billing.Billing.for_actor`). Rows the dataset refused are kept here (`unstored`) and stored first by the
+next attempt; a push whose answer was lost is checked before it is repeated (`main.DatasetWriter`), and rows
+carry a stable `rowId`.
 """
 
 from __future__ import annotations

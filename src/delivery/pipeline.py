@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..billing import Billing, charged_flags
+from ..billing import Billing, ChargeRefusedError, charged_flags
 from ..errors import LedgerError, SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
@@ -89,9 +89,9 @@ class Pipeline:
         self._tasks: set[asyncio.Task[None]] = set()
         #: The first batch that raised (`_fail`): reading stops, the run raises it.
         self._broken: Exception | None = None
-        #: Why nothing more is sent (Snap refused the token, or the ledger could not be read): each event left gets a
-        #: row that says so, and the run raises it.
-        self.stopped_by: SnapAuthError | LedgerError | None = None
+        #: Why nothing more is sent (Snap refused the token, the ledger could not be read, or the platform refused a
+        #: charge): each event left gets a row that says so, and the run raises it.
+        self.stopped_by: SnapAuthError | LedgerError | ChargeRefusedError | None = None
         self._checkpoint = checkpoint
         summary = sink.summary
         #: What the checkpoint saves: the counts of the committed rows, and the requests spent isolating refused events,
@@ -186,6 +186,9 @@ class Pipeline:
                     self.stopped_by = error
                     await self._not_sent([built])
                     continue
+                if earlier == "accepted in an earlier attempt":
+                    self._recount(built)
+                    continue
                 if earlier == "being sent":  # its row waits for what becomes of the first copy
                     self._repeats.setdefault(key, []).append(built)
                     continue
@@ -199,6 +202,14 @@ class Pipeline:
             batch.append(built)
             if len(batch) >= batch_size:
                 await self._dispatch(pending.pop(built.asset_id))
+
+    def _recount(self, event: PreparedEvent) -> None:
+        """An event an earlier attempt of this run sent and recorded in the ledger, and died before its checkpoint
+        did: its row is in the dataset (rows are committed first), so it is counted (sent, and charged as far as
+        that attempt's charges go), marked finished with the next commit, and neither sent nor stored again."""
+        row = event_row(self._settings.task, event, SENT, charged=self._billing.paid_earlier(1) == 1)
+        self._uncommitted.append(row)
+        self._sink.count([row])
 
     async def _dispatch(self, batch: list[PreparedEvent]) -> None:
         while True:
@@ -243,7 +254,11 @@ class Pipeline:
                 self.stopped_by = self.stopped_by or stopped.cause
                 outcomes = stopped.outcomes
             batch_key = f"{batch[0].asset_id}:{batch[0].index}-{batch[-1].index}"
-            charged = await self._billing.settle(allowed, outcomes, batch_key)
+            try:
+                charged = await self._billing.settle(allowed, outcomes, batch_key)
+            except ChargeRefusedError as refused:  # Snap has them: rows and ledger say so, and nothing more is sent
+                self.stopped_by = refused  # over an earlier cause: it counts every refused conversion, and costs most
+                charged = refused.paid
             rows = outcome_rows(self._settings.task, outcomes, charged_flags(outcomes, charged))
             reason = "not sent: the run's maximum charge (max total charge USD) is used up"
             rows.extend(event_row(self._settings.task, event, "skipped", reason) for event in over_budget)
