@@ -13,8 +13,9 @@ import gc
 import logging
 import os
 import signal
+import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from apify_client.http_compressors import GzipHttpCompressor
 from .errors import ActorInputError, LedgerError, ServiceUnavailableError, SnapError, SourceError
 from .input import ActorInput, parse_input
 from .ledger import LEDGER_STORE
-from .net.transport import redact
+from .net.transport import RunStoppingError, redact, stopping_ends_waits
 from .net.url_guard import ALLOW_PRIVATE_ENV, UrlGuard
 from .platform import ChargingManager, Dataset, Platform, RunEdge
 from .results.report import CONTENT_TYPE, REPORT_KEY, render_report
@@ -43,10 +44,16 @@ from .tasks.context import RunContext
 #: Up to this many rows travel in the webhook body; beyond it, a link to the dataset does.
 WEBHOOK_ROWS = 1000
 #: A push to the platform dataset: attempts, the wait for each answer, and the pause before the next attempt
-#: (about a minute in all before the run stops taking events and fails; the SDK alone would retry ~4 minutes).
-#: The pauses can be set in the environment as comma-separated seconds (docs/architecture.md, "Platform faults").
+#: (about a minute in all before the run stops taking events and fails when the API answers with errors, about
+#: three when it does not answer at all; the SDK alone would retry ~4 minutes). The pauses can be set in the
+#: environment as comma-separated seconds (docs/architecture.md, "Platform faults").
 PUSH_ATTEMPTS = 4
 PUSH_TIMEOUT_S = 20.0
+#: A push the API did not answer (time-out, dropped connection, a gateway's 502 / 504) may still be stored: it is
+#: believed not stored, and pushed again, only if its rows are still missing this long after it was sent.
+PUSH_SETTLE_S = 2 * PUSH_TIMEOUT_S
+#: Statuses a gateway answers while the API may still be storing the push.
+_GATEWAY_STATUSES = frozenset({502, 504})
 PUSH_BACKOFF_ENV = "SNAP_ACTOR_DATASET_PUSH_BACKOFF_S"
 DEFAULT_PUSH_BACKOFF_S = (2.0, 5.0, 10.0)
 #: Push bodies are gzipped at level 1: rows repeat themselves, so it still shrinks them ~20x, and zlib lets the
@@ -70,10 +77,17 @@ def push_backoff(setting: str | None) -> tuple[float, ...]:
 PUSH_BACKOFF_S = push_backoff(os.environ.get(PUSH_BACKOFF_ENV))
 
 
+def _push_pause(attempt: int) -> float:
+    """The writer's pause after its `attempt`-th failed push or check (the last one repeats)."""
+    return PUSH_BACKOFF_S[min(attempt, len(PUSH_BACKOFF_S) - 1)]
+
+
 async def main() -> None:
     async with Actor:
+        signals = _RunSignals()
+        signals.listen()  # first: an abort during start-up is remembered, not lost
         _route_logs()
-        edge = await _apify_edge()
+        edge = await _apify_edge(signals)
         tune_gc()
         verdict = await execute(await Actor.get_input(), edge)
         if verdict.succeeded:
@@ -113,17 +127,22 @@ async def run(actor_input: ActorInput, edge: RunEdge) -> Verdict:
     sink = ResultSink(edge.push_rows, summary, keep=WEBHOOK_ROWS, only=only, warn=_log.warning, row_prefix=edge.run_id)
     progress = Progress(edge.set_status, summary)
     url_guard = UrlGuard(allow_private=edge.allow_private_urls)
-    ctx = RunContext(actor_input, Endpoints.from_env(), sink, progress, edge.run_id, url_guard, edge.platform)
+    stopping = _Stopping()
+    ctx = RunContext(
+        actor_input, Endpoints.from_env(), sink, progress, edge.run_id, url_guard, edge.platform, stoppers=stopping
+    )
     if actor_input.is_demo:
         _log.info("Demo mode: sample data, nothing is sent to Snap and nothing is charged.")
     if ignored := actor_input.ignored_fields():
         _log.info(f"{task} does not read these input fields, so they were ignored: {', '.join(ignored)}")
 
     failure: str | None = None
+    events = edge.platform.events
+    removers = (events.on_abort(stopping.waits.set), events.on_terminate(stopping.terminate))
     try:
-        with _stop_on_sigterm(ctx):
+        with stopping_ends_waits(stopping.waits):
             await TASKS[task](ctx)
-    except (ActorInputError, LedgerError, SnapError, SourceError, ServiceUnavailableError) as error:
+    except (ActorInputError, LedgerError, SnapError, SourceError, ServiceUnavailableError, RunStoppingError) as error:
         failure = str(error)
         _log.error(failure)
     except DatasetUnavailableError as error:
@@ -134,6 +153,8 @@ async def run(actor_input: ActorInput, edge: RunEdge) -> Verdict:
         failure = f"Stopped by an unexpected error ({type(error).__name__}{': ' + detail if detail else ''})"
         _log.error(f"{failure} at {_where(error)}. What was sent and charged is recorded in OUTPUT")
     finally:
+        for remove in removers:
+            remove()
         with contextlib.suppress(DatasetUnavailableError):
             await sink.flush()
     if sink.failed is not None and failure is None:
@@ -166,8 +187,8 @@ async def run(actor_input: ActorInput, edge: RunEdge) -> Verdict:
     return verdict
 
 
-async def _apify_edge() -> RunEdge:
-    """The run's platform through the Apify SDK."""
+async def _apify_edge(signals: _RunSignals) -> RunEdge:
+    """The run's platform through the Apify SDK; `signals` are already listened to."""
     writer = await DatasetWriter.open()
     store = await Actor.open_key_value_store()
     config = Actor.configuration
@@ -186,7 +207,7 @@ async def _apify_edge() -> RunEdge:
             store=_Store(store),
             open_dataset=_open_dataset,
             charging=_Charging(Actor.get_charging_manager()),
-            events=_Events(),
+            events=signals,
             ledger_store=_ledger_store,
         ),
         run_id=config.actor_run_id or "local",
@@ -204,9 +225,10 @@ async def _apify_edge() -> RunEdge:
 
 class DatasetWriter:
     """Pushes rows to the run's default dataset, never under the SDK's charge lock (charges do not wait on
-    pushes), and on the platform with a bounded number of attempts of its own: a push whose answer was
-    lost is checked (is its first row at the expected offset?) before it is pushed again, so rows are not
-    duplicated. Pushes are serialized by `ResultSink`, so the offset is known.
+    pushes), and on the platform with a bounded number of attempts of its own: a push that failed is checked
+    (is its first row at the expected offset?) before it is pushed again (`_landed`), so rows are duplicated only
+    by a push the API stores more than `PUSH_SETTLE_S` after it was sent. Pushes are serialized by `ResultSink`,
+    so the offset is known.
 
     On the platform the body is encoded once with `orjson` (about 14x faster than the client's `json.dumps`
     for a chunk of rows) and gzipped at `PUSH_GZIP_LEVEL`."""
@@ -242,26 +264,44 @@ class DatasetWriter:
             return
         body = orjson.dumps(rows).decode()
         for attempt in range(PUSH_ATTEMPTS):
+            sent_at = time.monotonic()
             try:
                 await asyncio.wait_for(self._client.push_items(body), PUSH_TIMEOUT_S * 2)
             except Exception as error:
-                if await self._landed(rows):
+                status = getattr(error, "status_code", None)
+                refused = isinstance(status, int) and 400 <= status < 500 and status != 429
+                answered = isinstance(status, int) and status not in _GATEWAY_STATUSES
+                if not refused and await self._landed(rows, sent_at, answered=answered):
                     break
                 Actor.log.warning(f"Dataset push failed ({type(error).__name__}), attempt {attempt + 1}")
-                status = getattr(error, "status_code", None)
-                if attempt + 1 == PUSH_ATTEMPTS or (isinstance(status, int) and 400 <= status < 500 and status != 429):
+                if attempt + 1 == PUSH_ATTEMPTS or refused:
                     raise  # a refusal (a dataset schema rejecting a row) does not change when repeated
-                await asyncio.sleep(PUSH_BACKOFF_S[min(attempt, len(PUSH_BACKOFF_S) - 1)])
+                await asyncio.sleep(_push_pause(attempt))
             else:
                 break
         self._count += len(rows)
 
-    async def _landed(self, rows: list[dict[str, Any]]) -> bool:
-        """Did the push store the rows although its answer never came?"""
+    async def _landed(self, rows: list[dict[str, Any]], sent_at: float, *, answered: bool) -> bool:
+        """Did the failed push store the rows after all? A check that fails is no answer: it is asked again (taken
+        for "no", the rows were pushed twice). "Not there" is believed at once for a push the API answered; one it
+        did not answer may still be in the API's hands, so it is asked again until `PUSH_SETTLE_S` after the push
+        was sent (checked at once, a push the API stored a second after the client gave up was pushed twice). The
+        pauses are the writer's; no answer by then counts as "no"."""
+        deadline, checks = sent_at + PUSH_SETTLE_S, 0
+        while (found := await self._found(rows)) is not True:
+            left = deadline - time.monotonic()
+            if (found is False and answered) or left <= 0:
+                return False
+            await asyncio.sleep(min(_push_pause(checks), left))
+            checks += 1
+        return True
+
+    async def _found(self, rows: list[dict[str, Any]]) -> bool | None:
+        """Is the push's first row at the offset it was pushed to? None: the check failed."""
         try:
             page = await self._client.list_items(offset=self._count, limit=1)
         except Exception:
-            return False
+            return None
         items = list(page.items)
         return bool(items) and items[0].get("rowId") == rows[0].get("rowId")
 
@@ -338,22 +378,73 @@ class _Charging:
         return result.charged_count
 
 
-class _Events:
-    """`platform.PlatformEvents` through `Actor.on`; each handler is removed again with `Actor.off`."""
+class _RunSignals:
+    """`platform.PlatformEvents` over the SDK's abort and migration events and SIGTERM, listened to from the run's
+    first moment (`main`). A signal that arrives during start-up, before a task registers its handler, is remembered
+    and handed to the handler as it registers: an abort while the run opened its stores was lost, and the run sent
+    and charged everything. The SDK listeners are coroutines: the SDK runs a plain function in a worker thread,
+    where the pipeline's asyncio state must not be touched."""
 
-    def on_abort(self, handler: Callable[[], object]) -> Callable[[], None]:
-        return self._on(Event.ABORTING, handler)
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Callable[[], object]]] = {"abort": [], "migrate": [], "terminate": []}
+        self._seen: set[str] = set()
 
-    def on_migrate(self, handler: Callable[[], object]) -> Callable[[], None]:
-        return self._on(Event.MIGRATING, handler)
+    def listen(self) -> None:
+        Actor.on(Event.ABORTING, self._listener("abort"))
+        Actor.on(Event.MIGRATING, self._listener("migrate"))
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._fire, "terminate")
 
-    @staticmethod
-    def _on(event: Event, handler: Callable[[], object]) -> Callable[[], None]:
-        def listener(_: object) -> None:
+    def _listener(self, kind: str) -> Callable[[object], Coroutine[Any, Any, None]]:
+        async def listener(_: object) -> None:
+            self._fire(kind)
+
+        return listener
+
+    def _fire(self, kind: str) -> None:
+        self._seen.add(kind)
+        for handler in list(self._handlers[kind]):
             handler()
 
-        Actor.on(event, listener)
-        return lambda: Actor.off(event, listener)
+    def on_abort(self, handler: Callable[[], object]) -> Callable[[], None]:
+        return self._on("abort", handler)
+
+    def on_migrate(self, handler: Callable[[], object]) -> Callable[[], None]:
+        return self._on("migrate", handler)
+
+    def on_terminate(self, handler: Callable[[], object]) -> Callable[[], None]:
+        return self._on("terminate", handler)
+
+    def _on(self, kind: str, handler: Callable[[], object]) -> Callable[[], None]:
+        self._handlers[kind].append(handler)
+        if kind in self._seen:
+            handler()
+        return lambda: self._handlers[kind].remove(handler)
+
+
+class _Stopping(list[Callable[[str], object]]):
+    """`RunContext.stoppers` of one run, remembering a stop: a stopper a task adds after SIGTERM came is called at
+    once. `waits` is set by any stop, an abort too: it ends the transport's retry waits (`stopping_ends_waits`), so
+    a batch waiting out Snap's Retry-After is left unfinished (no row, not charged) and the run saves OUTPUT within
+    the platform's graceful abort."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: str | None = None
+        self.waits = asyncio.Event()
+
+    def append(self, stopper: Callable[[str], object]) -> None:
+        super().append(stopper)
+        if self.reason is not None:
+            stopper(self.reason)
+
+    def terminate(self) -> None:
+        """SIGTERM stops like an abort: read no more, record what Snap answered, leave the rest, save OUTPUT."""
+        _log.warning("SIGTERM: recording the batches Snap answered, then stopping.")
+        self.reason = "the run was stopped (SIGTERM); events not reached were not sent"
+        self.waits.set()
+        for stopper in list(self):
+            stopper(self.reason)
 
 
 def _as_sdk_line(record: logging.LogRecord) -> bool:
@@ -377,27 +468,6 @@ def _route_logs() -> None:
     core.propagate = False
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def _stop_on_sigterm(ctx: RunContext) -> Iterator[None]:
-    """SIGTERM stops like an abort: read no more, finish and record the batches in flight, save OUTPUT."""
-
-    def stop() -> None:
-        _log.warning("SIGTERM: finishing the batches in flight, then stopping.")
-        for stopper in ctx.stoppers:
-            stopper("the run was stopped (SIGTERM); events not reached were not sent")
-
-    loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGTERM, stop)
-    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
-        yield
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _webhook_body(output: dict[str, Any], sink: ResultSink, edge: RunEdge) -> dict[str, Any]:

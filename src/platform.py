@@ -58,11 +58,16 @@ class Charging(Protocol):
 
 
 class PlatformEvents(Protocol):
-    """The platform's signals to a running actor. Each `on_*` returns a function that removes the handler."""
+    """The platform's signals to a running actor. Each `on_*` returns a function that removes the handler. A signal
+    that came before a handler registered (during start-up) is handed to it as it registers: it is not lost."""
 
     def on_abort(self, handler: Callable[[], object]) -> Callable[[], None]: ...
 
     def on_migrate(self, handler: Callable[[], object]) -> Callable[[], None]: ...
+
+    def on_terminate(self, handler: Callable[[], object]) -> Callable[[], None]:
+        """SIGTERM: the process is asked to end."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

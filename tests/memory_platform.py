@@ -71,10 +71,11 @@ class MemoryCharging:
 
 
 class MemoryEvents:
-    """The platform's signals, fired by the test: `abort()`, `migrate()`; `handlers` shows what is registered."""
+    """The platform's signals, fired by the test: `abort()`, `migrate()`, `terminate()`; `handlers` shows what is
+    registered."""
 
     def __init__(self) -> None:
-        self.handlers: dict[str, list[Callable[[], object]]] = {"abort": [], "migrate": []}
+        self.handlers: dict[str, list[Callable[[], object]]] = {"abort": [], "migrate": [], "terminate": []}
 
     def _on(self, kind: str, handler: Callable[[], object]) -> Callable[[], None]:
         self.handlers[kind].append(handler)
@@ -86,12 +87,19 @@ class MemoryEvents:
     def on_migrate(self, handler: Callable[[], object]) -> Callable[[], None]:
         return self._on("migrate", handler)
 
+    def on_terminate(self, handler: Callable[[], object]) -> Callable[[], None]:
+        return self._on("terminate", handler)
+
     def abort(self) -> None:
         for handler in list(self.handlers["abort"]):
             handler()
 
     def migrate(self) -> None:
         for handler in list(self.handlers["migrate"]):
+            handler()
+
+    def terminate(self) -> None:
+        for handler in list(self.handlers["terminate"]):
             handler()
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fake_snap import FakeSnap, Fault
@@ -20,11 +21,12 @@ from fake_snap import FakeSnap, Fault
 from src.billing import Billing
 from src.delivery.pipeline import Pipeline, PipelineSettings
 from src.delivery.send import MAX_ISOLATION_REQUESTS, SnapDelivery
-from src.events.build import ConversionBuilder, Destinations
+from src.errors import SnapError, SnapRejectedError
+from src.events.build import ConversionBuilder, Destinations, PreparedEvent
 from src.events.names import EventNameResolver
 from src.events.shape import SourceEvent
 from src.events.user_data import UserDataNormalizer
-from src.net.transport import RetryPolicy, Transport
+from src.net.transport import RetryPolicy, RunStoppingError, Transport
 from src.results.rows import Row
 from src.results.sink import Progress, ResultSink
 from src.results.summary import Summary
@@ -227,3 +229,29 @@ def test_validate_task_reads_snaps_event_logs_shape() -> None:
         assert run.by_status("invalid")["order-1"]["error"] == "Invalid order"
         assert run.charges == []
         assert snap.accepted == []
+
+
+def test_a_run_stopped_while_a_half_waits_to_retry_keeps_snaps_answers_and_leaves_the_rest_unfinished() -> None:
+    """Snap refuses 4 events naming none (validate gives no verdicts), accepts the first half, and the run stops
+    while the second half waits to retry: the delivery answers for the 2 accepted events only; the other 2 get no
+    outcome, so no row and no charge, and a resurrected run sends them."""
+
+    class Api:
+        def __init__(self) -> None:
+            self.sends: list[int] = []
+
+        async def send(self, asset_id: str, events: Sequence[bytes], *, validate: bool = False) -> dict[str, Any]:
+            self.sends.append(len(events))
+            if validate:
+                raise SnapError("validate unavailable")
+            if len(events) == 4:
+                raise SnapRejectedError("one event is bad")
+            if len(self.sends) == 4:  # the second half: Snap asked to retry later, and the run stopped meanwhile
+                raise RunStoppingError("the run is stopping: not retried")
+            return {"status": "SUCCESS"}
+
+    events = [PreparedEvent(i, PIXEL, b"{}", f"id-{i}", "PURCHASE", "WEB", ("em",)) for i in range(4)]
+    api = Api()
+    outcomes = asyncio.run(SnapDelivery(cast(ConversionsApi, api))(PIXEL, events))
+    assert api.sends == [4, 4, 2, 2]
+    assert [(outcome.event.index, outcome.status) for outcome in outcomes] == [(0, "sent"), (1, "sent")]

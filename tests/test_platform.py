@@ -4,10 +4,12 @@ and the loopback Snap. Rows, charges, records and status messages are what the p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib.util
 import json
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +38,7 @@ from platform_support import (
 import src.main
 from src.delivery.checkpoint import STATE_KEY
 from src.ledger import LEDGER_STORE
-from src.main import GC_THRESHOLDS, PUSH_BACKOFF_ENV, push_backoff, tune_gc
+from src.main import GC_THRESHOLDS, PUSH_BACKOFF_ENV, PUSH_TIMEOUT_S, push_backoff, tune_gc
 from src.net.url_guard import ALLOW_PRIVATE_ENV
 
 PIXEL = "pixel-123"
@@ -671,3 +673,88 @@ def test_a_status_message_the_platform_refuses_is_logged_and_the_run_succeeds(tm
     assert run.returncode == 0, run.stdout[-3000:]
     assert run.final_status is not None and run.final_status.message == "5 of 5 sent; 5 charged"
     assert "Could not update the run's status message (" in run.stdout + run.stderr
+
+
+def test_a_lost_push_answer_whose_check_fails_once_is_checked_again_not_pushed_twice(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """The push's answer is lost (the rows were stored) and the writer's check of whether they landed is answered
+    500 once: a failed check is no "no", it is asked again (it was taken for "not stored": 10 rows for 5 events)."""
+    apify.add_faults("dataset.push", Fault.lose_answer())
+    apify.add_faults("dataset.items", Fault.status(500))
+    run = run_on_platform(
+        tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap, env=SHORT_PUSH_BACKOFF
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert [r.status for r in apify.calls("dataset.push")] == [None]  # pushed once
+    assert run.charged_conversions == 5 == run.output["charged"]
+    assert len(run.rows) == 5 == run.output["datasetRows"]
+    assert len({row["rowId"] for row in run.rows}) == 5
+
+
+def test_a_push_that_times_out_while_the_api_still_stores_it_is_not_pushed_twice(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """The API takes 21 s over a push and stores it; the writer gives up at 20 s. Its rows are looked for until
+    `PUSH_SETTLE_S` after the push was sent, so the late rows are found (checked at once, nothing was there yet
+    and the rows were pushed again: 10 rows). About 25 s of test."""
+    apify.add_faults("dataset.push", Fault.delay(PUSH_TIMEOUT_S + 1))
+    run = run_on_platform(
+        tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap, env=SHORT_PUSH_BACKOFF
+    )
+    assert apify.wait_for(lambda fake: len(fake.items()) >= 5, timeout=10)  # the slow push's handler has finished
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert len(apify.calls("dataset.push")) == 1
+    assert len(run.rows) == run.output["datasetRows"] == 5
+    assert len({row["rowId"] for row in run.rows}) == 5
+
+
+def test_an_abort_during_start_up_is_honoured_once_the_run_is_ready(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """The user aborts while the run is still opening the ledger's store, before the pipeline exists: the abort is
+    remembered and the run sends and charges nothing (it was lost: all 5 were sent and charged, and the run
+    succeeded)."""
+    apify.add_faults("kv.create", Fault.delay(3))  # opening the ledger's store `snapchat-capi-ledger`
+    process = start_on_platform(tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap)
+    assert apify.wait_for(lambda fake: fake.calls("kv.create"), timeout=20), (tmp_path / "actor.log").read_text()
+    assert apify.send_event("aborting") == 1
+    run = finish(process, tmp_path, apify, timeout=60)
+    assert snap.accepted_event_ids() == [] and run.charged_conversions == 0
+    assert run.rows == [] and run.output.get("interrupted")
+    final = run.final_status
+    assert final is not None and final.terminal is True and "abort" in str(final.message)
+
+
+def test_an_abort_while_snap_asks_to_retry_later_ends_the_run_and_leaves_the_batch_to_a_resurrected_run(
+    tmp_path: Path, snap: FakeSnap, apify: FakeApify
+) -> None:
+    """Snap answers 429 with `Retry-After: 120` and the user aborts (the platform force-stops a graceful abort after
+    about 30 s): the wait ends at once, the batch is left unfinished (no row, nothing charged), OUTPUT and a terminal
+    status are saved (the run slept out the 120 s and was killed with neither). Resurrected, the run sends and
+    charges the 5 once."""
+    snap.add_faults("events", SnapFault.status(429, headers={"Retry-After": "120"}))
+    actor_input = real(task="send_batch_events", events=batch(5))
+    process = start_on_platform(tmp_path, actor_input, apify=apify, snap=snap)
+    try:
+        assert apify.wait_for(lambda fake: any(r.kind == "events" for r in snap.requests), timeout=20)
+        time.sleep(0.5)  # the 429 is in, the Retry-After pause has begun
+        assert apify.send_event("aborting") == 1
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+    finally:
+        if process.poll() is None:  # what the platform does to an aborting run that does not end
+            process.kill()
+        process.wait()
+    run = finish(process, tmp_path, apify)
+    assert snap.accepted_event_ids() == [] and run.charged_conversions == 0
+    assert run.rows == [] and run.output.get("interrupted")
+    final = run.final_status
+    assert final is not None and final.terminal is True and "abort" in str(final.message)
+
+    resurrected = run_on_platform(tmp_path, None, apify=apify, snap=snap)
+    assert resurrected.returncode == 0, resurrected.stdout[-3000:]
+    assert sorted(snap.accepted_event_ids()) == sorted(f"order-{i}" for i in range(5))
+    assert resurrected.charged_conversions == 5
+    assert sorted(row["eventIndex"] for row in resurrected.rows) == list(range(5))
+    assert resurrected.output["counts"] == {"sent": 5}

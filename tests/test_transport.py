@@ -16,7 +16,16 @@ import pytest
 from bulk_support import FileServer
 
 from src.errors import ServiceUnavailableError
-from src.net.transport import RateLimiter, RetryPolicy, Transport, redact, response_json
+from src.net.transport import (
+    RateLimiter,
+    RetryPolicy,
+    RunStoppingError,
+    Transport,
+    redact,
+    response_json,
+    sleep_unless_stopping,
+    stopping_ends_waits,
+)
 from src.net.url_guard import MAX_REDIRECTS, UnsafeUrlError, UrlGuard
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -484,3 +493,35 @@ def test_a_request_over_the_network_comes_back_read() -> None:
 
         response = asyncio.run(scenario())
     assert response_json(response) == {"ok": True}  # the body was read before the connection closed
+
+
+def test_the_runs_stop_ends_a_retry_wait_at_once_without_a_new_attempt() -> None:
+    """Snap asks for 120 s; the run stops meanwhile (abort): the wait ends with `RunStoppingError` and nothing is
+    sent again (the run slept the 120 s out, past the platform's ~30 s of graceful abort)."""
+    answers = Answers(httpx.Response(429, headers={"Retry-After": "120"}))
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        client = httpx.AsyncClient(transport=httpx.MockTransport(answers))
+        async with Transport(client=client) as transport:
+            with stopping_ends_waits(stop):
+                sending = asyncio.create_task(transport.request("POST", "https://snap.test/v3/p/events", what="send"))
+                while not answers.requests:
+                    await asyncio.sleep(0.01)
+                stop.set()
+                with pytest.raises(RunStoppingError):
+                    await asyncio.wait_for(sending, 30)  # a generous bound, far below the 120 s asked for
+
+    asyncio.run(go())
+    assert len(answers.requests) == 1
+
+
+def test_a_wait_is_a_plain_sleep_outside_a_runs_stop_or_before_it() -> None:
+    """The webhook after the run (outside `stopping_ends_waits`) and a run not stopping wait as asked."""
+
+    async def go() -> None:
+        await sleep_unless_stopping(0.01)
+        with stopping_ends_waits(asyncio.Event()):
+            await sleep_unless_stopping(0.01)
+
+    asyncio.run(go())

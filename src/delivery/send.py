@@ -5,7 +5,8 @@ asks Snap's `/events/validate` about the refused batch (not counted; one verdict
 the valid events again and reports the others with Snap's own codes and messages; an index Snap
 names, then halving, are the fallbacks. So one bad record never sinks the other 1,999, every event
 ends with its own answer, and the extra requests are bounded and counted. Every event carries an
-`event_id`, so a request resent after a dropped connection is deduplicated by Snap.
+`event_id`, so a request resent after a dropped connection is deduplicated by Snap. A run that stops while a
+batch waits to retry leaves the events Snap has not answered for unfinished (`_Unfinished`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 from ..errors import SnapAuthError, SnapError, SnapRejectedError
 from ..events.build import PreparedEvent
+from ..net.transport import RunStoppingError
 from ..results.rows import SENT, Outcome, Status
 from ..results.summary import DeliveryStats
 from ..snap.conversions import ConversionsApi, EventVerdict, event_verdicts
@@ -30,8 +32,18 @@ class DeliveryStoppedError(Exception):
         self.outcomes = outcomes
 
 
+class _Unfinished(Exception):
+    """The run stopped while the batch waited to retry (`RunStoppingError`); `outcomes` are Snap's answers so far."""
+
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        super().__init__("the run stopped before Snap answered for every event")
+        self.outcomes = outcomes
+
+
 class Delivery(Protocol):
-    """Sends one batch bound for one asset (pixel or Snap App ID) and answers for every event in it."""
+    """Sends one batch bound for one asset (pixel or Snap App ID) and answers for every event in it; or, when the
+    run stops while the batch waits to retry, only for those Snap answered for: the others stay unfinished (no
+    row, not charged, not marked done), so a resumed or resurrected run sends them."""
 
     async def __call__(self, asset_id: str, events: Sequence[PreparedEvent]) -> list[Outcome]: ...
 
@@ -90,7 +102,10 @@ class SnapDelivery:
 
     async def __call__(self, asset_id: str, events: Sequence[PreparedEvent]) -> list[Outcome]:
         isolation = _Isolation(self._max_isolation, self.stats)
-        return await self._deliver(asset_id, list(events), isolation, ask_validate=not self._validate, first=True)
+        try:
+            return await self._deliver(asset_id, list(events), isolation, ask_validate=not self._validate, first=True)
+        except _Unfinished as unfinished:
+            return unfinished.outcomes
 
     async def _deliver(
         self,
@@ -102,54 +117,61 @@ class SnapDelivery:
         first: bool,
     ) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        while pending:
-            if not first and not isolation.spend():
-                outcomes.extend(_over_budget(pending, self._max_isolation))
-                break
-            first = False
-            try:
-                body = await self._api.send(asset_id, [event.body for event in pending], validate=self._validate)
-            except SnapRejectedError as error:
-                if len(pending) == 1:
-                    outcomes.append(Outcome(pending.pop(), "invalid", _rejection(error.messages, error.codes, error)))
-                    continue
-                if ask_validate:
-                    ask_validate = False  # once per batch: a second refusal falls back on the index or halving
-                    try:
-                        verdicts = await self._ask_validate(asset_id, pending, isolation)
-                    except SnapAuthError as auth:
-                        raise DeliveryStoppedError(auth, [*outcomes, *_failed(pending, auth)]) from auth
-                    if verdicts is not None and not all(verdict.valid for verdict in verdicts):
-                        kept = []
-                        for event, verdict in zip(pending, verdicts, strict=True):
-                            if verdict.valid:
-                                kept.append(event)
-                            else:
-                                message = _rejection(verdict.messages, verdict.codes, error)
-                                outcomes.append(Outcome(event, "invalid", message, verdict.warnings))
-                        pending = kept
-                        continue
-                index = error.event_index
-                if index is not None and 0 <= index < len(pending):
-                    outcomes.append(
-                        Outcome(pending.pop(index), "invalid", _rejection(error.messages, error.codes, error))
-                    )
-                    continue
-                half = len(pending) // 2
-                head, pending = pending[:half], pending[half:]
+        try:
+            while pending:
+                if not first and not isolation.spend():
+                    outcomes.extend(_over_budget(pending, self._max_isolation))
+                    break
+                first = False
                 try:
-                    outcomes.extend(await self._deliver(asset_id, head, isolation, ask_validate=False, first=False))
-                except DeliveryStoppedError as stopped:
-                    learned = [*outcomes, *stopped.outcomes, *_failed(pending, stopped.cause)]
-                    raise DeliveryStoppedError(stopped.cause, learned) from stopped.cause
-                continue
-            except SnapAuthError as error:
-                raise DeliveryStoppedError(error, [*outcomes, *_failed(pending, error)]) from error
-            except SnapError as error:
-                outcomes.extend(_failed(pending, error))
+                    body = await self._api.send(asset_id, [event.body for event in pending], validate=self._validate)
+                except SnapRejectedError as error:
+                    if len(pending) == 1:
+                        outcomes.append(
+                            Outcome(pending.pop(), "invalid", _rejection(error.messages, error.codes, error))
+                        )
+                        continue
+                    if ask_validate:
+                        ask_validate = False  # once per batch: a second refusal falls back on the index or halving
+                        try:
+                            verdicts = await self._ask_validate(asset_id, pending, isolation)
+                        except SnapAuthError as auth:
+                            raise DeliveryStoppedError(auth, [*outcomes, *_failed(pending, auth)]) from auth
+                        if verdicts is not None and not all(verdict.valid for verdict in verdicts):
+                            kept = []
+                            for event, verdict in zip(pending, verdicts, strict=True):
+                                if verdict.valid:
+                                    kept.append(event)
+                                else:
+                                    message = _rejection(verdict.messages, verdict.codes, error)
+                                    outcomes.append(Outcome(event, "invalid", message, verdict.warnings))
+                            pending = kept
+                            continue
+                    index = error.event_index
+                    if index is not None and 0 <= index < len(pending):
+                        outcomes.append(
+                            Outcome(pending.pop(index), "invalid", _rejection(error.messages, error.codes, error))
+                        )
+                        continue
+                    half = len(pending) // 2
+                    head, pending = pending[:half], pending[half:]
+                    try:
+                        outcomes.extend(await self._deliver(asset_id, head, isolation, ask_validate=False, first=False))
+                    except DeliveryStoppedError as stopped:
+                        learned = [*outcomes, *stopped.outcomes, *_failed(pending, stopped.cause)]
+                        raise DeliveryStoppedError(stopped.cause, learned) from stopped.cause
+                    except _Unfinished as unfinished:
+                        raise _Unfinished([*outcomes, *unfinished.outcomes]) from unfinished
+                    continue
+                except SnapAuthError as error:
+                    raise DeliveryStoppedError(error, [*outcomes, *_failed(pending, error)]) from error
+                except SnapError as error:
+                    outcomes.extend(_failed(pending, error))
+                    break
+                outcomes.extend(self._validated(pending, body) if self._validate else _all(pending, SENT))
                 break
-            outcomes.extend(self._validated(pending, body) if self._validate else _all(pending, SENT))
-            break
+        except RunStoppingError as error:
+            raise _Unfinished(outcomes) from error
         return outcomes
 
     async def _ask_validate(

@@ -7,6 +7,7 @@ webhook) goes through `Transport.request`, so retry policy and redaction live in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
@@ -15,6 +16,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -33,6 +35,40 @@ _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
 #: Retries show in the run log (`main.py` routes the `src` loggers there and quiets httpx, whose INFO lines
 #: carry request URLs, and so the Conversions API token).
 _log = logging.getLogger(__name__)
+
+
+class RunStoppingError(Exception):
+    """A retry's wait was cut short because the run is stopping (abort, SIGTERM): the request is left without an
+    answer. It is no `ServiceUnavailableError`: the host did not fail, the run ended first."""
+
+
+#: The run's stop, while a task runs (`stopping_ends_waits`); None: waits are never cut short.
+_stop: ContextVar[asyncio.Event | None] = ContextVar("transport_stop", default=None)
+
+
+@contextmanager
+def stopping_ends_waits(stop: asyncio.Event) -> Iterator[None]:
+    """Within it (and in the tasks started within it), once `stop` is set every retry wait and rate-limit wait ends
+    at once with `RunStoppingError`: a batch waiting out Snap's Retry-After (up to 120 s) outlasted the platform's
+    graceful abort (about 30 s), which then killed the run before it saved OUTPUT."""
+    token = _stop.set(stop)
+    try:
+        yield
+    finally:
+        _stop.reset(token)
+
+
+async def sleep_unless_stopping(delay: float) -> None:
+    """`asyncio.sleep`, ended by the run's stop (`stopping_ends_waits`) with `RunStoppingError`."""
+    stop = _stop.get()
+    if stop is None:
+        await asyncio.sleep(delay)
+        return
+    if not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+    if stop.is_set():
+        raise RunStoppingError("the run is stopping: not retried")
 
 
 def redact(text: str) -> str:
@@ -81,7 +117,7 @@ class RateLimiter:
         rate: float,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] = sleep_unless_stopping,
     ) -> None:
         """`clock` and `sleep` are the real ones; tests pass their own to see the waits."""
         self._interval = 1.0 / rate
@@ -197,12 +233,13 @@ class Transport:
         client: httpx.AsyncClient | None = None,
         max_requests_per_second: float | None = None,
         url_guard: UrlGuard | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] = sleep_unless_stopping,
     ) -> None:
         """`url_guard` is for users' URLs: it checks the first URL and follows up to `MAX_REDIRECTS`
         redirects, checking each hop, and its network backend connects only to addresses it checked;
         without it (Snap's own hosts) a redirect is returned as is.
-        `sleep` waits between retries and for the rate limit (tests pass one that records the waits)."""
+        `sleep` waits between retries and for the rate limit; by default the run's stop ends it
+        (`stopping_ends_waits`); tests pass one that records the waits."""
         self.retry = retry or RetryPolicy()
         self._guard = url_guard
         self._sleep = sleep

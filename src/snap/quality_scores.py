@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SnapAuthError, SnapError
+from ..net.transport import RunStoppingError
 from .marketing import MarketingApi
 
 _LIST_KEYS = ("event_quality_scores", "event_quality_score", "scores", "event_quality", "data")
@@ -133,6 +134,8 @@ async def fetch_snap_quality(api: MarketingApi, pixel_id: str) -> SnapQuality:
         return SnapQuality(unavailable=f"Snap did not share its scores for this pixel: {error}")
     except SnapError as error:
         return SnapQuality(unavailable=f"Snap's scores could not be read: {error}")
+    except RunStoppingError:  # aborted while the read waited to retry: the report goes without them
+        return SnapQuality(unavailable="Snap's scores were not read: the run stopped first.")
     scores = parse_quality_scores(body)
     if not scores:
         return SnapQuality(unavailable="Snap has no event quality scores for this pixel yet.")
