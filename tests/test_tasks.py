@@ -243,6 +243,19 @@ def test_a_marketing_api_400_says_which_request_and_field_it_is_about(ads: FakeS
     )
 
 
+def test_a_rate_limit_that_outlasts_the_retries_says_so_and_what_to_do(ads: FakeSnap, retry_waits: list[float]) -> None:
+    """A 429 through every retry used to end in a bare 'failed after 3 attempts: HTTP 429'."""
+    ads.add_faults("pixels", *[Fault.status(429)] * 3)
+    actor_input = {"task": "list_pixels", "accessToken": OAUTH_TOKEN, "adAccountId": ACCOUNT, "maxRetries": 2}
+    run = run_in_process(actor_input, snap=ads)
+    assert run.returncode == 1
+    assert run.final_message == (
+        f"Snap Marketing API pixels of ad account {ACCOUNT} failed after 3 attempts: HTTP 429. Snap's rate limit held "
+        "through every retry: run again later, with fewer requests at once (fewer runs using this token; for the "
+        "send and validate tasks a lower maxRequestsPerSecond or maxConcurrency), or raise maxRetries."
+    )
+
+
 def test_an_answer_that_is_not_snaps_json_fails_list_pixels_instead_of_finding_nothing(ads: FakeSnap) -> None:
     """A 200 with an HTML page (a proxy or maintenance page in front of Snap) was read as no pixels: 'list_pixels:
     0 pixels' for an account that has 4."""

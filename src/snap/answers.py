@@ -18,6 +18,12 @@ from ..errors import (
 )
 from ..net.transport import Transport, redact
 
+#: Added to a request Snap rate limited through every retry: what the user can change.
+RATE_LIMIT_ADVICE = (
+    "Snap's rate limit held through every retry: run again later, with fewer requests at once (fewer runs using "
+    "this token; for the send and validate tasks a lower maxRequestsPerSecond or maxConcurrency), or raise maxRetries."
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
@@ -82,7 +88,8 @@ async def snap_request(transport: Transport, method: str, url: str, **options: A
     try:
         return await transport.request(method, url, **options)
     except ServiceUnavailableError as error:
-        raise SnapUnavailableError(str(error), status=error.status) from None
+        message = f"{error}. {RATE_LIMIT_ADVICE}" if error.status == 429 else str(error)
+        raise SnapUnavailableError(message, status=error.status) from None
 
 
 def json_object(response: httpx.Response) -> dict[str, Any] | None:
