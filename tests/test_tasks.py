@@ -243,6 +243,30 @@ def test_a_marketing_api_400_says_which_request_and_field_it_is_about(ads: FakeS
     )
 
 
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (Fault.status(401, {"error": "invalid_client", "error_description": "Client authentication failed"}),
+         "Snap OAuth token refresh: Snap refused the OAuth client (HTTP 401: Client authentication failed). Check "
+         "clientId and clientSecret: they must be those of the Snap OAuth app the refresh token was issued to."),
+        (Fault.status(400, {"error": "invalid_grant"}),
+         "Snap OAuth token refresh: Snap refused the refresh token (HTTP 400: invalid_grant). Check refreshToken: it "
+         "may have been revoked or issued to another OAuth app (clientId); get a new one through Snap's OAuth flow."),
+    ],
+)  # fmt: skip
+def test_a_refused_refresh_names_the_oauth_fields_not_the_access_token(
+    ads: FakeSnap, fault: Fault, message: str
+) -> None:
+    """Snap's OAuth endpoint refuses the client (invalid_client, a 401 by RFC 6749 5.2) or the refresh token
+    (invalid_grant). The 401 used to read 'Snap refused the access token ... give refreshToken, clientId and
+    clientSecret', the very fields given; the 400 named no field."""
+    ads.add_faults("token", fault)
+    run = run_in_process({"task": "list_pixels", "accessToken": "expired", "adAccountId": ACCOUNT, **REFRESH}, snap=ads)
+    assert run.returncode == 1
+    assert run.final_message == message
+    assert "cs-1" not in run.everything_written() and "rt-1" not in run.everything_written()
+
+
 def test_a_rate_limit_that_outlasts_the_retries_says_so_and_what_to_do(ads: FakeSnap, retry_waits: list[float]) -> None:
     """A 429 through every retry used to end in a bare 'failed after 3 attempts: HTTP 429'."""
     ads.add_faults("pixels", *[Fault.status(429)] * 3)

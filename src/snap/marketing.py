@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import httpx
+
 from ..errors import (
     SnapAuthError,
     SnapError,
@@ -130,12 +132,33 @@ class MarketingApi:
                 "refresh_token": credentials.refresh_token or "",
             },
         )
-        if response.status_code == 400:
-            raise SnapAuthError(
-                f"{what}: Snap refused the refresh token ({snap_reason(json_object(response) or {}, response)})."
-            )
+        if response.status_code in (400, 401):
+            raise SnapAuthError(_refresh_refused(what, response), status=response.status_code)
         body = raise_for_snap(response, what, advice=MARKETING_AUTH_ADVICE)
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise SnapAuthError(f"{what}: Snap returned no access token.")
         credentials.access_token = token
+
+
+def _refresh_refused(what: str, response: httpx.Response) -> str:
+    """Snap's OAuth refusal (RFC 6749 5.2: 400, or 401 for the client) named by the field to fix: `invalid_client`
+    is clientId / clientSecret, `invalid_grant` the refresh token; the access token is never the problem here."""
+    body = json_object(response) or {}
+    reason = snap_reason(body, response)
+    error = body.get("error")
+    if error == "invalid_client":
+        return (
+            f"{what}: Snap refused the OAuth client (HTTP {response.status_code}: {reason}). Check clientId and "
+            "clientSecret: they must be those of the Snap OAuth app the refresh token was issued to."
+        )
+    if error == "invalid_grant":
+        return (
+            f"{what}: Snap refused the refresh token (HTTP {response.status_code}: {reason}). Check refreshToken: "
+            "it may have been revoked or issued to another OAuth app (clientId); get a new one through Snap's "
+            "OAuth flow."
+        )
+    return (
+        f"{what}: Snap refused the refresh (HTTP {response.status_code}: {reason}). Check refreshToken, clientId "
+        "and clientSecret."
+    )
