@@ -277,3 +277,19 @@ def test_an_answer_that_is_not_snaps_json_fails_the_task_instead_of_finding_no_s
         "(HTTP 200, text/plain), so nothing could be read from it; a proxy, firewall or maintenance page may stand "
         "between this run and Snap. Run it again later."
     )
+
+
+def test_the_refresh_fields_it_uses_are_not_called_ignored() -> None:
+    """get_event_quality with an expired OAuth token and the refresh fields refreshes the token with them; the log
+    used to say 'get_event_quality does not read these input fields, so they were ignored: clientId, clientSecret,
+    refreshToken' first."""
+    refresh = {"refreshToken": "rt-1", "clientId": "cid", "clientSecret": "cs-1"}
+    with FakeSnap(capi_token=CAPI_TOKEN, oauth_token="oauth-1", refresh_token="rt-1", client_id="cid",
+                  client_secret="cs-1") as snap:  # fmt: skip
+        run = run_in_process({"task": "get_event_quality", "accessToken": "expired", "pixelId": PIXEL, **refresh},
+                             snap=snap)  # fmt: skip
+        kinds = [(r.kind, r.status) for r in snap.requests]
+    assert run.returncode == 0, run.final_message
+    assert kinds == [("eqs", 401), ("token", 200), ("eqs", 200)]
+    assert "ignored" not in run.stderr
+    assert "cs-1" not in run.everything_written() and "rt-1" not in run.everything_written()

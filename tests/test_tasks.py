@@ -196,6 +196,19 @@ def ads() -> Iterator[FakeSnap]:
         yield server
 
 
+def test_list_pixels_with_only_refresh_credentials_is_a_real_run(ads: FakeSnap) -> None:
+    """An API caller (demoMode left out) on a schedule gives refreshToken, clientId and clientSecret and no
+    accessToken, which expires in about 30 minutes: the run refreshes the token and lists the account's pixels. It
+    was a demo: sample pixels stamped with the user's ad account id, nothing asked of Snap, a succeeded run."""
+    run = run_in_process({"task": "list_pixels", "adAccountId": ACCOUNT, **REFRESH}, snap=ads)
+    assert run.returncode == 0, run.final_message
+    assert [r.kind for r in ads.requests] == ["token", "pixels"]
+    assert sorted(row["id"] for row in run.rows) == sorted(p["id"] for p in ads.pixels[ACCOUNT])
+    assert not any(row["demo"] for row in run.rows)
+    assert run.output["demo"] is False
+    assert "Demo mode" not in run.stderr
+
+
 @pytest.mark.parametrize(
     ("actor_input", "message"),
     [
