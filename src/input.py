@@ -93,8 +93,10 @@ TASK_FIELDS: dict[str, frozenset[str]] = {
     "get_pixel_info": _COMMON | _OAUTH | {"pixelId"},
     "get_test_event_logs": _COMMON | {"pixelId", "snapAppId"},
     "get_test_event_stats": _COMMON | {"pixelId", "snapAppId"},
-    "get_event_quality": _COMMON | {"pixelId"},
+    "get_event_quality": _COMMON | _OAUTH | {"pixelId"},
 }
+#: Tasks that read Snap's Marketing API, whose OAuth token the run can get itself with the `_OAUTH` fields.
+OAUTH_TASKS = frozenset(task for task, fields in TASK_FIELDS.items() if fields >= _OAUTH)
 
 NEEDS_IDENTIFIER = "a customer identifier: email, phone, mobileAdId, or ipAddress together with userAgent"
 
@@ -205,8 +207,12 @@ class ActorInput(_EventFields):
 
     @property
     def is_demo(self) -> bool:
-        """An explicit `demoMode` wins; otherwise a run without a token is a demo."""
-        return self.demo_mode if self.demo_mode is not None else self.access_token is None
+        """An explicit `demoMode` wins; otherwise a run without a token is a demo. For the OAuth tasks a refresh
+        token is one: a scheduled run gives it alone, as access tokens expire in about 30 minutes, and must not
+        answer with sample data (`check_ready` then names what else it needs)."""
+        if self.demo_mode is not None:
+            return self.demo_mode
+        return self.access_token is None and not (self.task in OAUTH_TASKS and self.refresh_token is not None)
 
     def token(self) -> str:
         if self.access_token is None:
@@ -265,8 +271,8 @@ class ActorInput(_EventFields):
             return
         missing = []
         oauth_refresh = bool(self.refresh_token and self.client_id and self.client_secret)
-        if self.access_token is None and not (self.task in _PIXEL_TASKS and oauth_refresh):
-            missing.append(("accessToken", f"accessToken ({_TOKEN_HELP[self.task in _PIXEL_TASKS]})"))
+        if self.access_token is None and not (self.task in OAUTH_TASKS and oauth_refresh):
+            missing.append(("accessToken", f"accessToken ({_token_help(self.task)})"))
         if self.task == "list_pixels" and not self.ad_account_id:
             missing.append(("adAccountId", "adAccountId (the ad account whose pixels to list)"))
         if self.task in ("get_pixel_info", "get_event_quality") and not self.pixel_id:
@@ -301,10 +307,15 @@ _PIXEL_TASKS = ("list_pixels", "get_pixel_info")
 _SOURCES = "events: a JSON array of event objects; or eventsDatasetId, eventsUrl"
 #: Input name -> attribute name.
 _ATTRS = {info.alias or name: name for name, info in ActorInput.model_fields.items()}
-_TOKEN_HELP = (
-    "your Conversions API token: Business Manager > Business Details > Conversions API Tokens",
-    "an OAuth token of Snap's Marketing API, or refreshToken, clientId and clientSecret",
-)
+
+
+def _token_help(task: str) -> str:
+    """Which token the task takes: get_event_quality, Snap's Signal Readiness API, takes either kind."""
+    capi = "your Conversions API token: Business Manager > Business Details > Conversions API Tokens"
+    oauth = "an OAuth token of Snap's Marketing API, or refreshToken, clientId and clientSecret"
+    if task in _PIXEL_TASKS:
+        return oauth
+    return f"{capi}; or {oauth}" if task in OAUTH_TASKS else capi
 
 
 def _single_event_attrs() -> set[str]:

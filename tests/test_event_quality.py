@@ -249,3 +249,47 @@ def test_a_score_that_never_comes_is_given_up_on(monkeypatch: pytest.MonkeyPatch
         rows, summary = run_task(snap, actor_input)
     assert [row["status"] for row in rows] == ["sent"]
     assert summary.snap_quality is not None and "did not come within" in str(summary.snap_quality.unavailable)
+
+
+def test_a_403_names_the_pixel_field_and_snaps_limits_not_the_token() -> None:
+    """A token Snap accepts but that may not read this pixel's scores: the message names pixelId, no longer
+    'Snap refused the access token'."""
+    with FakeSnap(capi_token=CAPI_TOKEN) as snap:
+        snap.add_faults("eqs", Fault.status(403, {"request_status": "ERROR", "display_message": "Forbidden"}))
+        with pytest.raises(SnapAuthError) as refused:
+            run_task(snap, {"task": "get_event_quality", "accessToken": CAPI_TOKEN, "pixelId": PIXEL})
+    assert str(refused.value) == (
+        f"Snap Signal Readiness API for pixel {PIXEL}: the token has no access to this pixel (HTTP 403: Forbidden). "
+        "Check pixelId, or use a token of the organization that owns the pixel. Snap may also limit its Signal "
+        "Readiness API to approved partners and advertisers."
+    )
+
+
+def test_an_answer_that_is_not_snaps_json_fails_the_task_instead_of_finding_no_scores() -> None:
+    """A 200 with an HTML page in front of Snap was read as '0 quality scores', a succeeded run."""
+    with FakeSnap(capi_token=CAPI_TOKEN) as snap:
+        snap.add_faults("eqs", Fault.status(200, "<html><body>Service temporarily unavailable</body></html>"))
+        run = run_in_process({"task": "get_event_quality", "accessToken": CAPI_TOKEN, "pixelId": PIXEL}, snap=snap)
+    assert run.returncode == 1
+    assert run.output["succeeded"] is False
+    assert run.final_message == (
+        f"Snap Signal Readiness API for pixel {PIXEL}: Snap answered with something that is not its API's JSON "
+        "(HTTP 200, text/plain), so nothing could be read from it; a proxy, firewall or maintenance page may stand "
+        "between this run and Snap. Run it again later."
+    )
+
+
+def test_the_refresh_fields_it_uses_are_not_called_ignored() -> None:
+    """get_event_quality with an expired OAuth token and the refresh fields refreshes the token with them; the log
+    used to say 'get_event_quality does not read these input fields, so they were ignored: clientId, clientSecret,
+    refreshToken' first."""
+    refresh = {"refreshToken": "rt-1", "clientId": "cid", "clientSecret": "cs-1"}
+    with FakeSnap(capi_token=CAPI_TOKEN, oauth_token="oauth-1", refresh_token="rt-1", client_id="cid",
+                  client_secret="cs-1") as snap:  # fmt: skip
+        run = run_in_process({"task": "get_event_quality", "accessToken": "expired", "pixelId": PIXEL, **refresh},
+                             snap=snap)  # fmt: skip
+        kinds = [(r.kind, r.status) for r in snap.requests]
+    assert run.returncode == 0, run.final_message
+    assert kinds == [("eqs", 401), ("token", 200), ("eqs", 200)]
+    assert "ignored" not in run.stderr
+    assert "cs-1" not in run.everything_written() and "rt-1" not in run.everything_written()

@@ -411,3 +411,35 @@ def test_every_task_reads_a_known_field() -> None:
     for task, read in TASK_FIELDS.items():
         assert read <= fields, (task, read - fields)
     assert set(TASK_FIELDS) == set(ActorInput.model_fields["task"].annotation.__args__)  # type: ignore[union-attr]
+
+
+def test_a_refresh_token_makes_an_oauth_task_a_real_run_as_an_access_token_does() -> None:
+    """A scheduled list_pixels gives refreshToken, clientId and clientSecret (access tokens expire in about 30
+    minutes) and leaves demoMode out: it was a silent demo answering with sample pixels."""
+    refresh = {"refreshToken": "r", "clientId": "c", "clientSecret": "s"}
+    assert parse_input({"task": "list_pixels", "adAccountId": "a", **refresh}).is_demo is False
+    assert parse_input({"task": "get_event_quality", "pixelId": "p", **refresh}).is_demo is False
+    assert parse_input({"task": "list_pixels", "demoMode": True, **refresh}).is_demo is True  # explicit wins
+    assert parse_input({"task": "send_event", **refresh}).is_demo is True  # a Conversions API task never reads them
+    # a refresh token without the rest: a real run, which names what it lacks rather than answering with samples
+    error = missing({"task": "list_pixels", "adAccountId": "a", "refreshToken": "r"})
+    assert str(error) == (
+        "list_pixels needs accessToken (an OAuth token of Snap's Marketing API, or refreshToken, clientId and "
+        "clientSecret). Add it to the input, or set demoMode to true to try the task on sample data."
+    )
+
+
+def test_get_event_quality_takes_the_oauth_refresh_fields() -> None:
+    """Snap's Signal Readiness API takes an OAuth token too, which the run refreshes with these fields: they were
+    reported as ignored, and without accessToken the run asked for one."""
+    refresh = {"refreshToken": "r", "clientId": "c", "clientSecret": "s"}
+    assert (
+        parse_input({"task": "get_event_quality", "accessToken": "t", "pixelId": "p", **refresh}).ignored_fields() == []
+    )
+    parse_input({"task": "get_event_quality", "demoMode": False, "pixelId": "p", **refresh}).check_ready()
+    error = missing({"task": "get_event_quality", "demoMode": False, "pixelId": "p"})
+    assert str(error) == (
+        "get_event_quality needs accessToken (your Conversions API token: Business Manager > Business Details > "
+        "Conversions API Tokens; or an OAuth token of Snap's Marketing API, or refreshToken, clientId and "
+        "clientSecret). Add it to the input, or set demoMode to true to try the task on sample data."
+    )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -332,3 +335,55 @@ def test_send_event_takes_null_for_an_optional_field_as_not_given(snap: FakeSnap
     [event] = snap.accepted
     assert event["event_name"] == "PURCHASE"
     assert event["custom_data"]["currency"] == "USD"
+
+
+@pytest.fixture(params=[301, 302, 303])
+def moved_hook(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+    """An endpoint whose /old answers a redirect to /new?token=... (a moved endpoint, or http -> https); /new takes
+    anything with 200. Yields the server's base URL and the requests seen."""
+    seen: list[tuple[str, str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            seen.append((self.command, self.path, self.rfile.read(length)))
+            if self.path.startswith("/old"):
+                self.send_response(request.param)
+                self.send_header("Location", "/new?token=hook-secret")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_webhook_redirected_with_301_302_or_303_is_not_reported_delivered(
+    snap: FakeSnap, moved_hook: tuple[str, list[tuple[str, str, bytes]]]
+) -> None:
+    """HTTP turns a POST redirected with 301, 302 or 303 into a GET without a body: the endpoint never got the
+    results, yet OUTPUT said {"delivered": true, "statusCode": 200}. Now it says not delivered, naming webhookUrl
+    and the new address without its query."""
+    base, seen = moved_hook
+    run = run_in_process({"task": "list_pixels", "demoMode": True, "webhookUrl": f"{base}/old"}, snap=snap)
+    assert run.returncode == 0, run.final_message
+    assert [(method, path) for method, path, _ in seen] == [("POST", "/old"), ("GET", "/new?token=hook-secret")]
+    assert run.output["webhook"] == {
+        "delivered": False,
+        "statusCode": None,
+        "error": f"webhook POST: webhookUrl redirected the POST to {base}/new, and a redirect (HTTP 301, 302 or 303) "
+        "turns it into a GET without the results, so nothing was delivered. Set webhookUrl to the new address.",
+    }
+    assert "hook-secret" not in run.everything_written()

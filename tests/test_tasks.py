@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,128 @@ def test_capi_outage_on_validate_marks_events_failed(tmp_path: Path, snap: FakeS
     [row] = run.rows
     assert row["status"] == "failed" and "HTTP 502" in row["error"]
     assert run.output["statusMessage"].startswith("0 of 1 valid: 1 failed (Snap Conversions API validate failed")
+
+
+# --- Snap's refusals of a lookup name the input field and what to do ------------------------------------------------
+
+NOT_SERVED = "We're sorry, but the requested resource could not be served."
+REFRESH = {"refreshToken": "rt-1", "clientId": "cid", "clientSecret": "cs-1"}
+
+
+@pytest.fixture
+def ads() -> Iterator[FakeSnap]:
+    pixels = {ACCOUNT: [make_pixel(f"{PIXEL}-{i}", ACCOUNT) for i in range(3)] + [make_pixel(PIXEL, ACCOUNT)]}
+    with FakeSnap(capi_token=CAPI_TOKEN, oauth_token=OAUTH_TOKEN, pixels=pixels, refresh_token="rt-1",
+                  client_id="cid", client_secret="cs-1") as server:  # fmt: skip
+        yield server
+
+
+def test_list_pixels_with_only_refresh_credentials_is_a_real_run(ads: FakeSnap) -> None:
+    """An API caller (demoMode left out) on a schedule gives refreshToken, clientId and clientSecret and no
+    accessToken, which expires in about 30 minutes: the run refreshes the token and lists the account's pixels. It
+    was a demo: sample pixels stamped with the user's ad account id, nothing asked of Snap, a succeeded run."""
+    run = run_in_process({"task": "list_pixels", "adAccountId": ACCOUNT, **REFRESH}, snap=ads)
+    assert run.returncode == 0, run.final_message
+    assert [r.kind for r in ads.requests] == ["token", "pixels"]
+    assert sorted(row["id"] for row in run.rows) == sorted(p["id"] for p in ads.pixels[ACCOUNT])
+    assert not any(row["demo"] for row in run.rows)
+    assert run.output["demo"] is False
+    assert "Demo mode" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("actor_input", "message"),
+    [
+        ({"task": "list_pixels", "adAccountId": "no-such-account"},
+         f"Snap Marketing API pixels of ad account no-such-account: not found (HTTP 404: {NOT_SERVED}). Check "
+         "adAccountId: copy the ad account id from Ads Manager; the token must belong to the organization that owns "
+         "it."),
+        ({"task": "get_pixel_info", "pixelId": "no-such-pixel"},
+         f"Snap Marketing API pixel no-such-pixel: not found (HTTP 404: {NOT_SERVED}). Check pixelId: copy the pixel "
+         "id from Events Manager; the token must belong to the organization that owns it."),
+    ],
+)  # fmt: skip
+def test_an_id_snap_does_not_know_fails_naming_the_input_field(
+    ads: FakeSnap, actor_input: dict[str, Any], message: str
+) -> None:
+    """A 404 for an ad account or pixel: the message used to stop at 'not found (HTTP 404: ...)', naming neither
+    the field nor what to do."""
+    run = run_in_process({"accessToken": OAUTH_TOKEN, **actor_input}, snap=ads)
+    assert run.returncode == 1
+    assert run.final_message == message
+    assert run.output["error"] == message
+
+
+def test_a_403_on_an_account_of_another_organization_names_the_field_not_an_expired_token(ads: FakeSnap) -> None:
+    """A valid OAuth token without access to the ad account: it used to read as a refused (expired) token, with
+    advice to refresh a token that was never the problem."""
+    ads.add_faults("pixels", Fault.status(403))
+    run = run_in_process({"task": "list_pixels", "accessToken": OAUTH_TOKEN, "adAccountId": ACCOUNT}, snap=ads)
+    assert run.returncode == 1
+    assert run.final_message == (
+        f"Snap Marketing API pixels of ad account {ACCOUNT}: the token has no access to this ad account (HTTP 403: "
+        f"{NOT_SERVED}). Check adAccountId, or use a token of the organization that owns the ad account."
+    )
+
+
+def test_a_marketing_api_400_says_which_request_and_field_it_is_about(ads: FakeSnap) -> None:
+    """A 400 from the Marketing API used to fail the run with Snap's bare reason ('bad')."""
+    refusal = {"request_status": "ERROR", "debug_message": "Invalid ad account id", "display_message": "bad"}
+    ads.add_faults("pixels", Fault.status(400, refusal))
+    run = run_in_process({"task": "list_pixels", "accessToken": OAUTH_TOKEN, "adAccountId": ACCOUNT}, snap=ads)
+    assert run.returncode == 1
+    assert run.final_message == (
+        f"Snap Marketing API pixels of ad account {ACCOUNT}: Snap refused the request (HTTP 400: bad). Check "
+        "adAccountId: copy the ad account id from Ads Manager."
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (Fault.status(401, {"error": "invalid_client", "error_description": "Client authentication failed"}),
+         "Snap OAuth token refresh: Snap refused the OAuth client (HTTP 401: Client authentication failed). Check "
+         "clientId and clientSecret: they must be those of the Snap OAuth app the refresh token was issued to."),
+        (Fault.status(400, {"error": "invalid_grant"}),
+         "Snap OAuth token refresh: Snap refused the refresh token (HTTP 400: invalid_grant). Check refreshToken: it "
+         "may have been revoked or issued to another OAuth app (clientId); get a new one through Snap's OAuth flow."),
+    ],
+)  # fmt: skip
+def test_a_refused_refresh_names_the_oauth_fields_not_the_access_token(
+    ads: FakeSnap, fault: Fault, message: str
+) -> None:
+    """Snap's OAuth endpoint refuses the client (invalid_client, a 401 by RFC 6749 5.2) or the refresh token
+    (invalid_grant). The 401 used to read 'Snap refused the access token ... give refreshToken, clientId and
+    clientSecret', the very fields given; the 400 named no field."""
+    ads.add_faults("token", fault)
+    run = run_in_process({"task": "list_pixels", "accessToken": "expired", "adAccountId": ACCOUNT, **REFRESH}, snap=ads)
+    assert run.returncode == 1
+    assert run.final_message == message
+    assert "cs-1" not in run.everything_written() and "rt-1" not in run.everything_written()
+
+
+def test_a_rate_limit_that_outlasts_the_retries_says_so_and_what_to_do(ads: FakeSnap, retry_waits: list[float]) -> None:
+    """A 429 through every retry used to end in a bare 'failed after 3 attempts: HTTP 429'."""
+    ads.add_faults("pixels", *[Fault.status(429)] * 3)
+    actor_input = {"task": "list_pixels", "accessToken": OAUTH_TOKEN, "adAccountId": ACCOUNT, "maxRetries": 2}
+    run = run_in_process(actor_input, snap=ads)
+    assert run.returncode == 1
+    assert run.final_message == (
+        f"Snap Marketing API pixels of ad account {ACCOUNT} failed after 3 attempts: HTTP 429. Snap's rate limit held "
+        "through every retry: run again later, with fewer requests at once (fewer runs using this token; for the "
+        "send and validate tasks a lower maxRequestsPerSecond or maxConcurrency), or raise maxRetries."
+    )
+
+
+def test_an_answer_that_is_not_snaps_json_fails_list_pixels_instead_of_finding_nothing(ads: FakeSnap) -> None:
+    """A 200 with an HTML page (a proxy or maintenance page in front of Snap) was read as no pixels: 'list_pixels:
+    0 pixels' for an account that has 4."""
+    ads.add_faults("pixels", Fault.status(200, "<html><body>Service temporarily unavailable</body></html>"))
+    run = run_in_process({"task": "list_pixels", "accessToken": OAUTH_TOKEN, "adAccountId": ACCOUNT}, snap=ads)
+    assert run.returncode == 1
+    assert run.output["succeeded"] is False
+    assert run.final_message == (
+        f"Snap Marketing API pixels of ad account {ACCOUNT}: Snap answered with something that is not its API's JSON "
+        "(HTTP 200, text/plain), so nothing could be read from it; a proxy, firewall or maintenance page may stand "
+        "between this run and Snap. Run it again later."
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from ..errors import ServiceUnavailableError
 from ..net.transport import RetryPolicy, Transport
 from ..net.url_guard import UnsafeUrlError, UrlGuard
@@ -19,6 +21,19 @@ async def post_results(url: str, payload: dict[str, Any], *, max_retries: int, u
             return {"delivered": False, "statusCode": error.status, "error": str(error)}
         except UnsafeUrlError as error:
             return {"delivered": False, "statusCode": None, "error": str(error)}
+    if response.request.method != "POST":
+        return {"delivered": False, "statusCode": None, "error": _redirected(response.request.url)}
     delivered = response.is_success
     problem = None if delivered else f"webhook POST answered HTTP {response.status_code}"
     return {"delivered": delivered, "statusCode": response.status_code, "error": problem}
+
+
+def _redirected(location: httpx.URL) -> str:
+    """A 301, 302 or 303 is followed (each hop checked by the URL guard) as HTTP has it: with a GET and without the
+    results. It is not re-POSTed: the transport does not say which of the three it was, and a 303 tells that the
+    POST was taken already. The new address is shown without its query, fragment or user, where secrets ride."""
+    shown = location.copy_with(query=None, fragment=None, userinfo=b"")
+    return (
+        f"webhook POST: webhookUrl redirected the POST to {shown}, and a redirect (HTTP 301, 302 or 303) turns it "
+        "into a GET without the results, so nothing was delivered. Set webhookUrl to the new address."
+    )

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..net.transport import Transport, redact
-from .answers import error_details, raise_for_snap, snap_request, strings
+from .answers import Lookup, error_details, raise_for_snap, snap_request, strings
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,9 @@ def event_verdicts(body: dict[str, Any], count: int) -> list[EventVerdict] | Non
     return verdicts
 
 
+#: What the test-event tools read: the pixel, or for app events the Snap app (`get_test_event_logs` takes either).
+TEST_EVENTS_ASSET = Lookup("pixelId (or snapAppId)", "pixel or app", "Events Manager")
+
 CAPI_AUTH_ADVICE = (
     "Use a Conversions API token from Business Manager > Business Details > Conversions API Tokens, "
     "created in the organization that owns this pixel or app."
@@ -80,11 +83,14 @@ class ConversionsApi:
 
     async def test_events(self, asset_id: str, kind: str) -> dict[str, Any]:
         """`kind` is `logs` (the last 24 hours of test events) or `stats`."""
-        what = f"Snap test event {kind}"
-        return await self._call("GET", f"{quote(asset_id, safe='')}/events/validate/{kind}", what)
+        what = f"Snap test event {kind} of {asset_id}"
+        path = f"{quote(asset_id, safe='')}/events/validate/{kind}"
+        return await self._call("GET", path, what, lookup=TEST_EVENTS_ASSET)
 
-    async def _call(self, method: str, path: str, what: str, **options: Any) -> dict[str, Any]:
+    async def _call(
+        self, method: str, path: str, what: str, *, lookup: Lookup | None = None, **options: Any
+    ) -> dict[str, Any]:
         """`/v3/{path}` with the token in the query string; Snap's answer as data, or a Snap error."""
         url = f"{self._base}/v3/{path}"
         response = await snap_request(self._transport, method, url, what=what, params=self._params, **options)
-        return raise_for_snap(response, what, advice=CAPI_AUTH_ADVICE)
+        return raise_for_snap(response, what, advice=CAPI_AUTH_ADVICE, lookup=lookup)

@@ -7,23 +7,29 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import httpx
+
 from ..errors import (
     SnapAuthError,
     SnapError,
     SnapNotFoundError,
 )
-from ..net.transport import Transport, response_json
-from .answers import raise_for_snap, snap_reason, snap_request
+from ..net.transport import Transport
+from .answers import Lookup, json_object, raise_for_snap, snap_reason, snap_request
 from .endpoints import Endpoints
 
+SIGNAL_READINESS_LIMITS = "Snap may also limit its Signal Readiness API to approved partners and advertisers."
 SIGNAL_READINESS_AUTH_ADVICE = (
     "Snap's Signal Readiness API takes the Conversions API token (or a Marketing API OAuth token) of an "
-    "organization that can see this pixel; Snap may also limit it to approved partners and advertisers."
+    f"organization that can see this pixel. {SIGNAL_READINESS_LIMITS}"
 )
 MARKETING_AUTH_ADVICE = (
     "list_pixels and get_pixel_info need an OAuth access token with the snapchat-marketing-api scope; "
     "tokens expire after about 30 minutes, so give refreshToken, clientId and clientSecret to refresh it."
 )
+AD_ACCOUNT = Lookup("adAccountId", "ad account", "Ads Manager")
+PIXEL = Lookup("pixelId", "pixel", "Events Manager")
+PIXEL_QUALITY = Lookup("pixelId", "pixel", "Events Manager", forbidden_note=SIGNAL_READINESS_LIMITS)
 
 
 @dataclass(slots=True)
@@ -55,7 +61,7 @@ class MarketingApi:
         url: str | None = f"{self._endpoints.ads}/v1/adaccounts/{quote(ad_account_id, safe='')}/pixels"
         params: dict[str, str] | None = {"limit": str(self.PAGE_SIZE)}
         while url is not None:
-            body = await self._get(url, params, f"Snap Marketing API pixels of ad account {ad_account_id}")
+            body = await self._get(url, params, f"Snap Marketing API pixels of ad account {ad_account_id}", AD_ACCOUNT)
             for item in body.get("pixels") or []:
                 if isinstance(item, dict) and isinstance(item.get("pixel"), dict):
                     yield item["pixel"]
@@ -63,17 +69,17 @@ class MarketingApi:
 
     async def get_pixel(self, pixel_id: str) -> dict[str, Any]:
         what = f"Snap Marketing API pixel {pixel_id}"
-        body = await self._get(f"{self._endpoints.ads}/v1/pixels/{quote(pixel_id, safe='')}", None, what)
+        body = await self._get(f"{self._endpoints.ads}/v1/pixels/{quote(pixel_id, safe='')}", None, what, PIXEL)
         for item in body.get("pixels") or []:
             if isinstance(item, dict) and isinstance(item.get("pixel"), dict):
                 return dict(item["pixel"])
-        raise SnapNotFoundError(f"{what}: not found (Snap returned no pixel)", status=404)
+        raise SnapNotFoundError(f"{what}: not found (Snap returned no pixel). {PIXEL.check()}.", status=404)
 
     async def event_quality_scores(self, pixel_id: str) -> dict[str, Any]:
         """Snap's Signal Readiness answer for a pixel (`quality_scores` reads it); free, nothing is sent."""
         what = f"Snap Signal Readiness API for pixel {pixel_id}"
         url = f"{self._endpoints.ads}/v1/pixels/{quote(pixel_id, safe='')}/event_quality_scores"
-        return await self._get(url, None, what, advice=SIGNAL_READINESS_AUTH_ADVICE)
+        return await self._get(url, None, what, PIXEL_QUALITY, advice=SIGNAL_READINESS_AUTH_ADVICE)
 
     def _next_page(self, body: dict[str, Any]) -> str | None:
         """The next page on our own Ads API host: the token is never sent to a host Snap names."""
@@ -84,7 +90,13 @@ class MarketingApi:
         return f"{self._endpoints.ads}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
     async def _get(
-        self, url: str, params: dict[str, str] | None, what: str, *, advice: str = MARKETING_AUTH_ADVICE
+        self,
+        url: str,
+        params: dict[str, str] | None,
+        what: str,
+        lookup: Lookup,
+        *,
+        advice: str = MARKETING_AUTH_ADVICE,
     ) -> dict[str, Any]:
         if self._credentials.access_token is None:
             await self.refresh()
@@ -97,7 +109,7 @@ class MarketingApi:
                 await self.refresh()
                 continue
             break
-        body = raise_for_snap(response, what, advice=advice)
+        body = raise_for_snap(response, what, advice=advice, lookup=lookup)
         if body.get("request_status") not in (None, "SUCCESS"):
             raise SnapError(f"{what}: {snap_reason(body, response)}")
         return body
@@ -120,12 +132,33 @@ class MarketingApi:
                 "refresh_token": credentials.refresh_token or "",
             },
         )
-        if response.status_code == 400:
-            raise SnapAuthError(
-                f"{what}: Snap refused the refresh token ({snap_reason(response_json(response), response)})."
-            )
+        if response.status_code in (400, 401):
+            raise SnapAuthError(_refresh_refused(what, response), status=response.status_code)
         body = raise_for_snap(response, what, advice=MARKETING_AUTH_ADVICE)
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise SnapAuthError(f"{what}: Snap returned no access token.")
         credentials.access_token = token
+
+
+def _refresh_refused(what: str, response: httpx.Response) -> str:
+    """Snap's OAuth refusal (RFC 6749 5.2: 400, or 401 for the client) named by the field to fix: `invalid_client`
+    is clientId / clientSecret, `invalid_grant` the refresh token; the access token is never the problem here."""
+    body = json_object(response) or {}
+    reason = snap_reason(body, response)
+    error = body.get("error")
+    if error == "invalid_client":
+        return (
+            f"{what}: Snap refused the OAuth client (HTTP {response.status_code}: {reason}). Check clientId and "
+            "clientSecret: they must be those of the Snap OAuth app the refresh token was issued to."
+        )
+    if error == "invalid_grant":
+        return (
+            f"{what}: Snap refused the refresh token (HTTP {response.status_code}: {reason}). Check refreshToken: "
+            "it may have been revoked or issued to another OAuth app (clientId); get a new one through Snap's "
+            "OAuth flow."
+        )
+    return (
+        f"{what}: Snap refused the refresh (HTTP {response.status_code}: {reason}). Check refreshToken, clientId "
+        "and clientSecret."
+    )
