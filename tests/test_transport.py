@@ -21,8 +21,8 @@ from src.net.transport import (
     RetryPolicy,
     RunStoppingError,
     Transport,
+    json_object,
     redact,
-    response_json,
     sleep_unless_stopping,
     stopping_ends_waits,
 )
@@ -432,10 +432,11 @@ def test_default_timeouts_and_connection_limits() -> None:
     asyncio.run(transport.aclose())
 
 
-def test_response_json_is_the_object_or_empty() -> None:
-    assert response_json(httpx.Response(200, json={"a": 1})) == {"a": 1}
-    assert response_json(httpx.Response(200, json=[1, 2])) == {}
-    assert response_json(httpx.Response(502, text="<html>Bad gateway</html>")) == {}
+def test_json_object_is_the_object_or_none() -> None:
+    assert json_object(httpx.Response(200, json={"a": 1})) == {"a": 1}
+    assert json_object(httpx.Response(200, json={})) == {}
+    assert json_object(httpx.Response(200, json=[1, 2])) is None
+    assert json_object(httpx.Response(502, text="<html>Bad gateway</html>")) is None
 
 
 def test_redact_hides_tokens_in_query_strings_and_bearer_headers() -> None:
@@ -492,7 +493,7 @@ def test_a_request_over_the_network_comes_back_read() -> None:
                 return await transport.request("GET", url, what="x")
 
         response = asyncio.run(scenario())
-    assert response_json(response) == {"ok": True}  # the body was read before the connection closed
+    assert json_object(response) == {"ok": True}  # the body was read before the connection closed
 
 
 def test_the_runs_stop_ends_a_retry_wait_at_once_without_a_new_attempt() -> None:

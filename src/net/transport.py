@@ -349,10 +349,10 @@ async def _check(guard: UrlGuard, url: httpx.URL, what: str) -> None:
         raise UnsafeUrlError(f"{what}: {error}") from None
 
 
-def response_json(response: httpx.Response) -> dict[str, Any]:
-    """The body as a JSON object, or `{}` when it is not one (HTML error pages, empty bodies)."""
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is none (an HTML page from a proxy, an empty body)."""
     try:
         body = response.json()
     except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+        return None
+    return body if isinstance(body, dict) else None

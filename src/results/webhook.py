@@ -31,9 +31,11 @@ async def post_results(url: str, payload: dict[str, Any], *, max_retries: int, u
 def _redirected(location: httpx.URL) -> str:
     """A 301, 302 or 303 is followed (each hop checked by the URL guard) as HTTP has it: with a GET and without the
     results. It is not re-POSTed: the transport does not say which of the three it was, and a 303 tells that the
-    POST was taken already. The new address is shown without its query, fragment or user, where secrets ride."""
-    shown = location.copy_with(query=None, fragment=None, userinfo=b"")
+    POST was taken already. Only the new address's host is shown: webhook services keep their secret in the path
+    (hooks.zapier.com/hooks/catch/<id>/<secret>/) or the query."""
+    shown = str(location.copy_with(path="/", query=None, fragment=None, userinfo=b"")).removesuffix("/")
     return (
-        f"webhook POST: webhookUrl redirected the POST to {shown}, and a redirect (HTTP 301, 302 or 303) turns it "
+        f"webhook POST: webhookUrl redirected the POST to an address on {shown} (its path is not shown: it may hold "
+        "the hook's secret), and a redirect (HTTP 301, 302 or 303) turns it "
         "into a GET without the results, so nothing was delivered. Set webhookUrl to the new address."
     )

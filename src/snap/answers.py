@@ -16,7 +16,7 @@ from ..errors import (
     SnapRejectedError,
     SnapUnavailableError,
 )
-from ..net.transport import Transport, redact
+from ..net.transport import Transport, json_object, redact
 
 #: Added to a request Snap rate limited through every retry: what the user can change.
 RATE_LIMIT_ADVICE = (
@@ -90,15 +90,6 @@ async def snap_request(transport: Transport, method: str, url: str, **options: A
     except ServiceUnavailableError as error:
         message = f"{error}. {RATE_LIMIT_ADVICE}" if error.status == 429 else str(error)
         raise SnapUnavailableError(message, status=error.status) from None
-
-
-def json_object(response: httpx.Response) -> dict[str, Any] | None:
-    """The body as a JSON object, or None when it is none (an HTML page from a proxy, an empty body)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def raise_for_snap(response: httpx.Response, what: str, *, advice: str, lookup: Lookup | None = None) -> dict[str, Any]:

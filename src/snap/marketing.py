@@ -14,8 +14,8 @@ from ..errors import (
     SnapError,
     SnapNotFoundError,
 )
-from ..net.transport import Transport
-from .answers import Lookup, json_object, raise_for_snap, snap_reason, snap_request
+from ..net.transport import Transport, json_object
+from .answers import Lookup, raise_for_snap, snap_reason, snap_request
 from .endpoints import Endpoints
 
 SIGNAL_READINESS_LIMITS = "Snap may also limit its Signal Readiness API to approved partners and advertisers."
