@@ -26,6 +26,7 @@ from pydantic.alias_generators import to_camel, to_snake
 from .errors import ActorInputError, MissingInputError
 from .fields import FIELDS, INHERITED_EVENT_FIELDS, MAX_LIST, MAX_URL, SINGLE_EVENT_FIELDS, Text
 from .fields import Field as EventField
+from .net.transport import hide
 from .rules.values import broken_text
 
 #: Longest accepted ids (pixel, app, ad account, dataset, client), secrets and URLs (event fields: `fields.py`):
@@ -54,7 +55,9 @@ def _clean_secret(value: SecretStr) -> SecretStr:
         raise ValueError("contains a line break; a token is one line: paste it alone")
     if any(char.isspace() for char in secret):
         raise ValueError("contains a space or tab; a token has none: paste it alone")
-    return SecretStr(_clean(secret))
+    secret = _clean(secret)
+    hide(secret)  # should a service quote it back in an error, `redact` takes it out
+    return SecretStr(secret)
 
 
 IdText = Annotated[str, Field(max_length=MAX_ID), AfterValidator(_clean)]

@@ -28,7 +28,7 @@ from apify_client.http_compressors import GzipHttpCompressor
 from .errors import ActorInputError, LedgerError, ServiceUnavailableError, SnapError, SourceError
 from .input import ActorInput, parse_input
 from .ledger import LEDGER_STORE
-from .net.transport import RunStoppingError, redact, stopping_ends_waits
+from .net.transport import RunStoppingError, keeping_secrets, redact, stopping_ends_waits
 from .net.url_guard import ALLOW_PRIVATE_ENV, UrlGuard
 from .platform import ChargingManager, Dataset, Platform, RunEdge
 from .results.report import CONTENT_TYPE, REPORT_KEY, render_report
@@ -108,15 +108,17 @@ def tune_gc() -> None:
 
 
 async def execute(raw_input: dict[str, Any] | None, edge: RunEdge) -> Verdict:
-    """The whole run on the given platform: input checked, task run, results stored."""
-    try:
-        actor_input = parse_input(raw_input)
-        actor_input.check_ready()
-    except ActorInputError as error:
-        _log.error(str(error))
-        await edge.save("OUTPUT", {"error": str(error)}, None)
-        return Verdict(False, str(error))
-    return await run(actor_input, edge)
+    """The whole run on the given platform: input checked, task run, results stored. Its secrets are known to
+    `redact` from the moment the input is read (`keeping_secrets`)."""
+    with keeping_secrets():
+        try:
+            actor_input = parse_input(raw_input)
+            actor_input.check_ready()
+        except ActorInputError as error:
+            _log.error(str(error))
+            await edge.save("OUTPUT", {"error": str(error)}, None)
+            return Verdict(False, str(error))
+        return await run(actor_input, edge)
 
 
 async def run(actor_input: ActorInput, edge: RunEdge) -> Verdict:

@@ -305,3 +305,22 @@ def test_an_answer_that_is_not_snaps_json_fails_list_pixels_instead_of_finding_n
         "(HTTP 200, text/plain), so nothing could be read from it; a proxy, firewall or maintenance page may stand "
         "between this run and Snap. Run it again later."
     )
+
+
+def test_a_secret_quoted_back_by_snap_never_reaches_output_status_or_log(ads: FakeSnap) -> None:
+    """Snap's OAuth endpoint refuses the refresh and its error quotes what it was given ("refresh_token X is invalid
+    for client_secret Y"): the run takes its own secrets out of every text it writes, whatever their shape (only
+    `name=value` and `Bearer ...` were caught: the refresh token and the client secret reached the status message,
+    OUTPUT and the log)."""
+    refresh = {"refreshToken": "refresh-secret", "clientId": "cid", "clientSecret": "csecret"}
+    quoted = {
+        "error": "invalid_grant",
+        "error_description": "refresh_token refresh-secret is invalid for client_secret csecret",
+    }
+    ads.add_faults("token", Fault.status(400, quoted))
+    run = run_in_process({"task": "list_pixels", "accessToken": "expired-token", "adAccountId": ACCOUNT, **refresh},
+                         snap=ads)  # fmt: skip
+    assert run.returncode == 1
+    assert "is invalid for client_secret ***" in run.final_message
+    written = run.everything_written() + run.final_message
+    assert "refresh-secret" not in written and "csecret" not in written

@@ -21,7 +21,9 @@ from src.net.transport import (
     RetryPolicy,
     RunStoppingError,
     Transport,
+    hide,
     json_object,
+    keeping_secrets,
     redact,
     sleep_unless_stopping,
     stopping_ends_waits,
@@ -526,3 +528,15 @@ def test_a_wait_is_a_plain_sleep_outside_a_runs_stop_or_before_it() -> None:
             await sleep_unless_stopping(0.01)
 
     asyncio.run(go())
+
+
+def test_a_runs_own_secrets_are_redacted_inside_its_scope_only() -> None:
+    """A secret hidden in a run is taken out of any text there, whatever its shape; outside the run (another run in
+    the same process, a test) it is not known, and short values are no secret (replacing them would mangle words)."""
+    with keeping_secrets():
+        hide("s3cr3t-value")
+        hide("short")
+        assert redact("Snap said: s3cr3t-value is invalid (short)") == "Snap said: *** is invalid (short)"
+    assert redact("s3cr3t-value") == "s3cr3t-value"
+    hide("s3cr3t-value")  # no run: nothing to keep it in
+    assert redact("s3cr3t-value") == "s3cr3t-value"

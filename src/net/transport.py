@@ -71,8 +71,35 @@ async def sleep_unless_stopping(delay: float) -> None:
         raise RunStoppingError("the run is stopping: not retried")
 
 
+#: The run's own secrets (its tokens and OAuth client secret, a token a refresh gave it): `redact` takes them out
+#: of any text, whatever its shape, should a service quote one back in an error ("refresh_token X is invalid").
+#: One set per run (`keeping_secrets`), shared by the run's tasks; none outside a run.
+_SECRETS: ContextVar[set[str] | None] = ContextVar("run_secrets", default=None)
+#: Shorter values are no secret (and replacing them would mangle ordinary words).
+_SECRET_CHARS = 6
+
+
+@contextmanager
+def keeping_secrets() -> Iterator[None]:
+    """The run's scope for `hide`: what is hidden in it is taken out of every text `redact` is given in it."""
+    scope = _SECRETS.set(set())
+    try:
+        yield
+    finally:
+        _SECRETS.reset(scope)
+
+
+def hide(secret: str) -> None:
+    """Have `redact` take `secret` out of every text for the rest of the run."""
+    if (secrets := _SECRETS.get()) is not None and len(secret) >= _SECRET_CHARS:
+        secrets.add(secret)
+
+
 def redact(text: str) -> str:
-    """Text with any token in a query string or a Bearer header replaced by `***`."""
+    """Text with the run's own secrets (`hide`), and any token in a query string or a Bearer header, as `***`."""
+    for secret in _SECRETS.get() or ():
+        if secret in text:
+            text = text.replace(secret, "***")
     return _BEARER.sub(r"\1***", _TOKEN_IN_TEXT.sub(r"\1=***", text))
 
 

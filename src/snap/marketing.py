@@ -14,7 +14,7 @@ from ..errors import (
     SnapError,
     SnapNotFoundError,
 )
-from ..net.transport import Transport, json_object
+from ..net.transport import Transport, hide, json_object
 from .answers import Lookup, raise_for_snap, snap_reason, snap_request
 from .endpoints import Endpoints
 
@@ -139,6 +139,7 @@ class MarketingApi:
         if not isinstance(token, str) or not token:
             raise SnapAuthError(f"{what}: Snap returned no access token.")
         credentials.access_token = token
+        hide(token)
 
 
 def _refresh_refused(what: str, response: httpx.Response) -> str:
