@@ -114,13 +114,6 @@ class Billing:
             run_id=run_id,
         )
 
-    def paid_earlier(self, accepted: int) -> int:
-        """How many of `accepted` conversions, sent by an earlier attempt whose checkpoint never learned them (the
-        ledger did), its charges paid for: taken from the credit, so that it does not go to other events."""
-        paid = min(self._prepaid, accepted) if self._charge is not None else 0
-        self._prepaid -= paid
-        return paid
-
     async def reserve(self, wanted: int) -> int:
         """How many of `wanted` conversions may be sent now without outrunning the budget."""
         if self._charge is None:

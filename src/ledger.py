@@ -5,11 +5,7 @@ too: the SDK purges only default storages). Compact: an entry is the first 8 byt
 SHA-256(asset id, event id) as 16 hex characters, never the event id itself.
 
 Records: `asset-<h>-d<day>-<run>-<k>`, chunks of at most `CHUNK_ENTRIES` entries of one day (UTC):
-`{"day": d, "ids": "<hex><hex>...", "done": bool}`, and on the platform `"run"` (16 hex characters of SHA-256 of the
-run's id) and `"own"` (where the entries this run accepted begin: those before it took over from other runs' chunks):
-a resumed attempt finds what an earlier attempt of its run accepted and did not get to checkpoint (`look_up`: "accepted
-in an earlier attempt"; earlier versions ignore the two keys), and leaves those chunks as they are. Each run writes
-only chunks named with its own mark (`<run>`,
+`{"day": d, "ids": "<hex><hex>...", "done": bool}`. Each run writes only chunks named with its own mark (`<run>`,
 random), so two runs of one pixel at once never write the same record: the store has no locking, and a record two
 runs rewrite keeps only the last writer's version. A run finds an asset's chunks by listing the store's keys and
 reads them `READS_AT_ONCE` at a time. A chunk is `done` once its run will never write it again (full, or at the
@@ -94,11 +90,8 @@ _log = logging.getLogger(__name__)
 
 
 #: What the ledger knows of an event (`Ledger.look_up`): Snap accepted it in an earlier run, or earlier in this
-#: one, or in an earlier attempt of this one (its checkpoint never learned it), or this run is sending it (looked up,
-#: not answered yet), or an earlier run could not deliver it.
-Earlier = (
-    Literal["accepted", "accepted in this run", "accepted in an earlier attempt", "being sent", "not delivered"] | None
-)
+#: one, or this run is sending it (looked up, not answered yet), or an earlier run could not deliver it.
+Earlier = Literal["accepted", "accepted in this run", "being sent", "not delivered"] | None
 
 
 def entry(asset_id: str, event_id: str) -> int:
@@ -114,10 +107,6 @@ class _Chunk(NamedTuple):
     day: int
     ids: str
     done: bool
-    #: The hash of the id of the run that wrote it ("" if none), and where its own entries begin (those before, it
-    #: took over from other runs' chunks).
-    run: str = ""
-    own: int = 0
 
 
 def _whole(record: Any) -> _Chunk:
@@ -130,10 +119,7 @@ def _whole(record: Any) -> _Chunk:
     day, ids, done = record.get("day", 0), record.get("ids", ""), record.get("done", False)
     if type(day) is not int or not isinstance(ids, str) or _HEX_TEXT.fullmatch(ids) is None or type(done) is not bool:
         return _Chunk(0, "", False)
-    run, own = record.get("run", ""), record.get("own", 0)
-    if not isinstance(run, str) or type(own) is not int or own < 0:  # its entries count; as no run's own, to be safe
-        run, own = "", 0
-    return _Chunk(day, ids[: len(ids) - len(ids) % _HEX], done, run, own)
+    return _Chunk(day, ids[: len(ids) - len(ids) % _HEX], done)
 
 
 def _hex(entries: Iterable[int]) -> str:
@@ -225,16 +211,11 @@ class _Asset:
         #: millions).
         self.before: set[int] = set()
         self.now = _EntrySet()
-        #: Accepted by an earlier attempt of this run (a chunk of its own), not looked up yet by this one.
-        self.mine: set[int] = set()
         #: Entries for this run's open chunk of today, not written yet: first those of the done chunks it takes
         #: over, then those it accepts.
         self.open = array("Q")
         self.open_k: int | None = None  # the number of this run's open chunk, once it has one with room
         self.open_ids = ""  # what its record holds
-        #: Entries taken over from other runs' chunks at the head of `open` (not this run's), and in `open_ids`.
-        self.foreign = 0
-        self.open_foreign = 0
         self.sealed = False  # written as done (the run's last save): entries after it go to a new chunk
         self.next_k = 0  # the number of this run's next chunk
         #: Older days' done chunks this run merges into one of its own (a day that has several), by day.
@@ -274,20 +255,15 @@ class Ledger:
         today: int | None = None,
         lease: Lease | None = None,
         clock: Callable[[], float] = time.time,
-        run: str | None = None,
     ) -> None:
         """`skip` False (input `skipAlreadySent`): nothing is reported as seen, accepted events are still added.
-        `lease`: the run reads an export, and holds a lease on each asset it sends to for it. `run`: the run's id,
-        given only when it names one run (on the platform; a local run is "local" every time): its chunks carry a
-        hash of it, so that a resumed attempt tells what an earlier attempt of the run accepted and did not get to
-        checkpoint (`look_up`: "accepted in an earlier attempt") from what other runs accepted."""
+        `lease`: the run reads an export, and holds a lease on each asset it sends to for it."""
         self._store = store
         self._skip = skip
         self._today = _today() if today is None else today
         self._lease = lease
         self._clock = clock
         self._mark = secrets.token_hex(8)  # in the name of every chunk this run writes: no other run writes them
-        self._run = hashlib.sha256(run.encode()).hexdigest()[:16] if run else None
         self._assets: dict[str, asyncio.Future[_Asset]] = {}
         self._loaded: dict[str, _Asset] = {}  # those whose load is done: looked up without a wait, once per event
         self._saving = asyncio.Lock()  # concurrent commits: the newest version of a chunk must land last
@@ -300,11 +276,7 @@ class Ledger:
         asset = self._loaded.get(asset_id) or await self._asset(asset_id)
         key = entry(asset_id, event_id)
         earlier: Earlier = None
-        if key in asset.mine:  # whatever `skip` says: its row is stored, and this run must not send it twice
-            asset.mine.discard(key)
-            asset.now.add(key)  # a repeat is one "accepted in this run"; stored already: not written again
-            earlier = "accepted in an earlier attempt"
-        elif self._skip and key in asset.before:
+        if self._skip and key in asset.before:
             earlier = "accepted"
         elif self._skip and key in asset.now:
             earlier = "accepted in this run"
@@ -336,20 +308,14 @@ class Ledger:
     async def _read(self, asset: _Asset) -> None:
         """The asset's entries from earlier runs, the chunks this run takes over, and its events to resend."""
         chunks = await self._chunks(asset)
+        asset.before.update(*(_entries(chunk.ids) for _, chunk in chunks))
         kept: dict[int, list[tuple[str, _Chunk]]] = {}  # done chunks with room, by day: this run may take them over
         for key, chunk in chunks:
-            ids = chunk.ids
-            if self._run is not None and chunk.run == self._run:  # an earlier attempt's: left as it is
-                cut = min(len(ids), chunk.own * _HEX)
-                asset.mine.update(_entries(ids[cut:]))
-                ids = ids[:cut]
-            elif chunk.done and ids and len(ids) // _HEX < CHUNK_ENTRIES:
+            if chunk.done and chunk.ids and len(chunk.ids) // _HEX < CHUNK_ENTRIES:
                 kept.setdefault(chunk.day, []).append((key, chunk))
-            asset.before.update(_entries(ids))
         for day, taken in kept.items():
             if day == self._today:  # into this run's open chunk, first
                 asset.open.extend(set().union(*(_entries(chunk.ids) for _, chunk in taken)))
-                asset.foreign = len(asset.open)
             elif len(taken) > 1:
                 asset.merged[day] = set().union(*(_entries(chunk.ids) for _, chunk in taken))
             else:
@@ -546,20 +512,15 @@ class Ledger:
         while asset.open or (last and asset.open_k is not None and not asset.sealed):
             if asset.open_k is None or asset.sealed:  # a sealed chunk: accepted after the last save
                 asset.open_k, asset.next_k, asset.open_ids, asset.sealed = asset.next_k, asset.next_k + 1, "", False
-                asset.open_foreign = 0
             taken = asset.open[: CHUNK_ENTRIES - len(asset.open_ids) // _HEX]
-            foreign = min(len(taken), asset.foreign)
             ids = asset.open_ids + _hex(taken)
             full = len(ids) // _HEX >= CHUNK_ENTRIES
             done = full or (last and len(taken) == len(asset.open))
-            record: dict[str, Any] = {"day": self._today, "ids": ids, "done": done}
-            if self._run is not None:  # earlier versions read the record without these keys
-                record |= {"run": self._run, "own": asset.open_foreign + foreign}
+            record = {"day": self._today, "ids": ids, "done": done}
             await self._store.set(self._name(asset, self._today, asset.open_k), record)
             # Only once the chunk is stored: a failed write leaves its entries to the next save. Only those it holds:
             # `accept` may have queued more while it was written.
             asset.open_ids, asset.sealed = ids, done
-            asset.open_foreign, asset.foreign = asset.open_foreign + foreign, asset.foreign - foreign
             del asset.open[: len(taken)]
             if full:
                 asset.open_k = None

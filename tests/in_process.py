@@ -103,13 +103,11 @@ def run_in_process(
     ledger: MemoryStore | None = None,
     store: MemoryStore | None = None,
     charging: MemoryCharging | None = None,
-    run_id: str = "local",
 ) -> InProcessRun:
     """`ledger`: the named store of events Snap accepted; pass the same `MemoryStore` to two runs to have the
     later one see what the earlier one sent (a fresh, empty one otherwise). `store` (the run's key-value store,
     where the checkpoint lives) and `charging`: pass the same ones to two runs to have the later one be another
-    attempt of the same run (a migration, a resurrection); a `charging` given overrides `max_charge_usd`. `run_id`:
-    the platform's id of the run ("local", as `main.py` names every local run, by default)."""
+    attempt of the same run (a migration, a resurrection); a `charging` given overrides `max_charge_usd`."""
     rows: list[dict[str, Any]] = []
     records: dict[str, Any] = {}
     statuses: list[str] = []
@@ -136,7 +134,7 @@ def run_in_process(
             charging=charging,
             events=events,
         ),
-        run_id=run_id,
+        run_id="local",
         push_rows=push,
         count_rows=count,
         set_status=status,

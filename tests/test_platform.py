@@ -22,7 +22,7 @@ from apify_client import ApifyClientAsync
 from apify_client.errors import ApifyApiError
 from bulk_support import FileServer, conversions, write_jsonl
 from conftest import CAPI_TOKEN, OAUTH_TOKEN, WebhookReceiver
-from fake_apify import FakeApify, Fault, _error, _Response
+from fake_apify import FakeApify, Fault
 from fake_snap import FakeSnap
 from fake_snap import Fault as SnapFault
 from platform_support import (
@@ -464,56 +464,6 @@ def test_a_capped_run_killed_before_its_first_checkpoint_resumes_with_its_charge
     assert run.charged_conversions == 5
     assert run.rows_by_status("skipped") == []
     assert run.output["charged"] == 5 and run.output["counts"] == {"sent": 5}
-
-
-class HeldCheckpointApify(FakeApify):
-    """The fake Apify API, except that the first write of the checkpoint record (`BULK_PROGRESS`) is held until
-    `release` is set and then answered 500 with nothing stored: a process killed meanwhile (a migration landing
-    during a commit) never saved it."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.release = threading.Event()
-        self.held = threading.Event()
-
-    def _kv(
-        self, endpoint: str, params: list[str], query: dict[str, str], headers: dict[str, str], body: bytes
-    ) -> _Response:
-        if endpoint == "record.put" and params[1:] == [STATE_KEY] and not self.held.is_set():
-            self.held.set()
-            self.release.wait(30)
-            return _error(500, "internal-error", "the container went away before the write landed")
-        return super()._kv(endpoint, params, query, headers, body)
-
-
-def test_a_migration_between_the_ledger_write_and_the_checkpoint_leaves_output_saying_what_was_sent_and_charged(
-    tmp_path: Path, snap: FakeSnap
-) -> None:
-    """Snap accepts the 5 events, they are charged, their rows pushed and the ledger written; the platform migrates
-    the run while the checkpoint write is in flight (the container goes before it lands). The restarted attempt
-    finds the 5 in the ledger as its own run's: one row per event (no `duplicate` row beside the `sent` one), and
-    OUTPUT and the status say 5 sent, 5 charged, as the platform billed (it used to say "0 of 5 sent: 5 already sent
-    earlier; 0 charged", and left the credit for the 5 to other events)."""
-    apify = HeldCheckpointApify(event_prices=EVENT_PRICES)
-    with apify:
-        process = start_on_platform(tmp_path, real(task="send_batch_events", events=batch(5)), apify=apify, snap=snap)
-        try:
-            assert apify.held.wait(20), (tmp_path / "actor.log").read_text()[-2000:]
-            assert apify.send_event("migrating", {"timeRemainingSecs": 30}) == 1
-            time.sleep(0.3)
-        finally:
-            process.kill()
-            process.wait()
-            apify.release.set()
-        assert apify.record_json(STATE_KEY) is None and len(apify.items()) == 5
-        run = finish(start_on_platform(tmp_path, None, apify=apify, snap=snap), tmp_path, apify)
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert run.charged_conversions == 5 == len(snap.accepted_event_ids())
-    assert run.output["charged"] == 5 and run.output["counts"] == {"sent": 5}
-    final = run.final_status
-    assert final is not None and final.message == "5 of 5 sent; 5 charged"
-    assert sorted(row["rowId"] for row in run.rows) == [f"fake-run-1:{i}" for i in range(5)]
-    assert apify.record_json(STATE_KEY)["watermark"] == 5
 
 
 # ----- across runs: the ledger in a named key-value store of the user's account -----

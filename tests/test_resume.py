@@ -341,54 +341,6 @@ def test_a_batch_whose_ledger_write_failed_once_is_counted_finished_once_a_later
     assert sorted(snap.accepted_event_ids()) == [f"order-{i}" for i in range(4)]
 
 
-class CheckpointLost(MemoryStore):
-    """The run's store, whose checkpoint writes fail while `lost` (the attempt dies between the ledger write and the
-    checkpoint: a migration landing during a commit)."""
-
-    lost = True
-
-    async def set(self, key: str, value: Any) -> None:
-        if self.lost and key == STATE_KEY:
-            raise OSError("the container went away before the write landed")
-        await super().set(key, value)
-
-
-@pytest.mark.parametrize("run_id", ["run-7", "local"])
-def test_an_attempt_that_died_between_the_ledger_and_the_checkpoint_is_counted_by_the_next_as_sent_and_charged(
-    snap: FakeSnap, monkeypatch: pytest.MonkeyPatch, run_id: str
-) -> None:
-    """The first batch (2 events) is sent, charged, its rows stored and the ledger written; its checkpoint write
-    fails and the attempt ends. The next attempt of the run finds the 2 in the ledger as its run's own: counted sent
-    and charged (out of the credit for the first attempt's charge, which thus goes to no other event), no second
-    row, marked finished; the other 2 are sent and charged. Locally every run's id is "local" (and the charged count
-    starts at 0), so two runs are never taken for one: the 2 are duplicates of an earlier run, with a row each."""
-    monkeypatch.setattr(send_task, "PipelineSettings", functools.partial(PipelineSettings, batch_size=2))
-    actor_input = purchases(4) | {"maxConcurrency": 1}
-    ledger, store, charging = MemoryStore(), CheckpointLost(), MemoryCharging()
-    died = run_in_process(
-        actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging, run_id=run_id
-    )
-    assert died.returncode != 0 and [row["eventIndex"] for row in died.rows] == [0, 1]
-    store.lost = False
-    if run_id == "local":  # another local run on the same storage
-        charging = MemoryCharging()
-    resumed = run_in_process(
-        actor_input, snap=snap, ppe=True, ledger=ledger, store=store, charging=charging, run_id=run_id
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert sorted(snap.accepted_event_ids()) == [f"order-{i}" for i in range(4)]  # none sent twice
-    if run_id == "local":
-        statuses = [(row["eventIndex"], row["status"]) for row in resumed.rows]
-        assert statuses == [(0, "duplicate"), (1, "duplicate"), (2, "sent"), (3, "sent")]
-        assert resumed.output["counts"] == {"duplicate": 2, "sent": 2} and resumed.charged_conversions == 2
-    else:
-        assert [row["eventIndex"] for row in resumed.rows] == [2, 3]
-        assert resumed.output["counts"] == {"sent": 4} and resumed.output["charged"] == 4
-        assert resumed.charged_conversions == 4  # the first attempt's 2 and the 2 sent now
-        assert resumed.final_message == "4 of 4 sent; 4 charged"
-        assert finished(json.loads(store.records[STATE_KEY])) == 4
-
-
 class RecordingLimiter(RateLimiter):
     """The run's rate limiter on a clock that stands still, its waits recorded instead of slept: the pace it
     sets, without the test waiting it out (the limiter's own timing is pinned in test_transport.py)."""

@@ -186,9 +186,6 @@ class Pipeline:
                     self.stopped_by = error
                     await self._not_sent([built])
                     continue
-                if earlier == "accepted in an earlier attempt":
-                    self._recount(built)
-                    continue
                 if earlier == "being sent":  # its row waits for what becomes of the first copy
                     self._repeats.setdefault(key, []).append(built)
                     continue
@@ -202,14 +199,6 @@ class Pipeline:
             batch.append(built)
             if len(batch) >= batch_size:
                 await self._dispatch(pending.pop(built.asset_id))
-
-    def _recount(self, event: PreparedEvent) -> None:
-        """An event an earlier attempt of this run sent and recorded in the ledger, and died before its checkpoint
-        did: its row is in the dataset (rows are committed first), so it is counted (sent, and charged as far as
-        that attempt's charges go), marked finished with the next commit, and neither sent nor stored again."""
-        row = event_row(self._settings.task, event, SENT, charged=self._billing.paid_earlier(1) == 1)
-        self._uncommitted.append(row)
-        self._sink.count([row])
 
     async def _dispatch(self, batch: list[PreparedEvent]) -> None:
         while True:

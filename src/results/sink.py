@@ -89,11 +89,6 @@ class ResultSink:
             name = row.get("eventName") or "no name"
             warn(f"Event #{row['eventIndex']} ({name}) {row['status']}: {row.get('error')}")
 
-    def count(self, typed: Sequence[Row]) -> None:
-        """Rows an earlier attempt of the run stored, though its checkpoint never counted them: counted, not stored
-        again (the dataset has them)."""
-        self.summary.add(typed)
-
     async def flush(self) -> None:
         """Push what is buffered. Pushes never overlap: once `flush` returns, every row added before it is stored.
 

@@ -29,9 +29,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-#: The run id `main.py` gives every local run (the platform gives each run its own).
-LOCAL_RUN_ID = "local"
-
 #: The ids a demo stands in when the input leaves them out.
 _DEMO_IDS = {"pixelId": DEMO_PIXEL_ID, "snapAppId": DEMO_PIXEL_ID, "adAccountId": DEMO_AD_ACCOUNT_ID}
 #: Snap's score is for the report only: one retry after at most 2 s (whatever Retry-After says), and 15 s in
@@ -193,9 +190,7 @@ class LiveSnap:
             return None
         source = self._input.events_url or self._input.events_dataset_id  # an export: one run of it at a time
         lease = Lease(source, self._ctx.run_id) if source else None
-        # Its chunks name the run only on the platform: locally every run's id is "local", and two runs are not one.
-        run = self._ctx.run_id if self._ctx.run_id != LOCAL_RUN_ID else None
-        return Ledger(await store(), skip=self._input.skip_already_sent, lease=lease, run=run)
+        return Ledger(await store(), skip=self._input.skip_already_sent, lease=lease)
 
     async def snap_quality(self, pixel_id: str | None) -> SnapQuality | None:
         """Snap's own score for the report, beside our per-event grades; a refusal is shown, never fatal."""
