@@ -59,8 +59,8 @@ class ChargeRefusedError(ServiceUnavailableError):
 class Billing:
     """Reservations against the budget, and charges for what Snap accepted.
 
-    `prepaid` covers a resumed run: conversions an earlier attempt charged for but did not get to
-    record (it died between the charge and its checkpoint). Snap deduplicates their resend by
+    `prepaid` covers conversions an earlier attempt of the run charged for but did not get to record (it died
+    between the charge and its checkpoint, or before its first checkpoint). Snap deduplicates their resend by
     `event_id`; here they are marked paid instead of being charged a second time.
     """
 
@@ -127,8 +127,9 @@ class Billing:
     async def settle(self, reserved: int, outcomes: Sequence[Outcome], batch: str) -> int:
         """Charge for the accepted events of a reservation; returns how many of them are paid for.
 
-        The charge's idempotency key is `{run id}:{batch}`, plus the attempt for a resumed run: a charge the SDK
-        repeats is counted once, and a batch a resumed attempt sends again is not silently deduplicated. A charge
+        The charge's idempotency key is `{run id}:{batch}:{attempt}` (on the platform the attempt is the run's charged
+        count at its start): a charge the SDK repeats is counted once, and a batch a resumed attempt sends again is
+        not silently deduplicated on top of its credit. A charge
         the platform does not take raises `ChargeRefusedError`, saying how many of them are paid for all the same."""
         if self._charge is None:
             return 0
