@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import math
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -27,7 +25,7 @@ from .errors import ActorInputError, MissingInputError
 from .fields import FIELDS, INHERITED_EVENT_FIELDS, MAX_LIST, MAX_URL, SINGLE_EVENT_FIELDS, Text
 from .fields import Field as EventField
 from .net.transport import hide
-from .rules.values import broken_text
+from .rules.values import broken_text, number_text
 
 #: Longest accepted ids (pixel, app, ad account, dataset, client), secrets and URLs (event fields: `fields.py`):
 #: far above any real value, so that a runaway cell is refused by name before it reaches a URL or a log.
@@ -104,18 +102,12 @@ OAUTH_TASKS = frozenset(task for task, fields in TASK_FIELDS.items() if fields >
 NEEDS_IDENTIFIER = "a customer identifier: email, phone, mobileAdId, or ipAddress together with userAgent"
 
 
-def _number_as_text(item: object) -> object:
-    """A JSON number where text is expected is that text, as in a batch event (`rules.values`). NaN, infinities and
-    integers past Python's limit of digits stay numbers, to be refused as not text."""
-    if type(item) is int or (type(item) is float and math.isfinite(item)):
-        with contextlib.suppress(ValueError):
-            return str(item)
-    return item
-
-
 def _list_numbers_as_text(value: object) -> object:
-    """The schema lets a list field's items be anything: `"itemIds": [123, 456]` is ["123", "456"]."""
-    return [_number_as_text(item) for item in value] if isinstance(value, list) else value
+    """The schema lets a list field's items be anything: `"itemIds": [123, 456]` is ["123", "456"], as in a batch
+    event (`rules.values.number_text`); what is no number stays as given, to be refused as not text."""
+    if not isinstance(value, list):
+        return value
+    return [item if (text := number_text(item)) is None else text for item in value]
 
 
 def _event_input(field: EventField) -> tuple[Any, Any]:

@@ -8,6 +8,7 @@ value. Fields without a rule go to Snap as given.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -119,13 +120,23 @@ def _count(value: object, field: str, minimum: int) -> int:
     return int(number)
 
 
+def number_text(value: object) -> str | None:
+    """A JSON number where text is expected, as that text (an id given as 123); None for anything else: booleans,
+    NaN, infinities, and integers past Python's limit of digits."""
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))):
+        return None
+    with contextlib.suppress(ValueError):  # an int past Python's limit of digits
+        return str(value)
+    return None
+
+
 def _text(value: object, field: str) -> str:
-    if type(value) is not str:  # exact text, the common case, needs none of these checks
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise FieldError(f"{field} must be text")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise FieldError(f"{field} must be text")
-    text = str(value).strip()
+    if isinstance(value, str):  # the common case
+        text = str(value).strip()
+    elif (number := number_text(value)) is not None:
+        text = number
+    else:
+        raise FieldError(f"{field} must be text")
     if (problem := broken_text(text)) is not None:
         raise FieldError(f"{field} {problem}")
     if len(text) > MAX_TEXT:
