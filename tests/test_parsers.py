@@ -444,6 +444,35 @@ def test_pretty_printed_objects_in_a_json_file_are_one_event_each() -> None:
     ]
 
 
+def test_an_object_pretty_printed_from_its_first_line_or_split_by_bare_crs_is_json_text() -> None:
+    """A `.json` file is JSON Lines only when its first line is a whole object: an object whose first key is on
+    its opening line, or objects each ended by a bare CR (classic Mac), are JSON text, one event an object (they
+    were read as JSON Lines: invalid rows for lines that are no object, and nothing sent)."""
+    assert every_chunking("json", '{"email": "a@x.com",\n "price": 5}\n') == [
+        (0, {"email": "a@x.com", "price": 5}, None)
+    ]
+    assert every_chunking("json", '{"n": 0}\r{"n": 1}\r') == [(0, {"n": 0}, None), (1, {"n": 1}, None)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[{"n": 0}, }, {"n": 2}]', [(0, {"n": 0}, None), (1, None, "line 1: element 1 is not valid JSON"),
+                                     (2, {"n": 2}, None)]),
+        ("[{'n': 'a]b'}, {\"n\": 1}]", [(0, None, "line 1: element 0 is not valid JSON"),
+                                       (1, None, "line 1: element 1 is not valid JSON"), (2, {"n": 1}, None)]),
+    ],
+    ids=["stray-brace", "single-quoted-value-with-bracket"],
+)  # fmt: skip
+def test_a_stray_closing_brace_in_a_json_array_is_one_bad_row_and_reading_goes_on(
+    text: str, expected: list[Row]
+) -> None:
+    """A stray `}` where an element begins (a hand edit), or Python's repr of events with a `]` in a quoted value:
+    the stray brace is one invalid element, and the rest is read (the parser read the same `}` again forever: a
+    run without end, filling its dataset with "not valid JSON" rows)."""
+    assert every_chunking("json", text) == expected
+
+
 def test_a_json_file_of_one_object_a_line_is_read_as_json_lines() -> None:
     text = '\n{"n": 0}\n{bad\n[1]\n{"n": 3}'
     assert every_chunking("json", text) == every_chunking("jsonl", text)

@@ -434,8 +434,8 @@ class JsonParser:
             if char in "[{":
                 depth += 1
             elif char in "]}":
-                if depth == 0:
-                    return match.start()
+                if depth == 0:  # the enclosing array's end; or a stray closer the element is: it is consumed
+                    return match.start() if match.start() > pos else match.end()
                 depth -= 1
                 if depth == 0 and not self._in_array:
                     return match.end()
@@ -457,8 +457,8 @@ class JsonFile:
     """A `.json` file, or one served as JSON: JSON text (`JsonParser`), unless it starts with an object on a
     line of its own, which makes it JSON Lines, read exactly as a `.jsonl` file (`JsonLinesParser`).
 
-    A pretty-printed object's first line is a lone `{`, a JSON Lines file's a whole object: the first line is
-    held until it ends (at most `MAX_LINE_CHARS`), then everything goes to the parser it chose.
+    A JSON Lines file's first line is a whole object, a pretty-printed object's is not (`_an_object`): the first
+    line is held until it ends (at most `MAX_LINE_CHARS`), then everything goes to the parser it chose.
     """
 
     def __init__(self, mapping: FieldMapping, start: int = 0) -> None:
@@ -492,10 +492,20 @@ class JsonFile:
             self._head = [head]  # the first line has not ended yet
             return iter(())
         first_line = text if line_end < 0 else text[:line_end]
-        pretty = array or first_line.strip() == "{"
-        self._parser = (JsonParser if pretty else JsonLinesParser)(self._mapping, self._start)
+        self._parser = (JsonLinesParser if not array and _an_object(first_line) else JsonParser)(
+            self._mapping, self._start
+        )
         self._head = []
         return self._parser.feed(head)
+
+
+def _an_object(line: str) -> bool:
+    """Whether a line is a whole JSON object: the first line of JSON Lines. A pretty-printed object's first line is
+    not (a lone `{`, or its first key with the object left open), nor are objects split by bare CRs."""
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except ValueError:  # orjson's JSONDecodeError, also for nesting or numbers past its limits: read as JSON text
+        return False
 
 
 PARSERS: Mapping[str, type[JsonLinesParser] | type[CsvParser] | type[JsonFile]] = {
