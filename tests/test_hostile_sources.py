@@ -25,6 +25,7 @@ from conftest import CAPI_TOKEN
 from fake_snap import FakeSnap
 from in_process import InProcessRun, run_in_process
 from loopback_http import loopback
+from memory_platform import MemoryEvents
 
 from src.errors import SourceError
 from src.events.shape import SourceEvent
@@ -452,3 +453,50 @@ def test_a_field_mapping_onto_an_email_the_event_has_sends_both(snap: FakeSnap) 
     run = run_in_process({**BATCH, "events": events, "fieldMapping": {"mail": "email"}}, snap=snap, ppe=True)
     assert run.output["counts"] == {"sent": 1}
     assert sent_emails(snap) == [[sha("a@example.com"), sha("b@example.com")]]
+
+
+class _Unavailable:
+    """A loopback server answering every GET with 503 and `Retry-After: 60`."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(503)
+                self.send_header("Retry-After", "60")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/events.jsonl"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_an_abort_while_the_events_url_waits_to_retry_ends_the_run_saying_so(
+    snap: FakeSnap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The eventsUrl server answers 503 with Retry-After: 60 and the user aborts while the run waits to try again:
+    the wait ends at once and the run ends as an aborted one (OUTPUT `interrupted`, the status names the abort),
+    as it does during Snap's Retry-After. (It failed with "the run is stopping: not retried", which said neither.)"""
+    signals = MemoryEvents()
+    original = RetryPolicy.delay
+
+    def abort_as_the_wait_begins(self: RetryPolicy, attempt: int, response: httpx.Response | None) -> float:
+        signals.abort()
+        return original(self, attempt, response)
+
+    monkeypatch.setattr(RetryPolicy, "delay", abort_as_the_wait_begins)
+    server = _Unavailable()
+    try:
+        run = run_in_process({**BATCH, "eventsUrl": server.url}, snap=snap, ppe=True, events=signals)
+    finally:
+        server.close()
+    assert snap.accepted == [] and run.returncode != 0
+    assert run.output.get("interrupted"), run.output
+    assert "abort" in run.final_message, run.final_message

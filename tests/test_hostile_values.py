@@ -171,6 +171,20 @@ def test_an_email_or_phone_in_the_wrong_field_is_never_echoed(
     assert "[an email address or phone number]" in json.dumps([first, run.final_message])
 
 
+def test_an_email_past_the_100th_character_of_an_event_name_is_not_half_quoted(snap: FakeSnap) -> None:
+    """An event name of 90 characters and then a customer's address: it is masked before the name is cut short
+    for the message (cut first, the address lost its `@` and its local part was quoted in the row, log and
+    status)."""
+    event = {"eventType": "x" * 90 + "leak.person@example.org", "email": "ok@example.com", "price": 5}
+    actor_input = {"task": "validate_events", "demoMode": False, "accessToken": CAPI_TOKEN, "pixelId": PIXEL,
+                   "eventSourceUrl": "https://shop.example.com/thanks", "events": [event]}  # fmt: skip
+    run = run_in_process(actor_input, snap=snap, ppe=True)
+    [row] = run.rows
+    assert row["eventName"] == "[an email address or phone number]"
+    assert row["error"].startswith("event name '[an email address or phone number]' is not one Snap accepts")
+    assert "leak.pers" not in run.everything_written() + run.final_message
+
+
 def test_an_unknown_name_or_field_that_is_not_personal_is_quoted_as_written() -> None:
     """What helps a user find a typo stays: a name or a column that is not an email or a phone is quoted."""
     event = rejected(page_view(eventType="Purchse", Colour="red"))

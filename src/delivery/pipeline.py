@@ -25,7 +25,7 @@ from ..errors import LedgerError, SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
 from ..ledger import Earlier, Ledger, LedgerKey
-from ..net.transport import redact
+from ..net.transport import RunStoppingError, redact
 from ..results.rows import DUPLICATE, SENT, EventRow, Outcome, event_row, outcome_rows, rejected_row
 from ..results.sink import DatasetUnavailableError, Progress, ResultSink
 from ..results.summary import Summary
@@ -132,6 +132,9 @@ class Pipeline:
                 await self._read(source, pending)
             except SourceError as error:
                 source_error = error  # what was read before the source broke is still delivered
+            except RunStoppingError:  # the source's retry wait was cut short: the run is stopping (`_interrupted`)
+                if self._interrupted is None:
+                    raise
             if self._interrupted is None:
                 for batch in pending.values():
                     await self._dispatch(batch)

@@ -103,7 +103,8 @@ class EventNameResolver:
 
 
 def unknown_event_message(name: str) -> str:
-    name = masked(name if len(name) <= 100 else name[:99] + "…")
+    name = masked(name)  # before it is cut: a cut address would no longer look like one
+    name = name if len(name) <= 100 else name[:99] + "…"
     return (
         f"event name {name!r} is not one Snap accepts; use one of {', '.join(SNAP_EVENT_NAMES)}, "
         "a GA4 or Segment e-commerce name, or map it with eventNameMapping"
