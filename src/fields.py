@@ -38,7 +38,8 @@ def _several_from_text(value: object) -> object:
 
 
 Text = Annotated[str, InputField(max_length=MAX_TEXT)]
-TextOrList = Text | Annotated[list[Text], InputField(max_length=MAX_LIST)]
+TextList = Annotated[list[Text], InputField(max_length=MAX_LIST)]
+TextOrList = Text | TextList
 ActionSource = Literal["WEB", "MOBILE_APP", "OFFLINE"]
 
 Section = Literal["user_data", "custom_data", "app_data"]
@@ -57,6 +58,11 @@ class Form:
     optional: bool | None = None
     #: Applied to the raw value before validation.
     before: Callable[[object], object] | None = None
+
+    @property
+    def takes_text(self) -> bool:
+        """Text, or a list of text: a number given for it is that text (`123` is "123"), as in a batch event."""
+        return self.type in (Text, TextList, TextOrList)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +91,7 @@ _SEVERAL = Form(TextOrList, before=_several_from_text)
 _LIST = Form(TextOrList)
 _URL = Form(Annotated[str, InputField(max_length=MAX_URL)])
 _CONTENTS = Form(Annotated[list[dict[str, Any]], InputField(max_length=MAX_LIST)])
-_EXTINFO = Form(Annotated[list[Text], InputField(max_length=MAX_LIST)])
+_EXTINFO = Form(TextList)
 
 
 # fmt: off

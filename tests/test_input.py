@@ -196,6 +196,16 @@ def test_numbers_in_a_list_field_are_text_as_in_a_batch_event(field: str) -> Non
         assert "sys." not in str(error)
 
 
+@pytest.mark.parametrize("field", ["phone", "zip", "externalId", "transactionId", "currency"])
+def test_a_number_in_a_text_field_is_text_as_in_a_batch_event(field: str) -> None:
+    """An integration maps a column as a JSON number (`"phone": 15551234567`): the single event takes it as text,
+    as a batch event does (it failed the run: "Input field 'phone' Input should be a valid string"). Number fields
+    stay numbers, and what is no number is still refused."""
+    assert parse_input({field: 15551234567}).event_field(field) == "15551234567"
+    assert parse_input({"price": "5", "numberOfItems": 2}).price == 5.0
+    assert input_error({field: True}).field == field
+
+
 @pytest.mark.parametrize(
     ("text", "parsed"),
     [("a@example.com, B@example.com", ["a@example.com", "B@example.com"]), ("a@example.com,", "a@example.com"),
