@@ -214,7 +214,7 @@ def test_an_empty_array_and_what_follows_it() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('\n\n"x"', "line 3: the file is not a JSON array"),
+        ('\n\n"x"', "eventsUrl: line 3: the file holds no JSON array or object"),
         ('[{"n": 1},\n', "line 2: the JSON array is not closed"),
         ('[{"n": 1}, {"s": "never closed', "the JSON array is not closed"),
         ("[1, [2", "the JSON array is not closed"),

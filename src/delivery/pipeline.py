@@ -8,8 +8,8 @@ It streams: memory holds the batches in flight, not the run. Reading waits while
 
 With a `Checkpoint`, every finished batch is committed (rows pushed, then what Snap accepted written
 to the ledger, then the finished indexes saved), events an earlier attempt finished are skipped, and
-the run can be stopped (abort: finish what is in flight and end) or paused (migration: the same, then
-wait to be moved) cleanly.
+the run can be stopped (abort: finish what is in flight and end; a batch waiting out Snap's retries is left
+unfinished, for a resurrected run) or paused (migration: the same, then wait to be moved) cleanly.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ class Pipeline:
         self._resume: asyncio.TimerHandle | None = None
 
     def stop(self, reason: str) -> None:
-        """Read no more; batches in flight finish and are committed (the platform is aborting the run)."""
+        """Read no more; batches in flight finish and are committed (the platform is aborting the run), but for
+        what Snap has not answered while a retry's wait was cut short: left unfinished (no row, not charged)."""
         self._interrupted = reason
         self._running.set()
 
@@ -189,14 +190,14 @@ class Pipeline:
                     self.stopped_by = error
                     await self._not_sent([built])
                     continue
-                if earlier == "being sent":  # its row waits for what becomes of the first copy
-                    self._repeats.setdefault(key, []).append(built)
-                    continue
-                if earlier in _REPEATED:
-                    await self._add_rows([_duplicate_row(task, built, earlier)])
-                    continue
-                if earlier == "not delivered":
-                    built = built._replace(warnings=(*built.warnings, RETRY_WARNING))
+                if earlier is not None:  # (a new event, nearly every one, goes straight on)
+                    if earlier == "being sent":  # its row waits for what becomes of the first copy
+                        self._repeats.setdefault(key, []).append(built)
+                        continue
+                    if earlier in _REPEATED:
+                        await self._add_rows([_duplicate_row(task, built, earlier)])
+                        continue
+                    built = built._replace(warnings=(*built.warnings, RETRY_WARNING))  # "not delivered" before
                 self._ledger_keys[built.index] = key
             batch = pending.setdefault(built.asset_id, [])
             batch.append(built)

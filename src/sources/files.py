@@ -4,7 +4,6 @@ off), gunzip and UTF-8 decoding, and a watch on its size and progress; `parsers`
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import logging
 import time
@@ -17,7 +16,7 @@ import httpx
 
 from ..errors import ServiceUnavailableError, SourceError
 from ..events.shape import SourceEvent
-from ..net.transport import RetryPolicy, Transport
+from ..net.transport import RetryPolicy, Transport, sleep_unless_stopping
 from ..net.url_guard import UnsafeUrlError, UrlGuard
 from .mapping import FieldMapping
 from .parsers import PARSERS, RecordParser, file_format
@@ -106,7 +105,7 @@ async def url_events(
                 if attempt >= retry.max_retries:
                     raise SourceError(f"eventsUrl: the download failed ({type(error).__name__})") from None
                 _log.warning(f"eventsUrl: the download broke off ({type(error).__name__}); resuming")
-                await asyncio.sleep(retry.delay(attempt, None))
+                await sleep_unless_stopping(retry.delay(attempt, None))  # an abort ends the wait
                 attempt += 1
             except (ServiceUnavailableError, UnsafeUrlError) as error:
                 raise SourceError(f"eventsUrl: {error}") from None

@@ -372,7 +372,7 @@ class JsonParser:
                     continue
                 if char != "{":
                     if not self._values:
-                        raise SourceError(f"line {self._line}: the file is not a JSON array")
+                        raise SourceError(f"eventsUrl: line {self._line}: the file holds no JSON array or object")
                     raise SourceError(
                         f"eventsUrl: line {self._line}: after its JSON the file goes on with text that is not "
                         "a JSON array or object"
