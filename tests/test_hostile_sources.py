@@ -500,3 +500,40 @@ def test_an_abort_while_the_events_url_waits_to_retry_ends_the_run_saying_so(
     assert snap.accepted == [] and run.returncode != 0
     assert run.output.get("interrupted"), run.output
     assert "abort" in run.final_message, run.final_message
+
+
+def test_an_abort_while_a_broken_off_download_waits_to_resume_ends_the_wait(
+    snap: FakeSnap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The eventsUrl download breaks off mid-file and the user aborts as the run waits to resume it: the wait
+    ends, nothing more is downloaded, and the run ends as an aborted one (the wait was a plain sleep: the run
+    resumed the download after it, aborted)."""
+    body = jsonl(0, 20)
+    calls: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            calls.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    signals = MemoryEvents()
+
+    def abort_as_the_wait_begins(self: RetryPolicy, attempt: int, response: httpx.Response | None) -> float:
+        signals.abort()
+        return 3.0
+
+    monkeypatch.setattr(RetryPolicy, "delay", abort_as_the_wait_begins)
+    with loopback(Handler) as base:
+        run = run_in_process({**BATCH, "eventsUrl": f"{base}/cut.jsonl"}, snap=snap, ppe=True, events=signals)
+    assert calls == ["/cut.jsonl"]
+    assert run.output.get("interrupted"), run.output
+    assert "abort" in run.final_message, run.final_message
