@@ -162,6 +162,18 @@ NATIVE_FIELDS = frozenset(
 )
 #: Every top-level key an event object may have.
 EVENT_FIELDS = frozenset(FLAT_FIELDS) | FLAG_FIELDS | NATIVE_FIELDS
+#: The same by their case-folded names: no two differ only by case.
+_FOLDED_FIELDS = {name.casefold(): name for name in EVENT_FIELDS}
+
+
+def event_field(name: str) -> str | None:
+    """The event field a key or a column names: itself, else the one it names whatever its case and surrounding
+    blanks (exports write `Email`, `Event Time` is no match); None if it names none."""
+    if name in EVENT_FIELDS:
+        return name
+    return _FOLDED_FIELDS.get(name.strip().casefold())
+
+
 #: Flat names of the identifiers (`user_data`).
 IDENTIFIER_INPUTS = frozenset(f.input for f in FIELDS if f.section == "user_data")
 

@@ -170,6 +170,19 @@ def test_unknown_fields_are_reported_as_warnings_without_values() -> None:
     assert event.warnings == ("field 'favouriteColour' is not an event field and was ignored",)
 
 
+def test_field_names_in_another_case_are_the_fields_they_name() -> None:
+    """An export (another actor, a CRM) writes `Email`, `EventType`, ` Price `: they are the fields they name, in
+    JSON as in a CSV header (they were ignored with a warning each, and the event had no identifier)."""
+    event = prepared({"EventType": "PURCHASE", "Email": "Person@Example.com", " Price ": 5, "CURRENCY": "usd",
+                      "eventSourceUrl": "https://shop.example.com/thanks"})  # fmt: skip
+    assert event.warnings == ()
+    assert event.payload["user_data"]["em"] == EM
+    assert (event.payload["event_name"], event.payload["custom_data"]["value"]) == ("PURCHASE", 5)
+    assert prepared(page_view(**{"Event Time": 1})).warnings == (
+        "field 'Event Time' is not an event field and was ignored",
+    )
+
+
 # --- Event time --------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..fields import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SECTIONS
+from ..fields import FLAG_FIELDS, FLAT_FIELDS, NATIVE_FIELDS, SECTIONS, event_field
 from ..rules.identifiers import masked
 
 
@@ -56,6 +56,8 @@ def to_native(data: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
     routes = _ROUTES
     for key, value in data.items():
         route = routes.get(key)
+        if route is None and (named := event_field(str(key))) is not None:  # `Email`: an export's own case
+            key, route = named, routes[named]
         if route is None:
             warnings.append(f"field '{masked(str(key))}' is not an event field and was ignored")
         elif route is _NATIVE:

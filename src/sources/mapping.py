@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ActorInputError
 from ..events.shape import SourceEvent
-from ..fields import EVENT_FIELDS, FIELDS, TextOrList
+from ..fields import EVENT_FIELDS, FIELDS, TextOrList, event_field
 
 _log = logging.getLogger(__name__)
 
@@ -21,8 +21,6 @@ _log = logging.getLogger(__name__)
 SEVERAL_VALUES = frozenset(
     f.input for f in FIELDS if f.section == "user_data" and f.form is not None and f.form.type is TextOrList
 )
-#: Event fields by their case-folded name: a header's `Email` is `email`.
-_FOLDED = {name.casefold(): name for name in EVENT_FIELDS}
 
 
 def put(data: dict[str, Any], field: str, value: Any) -> bool:
@@ -77,8 +75,7 @@ class FieldMapping:
         """The field a header's column gives: its mapping, else its name, matched whatever its case."""
         if name in self._map:
             return self._map[name]
-        name = name.strip()
-        return name if name in EVENT_FIELDS else _FOLDED.get(name.casefold(), name)
+        return event_field(name) or name.strip()
 
     def is_mapped(self, name: str) -> bool:
         return name in self._map
