@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from .errors import ServiceUnavailableError
-from .net.transport import redact
+from .net.transport import error_named
 from .platform import ChargingManager
 from .results.rows import SENT, Outcome
 
@@ -45,11 +45,10 @@ class ChargeRefusedError(ServiceUnavailableError):
     `paid` those of this batch an earlier attempt paid for (the credit)."""
 
     def __init__(self, refused: int, paid: int, cause: Exception) -> None:
-        detail = redact(str(cause)).split("\n", 1)[0][:200]
         conversions = f"{refused:,} conversion{'' if refused == 1 else 's'}"
         super().__init__(
-            f"The platform refused the charge for {conversions} Snap accepted ({type(cause).__name__}"
-            f"{': ' + detail if detail else ''}); they are not charged; nothing more was sent",
+            f"The platform refused the charge for {conversions} Snap accepted ({error_named(cause)}); they are not "
+            "charged; nothing more was sent",
             status=getattr(cause, "status_code", None),
         )
         self.refused = refused

@@ -63,7 +63,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Literal, NamedTuple
 
 from .errors import LedgerError
-from .net.transport import redact
+from .net.transport import error_named
 from .platform import KeyValueStore
 
 LEDGER_STORE = "snapchat-capi-ledger"
@@ -535,7 +535,7 @@ class Ledger:
             try:
                 await self._store.delete(key)
             except Exception as error:  # left in the store: it costs storage (and a read), never an entry
-                _log.warning(f"Could not delete the ledger record {key} ({type(error).__name__}: {redact(str(error))})")
+                _log.warning(f"Could not delete the ledger record {key} ({error_named(error)})")
 
     async def _put(self, asset: _Asset, day: int, ids: str) -> None:
         """A new chunk of this run's, numbered past its others, done as written (an earlier day's, merged)."""

@@ -28,7 +28,7 @@ from apify_client.http_compressors import GzipHttpCompressor
 from .errors import ActorInputError, LedgerError, ServiceUnavailableError, SnapError, SourceError
 from .input import ActorInput, parse_input
 from .ledger import LEDGER_STORE
-from .net.transport import RunStoppingError, keeping_secrets, redact, stopping_ends_waits
+from .net.transport import RunStoppingError, error_named, keeping_secrets, stopping_ends_waits
 from .net.url_guard import ALLOW_PRIVATE_ENV, UrlGuard
 from .platform import ChargingManager, Dataset, Platform, RunEdge
 from .results.report import CONTENT_TYPE, REPORT_KEY, render_report
@@ -151,8 +151,7 @@ async def run(actor_input: ActorInput, edge: RunEdge) -> Verdict:
         failure = f"Stopped: {error}. What was sent and charged is recorded in OUTPUT and the checkpoint"
         _log.error(failure)
     except Exception as error:  # unforeseen (a bug, a store failing for good): the run fails, OUTPUT says what was done
-        detail = redact(str(error)).split("\n", 1)[0][:300]
-        failure = f"Stopped by an unexpected error ({type(error).__name__}{': ' + detail if detail else ''})"
+        failure = f"Stopped by an unexpected error ({error_named(error, 300)})"
         _log.error(f"{failure} at {_where(error)}. What was sent and charged is recorded in OUTPUT")
     finally:
         for remove in removers:

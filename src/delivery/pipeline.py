@@ -25,7 +25,7 @@ from ..errors import LedgerError, SnapAuthError, SourceError
 from ..events.build import ConversionBuilder, PreparedEvent, RejectedEvent
 from ..events.shape import SourceEvent
 from ..ledger import Earlier, Ledger, LedgerKey
-from ..net.transport import RunStoppingError, redact
+from ..net.transport import RunStoppingError, error_named
 from ..results.rows import DUPLICATE, SENT, EventRow, Outcome, event_row, outcome_rows, rejected_row
 from ..results.sink import DatasetUnavailableError, Progress, ResultSink
 from ..results.summary import Summary
@@ -347,5 +347,5 @@ class Pipeline:
                 except LedgerError as error:  # another run took the export over: it sends the rest
                     self.stopped_by = self.stopped_by or error
                 except Exception as error:  # a store briefly unavailable: the next tick tries again
-                    problem = f"{type(error).__name__}: {redact(str(error))}"
+                    problem = error_named(error)
                     _log.warning(f"Could not renew the ledger's hold on the export ({problem})")

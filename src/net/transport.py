@@ -95,6 +95,12 @@ def hide(secret: str) -> None:
         secrets.add(secret)
 
 
+def error_named(error: BaseException, limit: int = 200) -> str:
+    """An error for a message: its type, and its text's first line redacted and cut (`Type: text`, or `Type`)."""
+    detail = redact(str(error)).split("\n", 1)[0][:limit]
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
 def redact(text: str) -> str:
     """Text with the run's own secrets (`hide`), and any token in a query string or a Bearer header, as `***`."""
     for secret in _SECRETS.get() or ():

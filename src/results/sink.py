@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
-from ..net.transport import redact
+from ..net.transport import error_named
 from .rows import NOT_ACCEPTED, JsonRow, Row, to_json
 from .summary import Summary
 
@@ -117,12 +117,7 @@ class ResultSink:
 
 
 def _push_failure(error: Exception) -> str:
-    detail = str(error).split("\n", 1)[0][:200]
-    return (
-        f"the dataset did not store rows ({type(error).__name__}: {detail})"
-        if detail
-        else (f"the dataset did not store rows ({type(error).__name__})")
-    )
+    return f"the dataset did not store rows ({error_named(error)})"
 
 
 class Progress:
@@ -141,7 +136,7 @@ class Progress:
         try:
             await self._set_status(message)
         except Exception as error:
-            _log.warning(f"Could not update the run's status message ({type(error).__name__}: {redact(str(error))})")
+            _log.warning(f"Could not update the run's status message ({error_named(error)})")
 
     async def update(self, *, force: bool = False) -> None:
         now = time.monotonic()
