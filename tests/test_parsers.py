@@ -493,3 +493,7 @@ def test_text_after_a_json_array_stops_the_source_after_its_events() -> None:
     assert str(raised.value) == (
         "eventsUrl: line 3: after its JSON the file goes on with text that is not a JSON array or object"
     )
+    parser = JsonParser(NO_MAPPING)  # after a top-level object as after an array
+    assert list(parser.feed('{"n": 0}\n')) == [SourceEvent(0, {"n": 0})]
+    with pytest.raises(SourceError, match=r"^eventsUrl: line 2: after its JSON the file goes on with text"):
+        list(parser.feed("oops"))

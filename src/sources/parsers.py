@@ -350,7 +350,7 @@ class JsonParser:
         self._line = 1
         self._index = 0
         self._in_array = False
-        self._values = 0  # top-level values begun: arrays and objects
+        self._begun = False  # a top-level value (an array or an object) has begun
 
     def feed(self, text: str) -> Iterator[SourceEvent]:
         self._buffer += text
@@ -368,10 +368,10 @@ class JsonParser:
             char = buffer[pos]
             if not self._in_array:
                 if char == "[":
-                    self._in_array, self._values, pos = True, self._values + 1, pos + 1
+                    self._in_array, self._begun, pos = True, True, pos + 1
                     continue
                 if char != "{":
-                    if not self._values:
+                    if not self._begun:
                         raise SourceError(f"eventsUrl: line {self._line}: the file holds no JSON array or object")
                     raise SourceError(
                         f"eventsUrl: line {self._line}: after its JSON the file goes on with text that is not "
@@ -389,7 +389,7 @@ class JsonParser:
                     raise SourceError(f"line {self._line}: an element is over {MAX_RECORD_CHARS:,} characters")
                 break
             if not self._in_array:
-                self._values += 1
+                self._begun = True
             if event is not None:
                 yield event
             self._line += buffer.count("\n", pos, end)
