@@ -246,3 +246,4 @@ def test_a_charge_the_platform_refuses_raises_naming_every_refused_conversion_an
     assert str(second).startswith("The platform refused the charge for 7 conversions Snap accepted (RuntimeError: 400")
     assert str(second).endswith("; they are not charged; nothing more was sent")
     assert "apify-secret-1" not in str(first) + str(second) and "token=***" in str(second)
+    assert first.status is None  # no HTTP status to tell (the error carries none)

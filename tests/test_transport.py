@@ -21,6 +21,7 @@ from src.net.transport import (
     RetryPolicy,
     RunStoppingError,
     Transport,
+    error_named,
     hide,
     json_object,
     keeping_secrets,
@@ -540,3 +541,34 @@ def test_a_runs_own_secrets_are_redacted_inside_its_scope_only() -> None:
     assert redact("s3cr3t-value") == "s3cr3t-value"
     hide("s3cr3t-value")  # no run: nothing to keep it in
     assert redact("s3cr3t-value") == "s3cr3t-value"
+
+
+def test_a_secret_of_six_characters_is_hidden_and_a_shorter_one_is_not() -> None:
+    with keeping_secrets():
+        hide("abcdef")
+        hide("abcde")
+        assert redact("abcdef and abcde") == "*** and abcde"
+
+
+def test_an_error_is_named_by_its_type_and_its_first_line_redacted_and_cut() -> None:
+    """What a message quotes of an error: never a token, never a second line (a traceback, a body), never more
+    than the limit."""
+    error = RuntimeError("refused https://api.example.com/x?token=t0k3n\nbody: secret details")
+    assert error_named(error) == "RuntimeError: refused https://api.example.com/x?token=***"
+    assert error_named(RuntimeError("x" * 500), 10) == "RuntimeError: " + "x" * 10
+    assert error_named(RuntimeError("x" * 500)) == "RuntimeError: " + "x" * 200  # the default limit
+    assert error_named(TimeoutError()) == "TimeoutError"
+
+
+def test_a_wait_outside_a_run_is_a_plain_sleep() -> None:
+    """Without a run's stop to watch, `sleep_unless_stopping` sleeps its whole delay: a timer due before its end
+    fires first."""
+    fired: list[str] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().call_later(0.01, fired.append, "timer")
+        await sleep_unless_stopping(0.2)
+        fired.append("slept")
+
+    asyncio.run(scenario())
+    assert fired == ["timer", "slept"]
