@@ -102,6 +102,18 @@ OAUTH_TASKS = frozenset(task for task, fields in TASK_FIELDS.items() if fields >
 NEEDS_IDENTIFIER = "a customer identifier: email, phone, mobileAdId, or ipAddress together with userAgent"
 
 
+def _blank(value: object) -> bool:
+    """Not given: null (integrations send it for what they have no value for) or blank text (the Console's cleared
+    field)."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _without_blank_values(value: object) -> object:
+    """A mapping's entry with a blank value maps nothing (an integration's unmapped row): left out, as a blank field
+    is (it failed the run: "Input field 'fieldMapping' Input should be a valid string")."""
+    return {key: item for key, item in value.items() if not _blank(item)} if isinstance(value, dict) else value
+
+
 def _numbers_as_text(value: object) -> object:
     """A number where a text field (or its list's item) is expected is that text, as in a batch event
     (`rules.values.number_text`): `"phone": 15551234567`, `"itemIds": [123, 456]`. What is no number stays as
@@ -155,8 +167,12 @@ class ActorInput(_EventFields):
     events: list[Any] | None = None
     events_dataset_id: IdText | None = None
     events_url: UrlText | None = None
-    field_mapping: Annotated[dict[Text, Text], Field(max_length=MAX_LIST)] | None = None
-    event_name_mapping: Annotated[dict[Text, Text], Field(max_length=MAX_LIST)] | None = None
+    field_mapping: (
+        Annotated[dict[Text, Text], Field(max_length=MAX_LIST), BeforeValidator(_without_blank_values)] | None
+    ) = None
+    event_name_mapping: (
+        Annotated[dict[Text, Text], Field(max_length=MAX_LIST), BeforeValidator(_without_blank_values)] | None
+    ) = None
 
     webhook_url: UrlText | None = None
     result_rows: Literal["all", "problems"] = "all"
@@ -192,11 +208,7 @@ class ActorInput(_EventFields):
         ones: both mean "not given", so defaults apply."""
         if not isinstance(data, dict):
             return data
-        return {
-            key: value
-            for key, value in data.items()
-            if not (value is None or (isinstance(value, str) and not value.strip()))
-        }
+        return {key: value for key, value in data.items() if not _blank(value)}
 
     def fingerprint(self) -> str:
         """A digest of the input: the same in every attempt of a run given the same input (a migrated run finds

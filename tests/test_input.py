@@ -453,3 +453,12 @@ def test_get_event_quality_takes_the_oauth_refresh_fields() -> None:
         "Conversions API Tokens; or an OAuth token of Snap's Marketing API, or refreshToken, clientId and "
         "clientSecret). Add it to the input, or set demoMode to true to try the task on sample data."
     )
+
+
+@pytest.mark.parametrize("field", ["fieldMapping", "eventNameMapping"])
+def test_a_mappings_entry_with_a_blank_value_maps_nothing(field: str) -> None:
+    """An integration sends its unmapped rows as null (or ""): those entries are left out, the others kept (the run
+    failed: "Input field 'fieldMapping' Input should be a valid string")."""
+    parsed = parse_input({field: {"Customer Email": "email", "Unused": None, "Blank": " "}})
+    mapping = parsed.field_mapping if field == "fieldMapping" else parsed.event_name_mapping
+    assert mapping == {"Customer Email": "email"}
