@@ -33,10 +33,19 @@ MAX_ID = 200
 MAX_SECRET = 8192
 
 
+#: Characters a paste brings along that show as nothing: zero-width spaces and joiners, a byte order mark.
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def _trimmed(value: str) -> str:
+    """Without the blanks a paste brings along (a file's last line break, a zero-width space)."""
+    return value.strip().strip(_INVISIBLE).strip()
+
+
 def _clean(value: str) -> str:
-    """An id or secret goes into URLs and headers: the blanks a paste brings along (a file's last line break) are
-    trimmed; control characters or broken UTF-8 inside are refused."""
-    value = value.strip()
+    """An id or secret goes into URLs and headers: trimmed (`_trimmed`); control characters or broken UTF-8 inside
+    are refused."""
+    value = _trimmed(value)
     if (problem := broken_text(value)) is not None:
         raise ValueError(problem)
     return value
@@ -48,11 +57,11 @@ def _clean_secret(value: SecretStr) -> SecretStr:
     secret = value.get_secret_value()
     if len(secret) > MAX_SECRET:
         raise ValueError(f"is longer than {MAX_SECRET} characters")
-    secret = secret.strip()
+    secret = _trimmed(secret)
     if "\n" in secret or "\r" in secret:
         raise ValueError("contains a line break; a token is one line: paste it alone")
-    if any(char.isspace() for char in secret):
-        raise ValueError("contains a space or tab; a token has none: paste it alone")
+    if any(char.isspace() or char in _INVISIBLE for char in secret):
+        raise ValueError("contains a space, tab or invisible character; a token has none: paste it alone")
     secret = _clean(secret)
     hide(secret)  # should a service quote it back in an error, `redact` takes it out
     return SecretStr(secret)

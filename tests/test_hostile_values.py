@@ -229,7 +229,7 @@ def test_ids_tokens_and_urls_with_broken_text_are_refused_by_name(field: str, va
     [("accessToken", "access_token"), ("refreshToken", "refresh_token"), ("clientSecret", "client_secret"),
      ("clientId", "client_id"), ("pixelId", "pixel_id")],
 )  # fmt: skip
-@pytest.mark.parametrize("pasted", ["{}\n", "{}\r\n", "  {}\t"])
+@pytest.mark.parametrize("pasted", ["{}\n", "{}\r\n", "  {}\t", "\ufeff{}", "{}\u200b "])
 def test_a_token_or_id_pasted_with_surrounding_whitespace_is_trimmed(field: str, attribute: str, pasted: str) -> None:
     """A token, OAuth secret or id copied from a file or a terminal keeps its line break: trimmed, rather than sent
     in a header Snap refuses ("Snap refused the access token") or the HTTP client will not send at all."""
@@ -238,7 +238,10 @@ def test_a_token_or_id_pasted_with_surrounding_whitespace_is_trimmed(field: str,
 
 
 @pytest.mark.parametrize("field", ["accessToken", "refreshToken", "clientSecret"])
-@pytest.mark.parametrize(("inside", "words"), [("\n", "a line break"), ("\r\n", "a line break"), (" ", "a space")])
+@pytest.mark.parametrize(
+    ("inside", "words"),
+    [("\n", "a line break"), ("\r\n", "a line break"), (" ", "a space"), ("\u200b", "a space, tab or invisible")],
+)
 def test_a_token_with_a_break_or_space_inside_is_refused_naming_the_field(field: str, inside: str, words: str) -> None:
     """Two lines pasted as one token (or a token with a space in it) is no token Snap issued: refused by name,
     saying what is wrong, without the token."""
