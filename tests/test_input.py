@@ -149,6 +149,19 @@ def test_the_inputs_fingerprint_is_the_same_for_the_same_input_and_never_fails()
     assert parse_input({**raw, "accessToken": "another"}).fingerprint() == fingerprint  # a secret counts as given
 
 
+def test_inputs_that_differ_only_in_shape_have_different_fingerprints() -> None:
+    """Events whose values differ only in their type or in where one text ends and the next begins are other
+    inputs: a resumed attempt must never take another input's checkpoint for its own."""
+    shapes: list[list[Any]] = [
+        [], [{}], [{"email": "a"}], [{"email": ["a"]}], [{"email": "ab"}], [{"emai": "la"}],
+        [{"email": "a", "x": None}], [{"email": "a", "x": True}], [{"email": "a", "x": False}],
+        [{"n": 1}], [{"n": "1"}], [{"n": 1.0}], [{"n": True}], [{"n": None}], [{"n": [1]}], [{"n": {"m": 1}}],
+        [{"n": [[]]}], [[{}]], [{"n": {}}], ["n"], [{"n": 1.5}], [{"n": 2.5}],
+    ]  # fmt: skip
+    fingerprints = {parse_input({"task": "send_batch_events", "events": events}).fingerprint() for events in shapes}
+    assert len(fingerprints) == len(shapes)
+
+
 # --- Wrong types -------------------------------------------------------------------------------
 
 EMAILISH = "private.person@example.com"
