@@ -60,9 +60,9 @@ class Form:
     before: Callable[[object], object] | None = None
 
     @property
-    def takes_text(self) -> bool:
-        """Text, or a list of text: a number given for it is that text (`123` is "123"), as in a batch event."""
-        return self.type in (Text, TextList, TextOrList)
+    def takes_a_list(self) -> bool:
+        """A list of text (or text or such a list): the input schema lets the list's items be anything."""
+        return self.type in (TextList, TextOrList)
 
 
 @dataclass(frozen=True, slots=True)

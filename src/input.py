@@ -123,14 +123,13 @@ def _without_blank_values(value: object) -> object:
     return {key: item for key, item in value.items() if not _blank(item)} if isinstance(value, dict) else value
 
 
-def _numbers_as_text(value: object) -> object:
-    """A number where a text field (or its list's item) is expected is that text, as in a batch event
-    (`rules.values.number_text`): `"phone": 15551234567`, `"itemIds": [123, 456]`. What is no number stays as
-    given, to be refused as not text."""
-    if isinstance(value, list):
-        return [item if (text := number_text(item)) is None else text for item in value]
-    text = number_text(value)
-    return value if text is None else text
+def _list_numbers_as_text(value: object) -> object:
+    """The schema lets a list field's items be anything: `"itemIds": [123, 456]` is ["123", "456"], as in a batch
+    event (`rules.values.number_text`); what is no number stays as given, to be refused as not text. (A single
+    text field's number is refused, as the schema refuses it before the run.)"""
+    if not isinstance(value, list):
+        return value
+    return [item if (text := number_text(item)) is None else text for item in value]
 
 
 def _event_input(field: EventField) -> tuple[Any, Any]:
@@ -141,8 +140,8 @@ def _event_input(field: EventField) -> tuple[Any, Any]:
     annotation = form.type | None if optional else form.type
     if form.before is not None:
         annotation = Annotated[annotation, BeforeValidator(form.before)]
-    if form.takes_text:
-        annotation = Annotated[annotation, BeforeValidator(_numbers_as_text)]
+    if form.takes_a_list:
+        annotation = Annotated[annotation, BeforeValidator(_list_numbers_as_text)]
     return annotation, Field(form.default, alias=field.input, **(form.limits or {}))
 
 

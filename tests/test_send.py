@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -323,15 +322,6 @@ def test_send_event_sends_numeric_item_ids_as_a_batch_event_does(snap: FakeSnap)
     assert run.returncode == 0, run.final_message
     [event] = snap.accepted
     assert event["custom_data"]["content_ids"] == ["123", "456"]
-
-
-def test_send_event_sends_a_phone_given_as_a_number(snap: FakeSnap) -> None:
-    """An integration maps the phone column as a JSON number: the event is sent with the phone hashed, as a batch
-    event's is (the run failed before sending: "Input field 'phone' Input should be a valid string")."""
-    run = run_in_process(real(task="send_event", price=5, phone=4155550100, defaultPhoneCountry="US"), snap=snap)
-    assert run.returncode == 0, run.final_message
-    [event] = snap.accepted
-    assert event["user_data"]["ph"] == hashlib.sha256(b"14155550100").hexdigest()
 
 
 @pytest.mark.parametrize("field", ["currency", "eventType", "maxRetries", "isAlreadyHashed"])
