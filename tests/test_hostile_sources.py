@@ -64,6 +64,36 @@ def jsonl(start: int, count: int) -> bytes:
     return b"".join(b'{"eventType": "SIGN_UP", "email": "u%d@example.com"}\n' % i for i in range(start, start + count))
 
 
+def cut_then(
+    body: bytes, calls: list[str], *, status: int | None = None, retry_after: str | None = None
+) -> type[BaseHTTPRequestHandler]:
+    """A server that sends half of `body` and breaks the connection off; with `status`, only the first time: every
+    later request gets that status, and `retry_after` as its Retry-After (with an empty `body`, every request does)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            calls.append(self.path)
+            if status is not None and (len(calls) > 1 or not body):
+                self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
 # ----- gzip -----
 
 
@@ -224,29 +254,8 @@ def test_the_deadline_counts_only_time_waiting_on_the_network() -> None:
 
 def test_a_server_that_fails_after_a_cut_is_a_source_error_not_a_snap_error() -> None:
     """Cut mid-file, then 503 on every retry: the events read are kept, the error names eventsUrl."""
-    body = jsonl(0, 20)
     calls: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            calls.append(self.path)
-            if len(calls) > 1:
-                self.send_response(503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-ndjson")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    with loopback(Handler) as base:
+    with loopback(cut_then(jsonl(0, 20), calls, status=503)) as base:
         read, error = read_url(f"{base}/cut.jsonl")
     assert isinstance(error, SourceError)
     assert str(error).startswith("eventsUrl: eventsUrl download failed after") and "HTTP 503" in str(error)
@@ -455,29 +464,6 @@ def test_a_field_mapping_onto_an_email_the_event_has_sends_both(snap: FakeSnap) 
     assert sent_emails(snap) == [[sha("a@example.com"), sha("b@example.com")]]
 
 
-class _Unavailable:
-    """A loopback server answering every GET with 503 and `Retry-After: 60`."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(503)
-                self.send_header("Retry-After", "60")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/events.jsonl"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def test_an_abort_while_the_events_url_waits_to_retry_ends_the_run_saying_so(
     snap: FakeSnap, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -492,11 +478,8 @@ def test_an_abort_while_the_events_url_waits_to_retry_ends_the_run_saying_so(
         return original(self, attempt, response)
 
     monkeypatch.setattr(RetryPolicy, "delay", abort_as_the_wait_begins)
-    server = _Unavailable()
-    try:
-        run = run_in_process({**BATCH, "eventsUrl": server.url}, snap=snap, ppe=True, events=signals)
-    finally:
-        server.close()
+    with loopback(cut_then(b"", [], status=503, retry_after="60")) as base:  # every request
+        run = run_in_process({**BATCH, "eventsUrl": f"{base}/events.jsonl"}, snap=snap, ppe=True, events=signals)
     assert snap.accepted == [] and run.returncode != 0
     assert run.output.get("interrupted"), run.output
     assert "abort" in run.final_message, run.final_message
@@ -508,23 +491,7 @@ def test_an_abort_while_a_broken_off_download_waits_to_resume_ends_the_wait(
     """The eventsUrl download breaks off mid-file and the user aborts as the run waits to resume it: the wait
     ends, nothing more is downloaded, and the run ends as an aborted one (the wait was a plain sleep: the run
     resumed the download after it, aborted)."""
-    body = jsonl(0, 20)
     calls: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            calls.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-ndjson")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
     signals = MemoryEvents()
 
     def abort_as_the_wait_begins(self: RetryPolicy, attempt: int, response: httpx.Response | None) -> float:
@@ -532,7 +499,7 @@ def test_an_abort_while_a_broken_off_download_waits_to_resume_ends_the_wait(
         return 3.0
 
     monkeypatch.setattr(RetryPolicy, "delay", abort_as_the_wait_begins)
-    with loopback(Handler) as base:
+    with loopback(cut_then(jsonl(0, 20), calls)) as base:
         run = run_in_process({**BATCH, "eventsUrl": f"{base}/cut.jsonl"}, snap=snap, ppe=True, events=signals)
     assert calls == ["/cut.jsonl"]
     assert run.output.get("interrupted"), run.output
