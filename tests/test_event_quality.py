@@ -265,20 +265,6 @@ def test_a_403_names_the_pixel_field_and_snaps_limits_not_the_token() -> None:
     )
 
 
-def test_an_answer_that_is_not_snaps_json_fails_the_task_instead_of_finding_no_scores() -> None:
-    """A 200 with an HTML page in front of Snap was read as '0 quality scores', a succeeded run."""
-    with FakeSnap(capi_token=CAPI_TOKEN) as snap:
-        snap.add_faults("eqs", Fault.status(200, "<html><body>Service temporarily unavailable</body></html>"))
-        run = run_in_process({"task": "get_event_quality", "accessToken": CAPI_TOKEN, "pixelId": PIXEL}, snap=snap)
-    assert run.returncode == 1
-    assert run.output["succeeded"] is False
-    assert run.final_message == (
-        f"Snap Signal Readiness API for pixel {PIXEL}: Snap answered with something that is not its API's JSON "
-        "(HTTP 200, text/plain), so nothing could be read from it; a proxy, firewall or maintenance page may stand "
-        "between this run and Snap. Run it again later."
-    )
-
-
 def test_the_refresh_fields_it_uses_are_not_called_ignored() -> None:
     """get_event_quality with an expired OAuth token and the refresh fields refreshes the token with them; the log
     used to say 'get_event_quality does not read these input fields, so they were ignored: clientId, clientSecret,

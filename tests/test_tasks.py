@@ -293,17 +293,31 @@ def test_a_rate_limit_that_outlasts_the_retries_says_so_and_what_to_do(ads: Fake
     )
 
 
-def test_an_answer_that_is_not_snaps_json_fails_list_pixels_instead_of_finding_nothing(ads: FakeSnap) -> None:
-    """A 200 with an HTML page (a proxy or maintenance page in front of Snap) was read as no pixels: 'list_pixels:
-    0 pixels' for an account that has 4."""
-    ads.add_faults("pixels", Fault.status(200, "<html><body>Service temporarily unavailable</body></html>"))
-    run = run_in_process({"task": "list_pixels", "accessToken": OAUTH_TOKEN, "adAccountId": ACCOUNT}, snap=ads)
+@pytest.mark.parametrize(
+    ("kind", "actor_input", "what"),
+    [
+        ("pixels", {"task": "list_pixels", "accessToken": OAUTH_TOKEN, "adAccountId": ACCOUNT},
+         f"Snap Marketing API pixels of ad account {ACCOUNT}"),
+        ("logs", {"task": "get_test_event_logs", "accessToken": CAPI_TOKEN, "pixelId": PIXEL},
+         f"Snap test event logs of {PIXEL}"),
+        ("eqs", {"task": "get_event_quality", "accessToken": CAPI_TOKEN, "pixelId": PIXEL},
+         f"Snap Signal Readiness API for pixel {PIXEL}"),
+    ],
+    ids=["list_pixels", "get_test_event_logs", "get_event_quality"],
+)  # fmt: skip
+def test_an_answer_that_is_not_snaps_json_fails_the_lookup_instead_of_finding_nothing(
+    ads: FakeSnap, kind: str, actor_input: dict[str, Any], what: str
+) -> None:
+    """A 200 with an HTML page (a proxy or maintenance page in front of Snap) was read as nothing found: 'list_pixels:
+    0 pixels' for an account that has 4, '0 test event logs', '0 quality scores', each a succeeded run."""
+    ads.add_faults(kind, Fault.status(200, "<html><body>Service temporarily unavailable</body></html>"))
+    run = run_in_process(actor_input, snap=ads)
     assert run.returncode == 1
     assert run.output["succeeded"] is False
     assert run.final_message == (
-        f"Snap Marketing API pixels of ad account {ACCOUNT}: Snap answered with something that is not its API's JSON "
-        "(HTTP 200, text/plain), so nothing could be read from it; a proxy, firewall or maintenance page may stand "
-        "between this run and Snap. Run it again later."
+        f"{what}: Snap answered with something that is not its API's JSON (HTTP 200, text/plain), so nothing could "
+        "be read from it; a proxy, firewall or maintenance page may stand between this run and Snap. Run it again "
+        "later."
     )
 
 

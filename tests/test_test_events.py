@@ -89,19 +89,6 @@ def test_demo_runs_return_a_sample_row_and_call_nothing(snap: FakeSnap) -> None:
     assert snap.requests == []
 
 
-def test_an_answer_that_is_not_snaps_json_fails_the_logs_instead_of_finding_none(snap: FakeSnap) -> None:
-    """A 200 with an HTML page in front of Snap was read as '0 test event logs', a succeeded run."""
-    snap.add_faults("logs", Fault.status(200, "<html><body>Service temporarily unavailable</body></html>"))
-    run = run_in_process(actor_input("get_test_event_logs"), snap=snap)
-    assert run.returncode == 1
-    assert run.output["succeeded"] is False
-    assert run.final_message == (
-        f"Snap test event logs of {PIXEL}: Snap answered with something that is not its API's JSON (HTTP 200, "
-        "text/plain), so nothing could be read from it; a proxy, firewall or maintenance page may stand between "
-        "this run and Snap. Run it again later."
-    )
-
-
 def test_a_pixel_snap_does_not_know_fails_naming_the_fields_to_check(snap: FakeSnap) -> None:
     """A 404 for the test-event tools used to say 'Snap test event stats: not found', naming neither the id nor the
     field it came from."""
