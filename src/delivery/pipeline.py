@@ -347,5 +347,4 @@ class Pipeline:
                 except LedgerError as error:  # another run took the export over: it sends the rest
                     self.stopped_by = self.stopped_by or error
                 except Exception as error:  # a store briefly unavailable: the next tick tries again
-                    problem = error_named(error)
-                    _log.warning(f"Could not renew the ledger's hold on the export ({problem})")
+                    _log.warning(f"Could not renew the ledger's hold on the export ({error_named(error)})")

@@ -13,14 +13,12 @@ from typing import Any
 
 from ..errors import ActorInputError
 from ..events.shape import SourceEvent
-from ..fields import EVENT_FIELDS, FIELDS, TextOrList, event_field
+from ..fields import EVENT_FIELDS, FIELDS, event_field
 
 _log = logging.getLogger(__name__)
 
 #: Fields that take several values of one person (`email`, `phone`, `externalId`): two columns send both.
-SEVERAL_VALUES = frozenset(
-    f.input for f in FIELDS if f.section == "user_data" and f.form is not None and f.form.type is TextOrList
-)
+SEVERAL_VALUES = frozenset(f.input for f in FIELDS if f.section == "user_data" and f.form and f.form.takes_a_list)
 
 
 def put(data: dict[str, Any], field: str, value: Any) -> bool:
